@@ -1,0 +1,109 @@
+namespace NormSharp.Autograd;
+
+/// <summary>
+/// Reverse-mode automatic differentiation over a define-by-run tape: each differentiable operation links its output
+/// to a <see cref="Node"/>; <see cref="Backward"/> walks the nodes in reverse topological order and accumulates
+/// gradients into the leaves' <see cref="Tensor.Grad"/>, as PyTorch does.
+/// </summary>
+internal static class AutogradEngine
+{
+    /// <summary>Links <paramref name="output"/> to its inputs when recording is on and any input needs a gradient.</summary>
+    public static void Record(Tensor output, string name, Tensor[] inputs, BackwardFunction backward)
+    {
+        if (!GradMode.IsEnabled) return;
+        bool any = false;
+        foreach (Tensor input in inputs) any |= input.RequiresGrad;
+        if (!any) return;
+        output.GradFn = new Node(name, inputs, backward);
+        output.RequiresGrad = true;
+    }
+
+    public static void Backward(Tensor root, Tensor? gradient, bool retainGraph)
+    {
+        if (!root.RequiresGrad)
+            throw new InvalidOperationException("Backward: the tensor does not require a gradient and has no recorded operation behind it.");
+        if (gradient is null)
+        {
+            if (root.Length != 1)
+                throw new InvalidOperationException($"Backward: a gradient can only be created implicitly for a one-element output; this one has shape {ShapeUtil.Format(root.Dims)}. Pass the output's gradient.");
+            gradient = Tensor.Full(root.Dims, 1.0, root.DType);
+        }
+        else if (!ShapeUtil.SameShape(gradient.Dims, root.Dims))
+            throw new ArgumentException($"Backward: the gradient has shape {ShapeUtil.Format(gradient.Dims)} but the output has shape {ShapeUtil.Format(root.Dims)}.");
+
+        using NoGradScope _ = GradMode.Disable();
+        if (root.GradFn is null)
+        {
+            AccumulateIntoLeaf(root, gradient);
+            return;
+        }
+
+        List<Tensor> order = TopologicalOrder(root);
+        var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = gradient };
+        var owned = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            Tensor t = order[i];
+            if (!grads.Remove(t, out Tensor? g)) continue;
+            Node node = t.GradFn!;
+            BackwardFunction fn = node.Backward
+                ?? throw new InvalidOperationException($"Backward: the graph through '{node.Name}' was already freed by an earlier backward pass; pass retainGraph: true to backward through it twice.");
+            Tensor?[] inputGrads = fn(g.DType == t.DType ? g : g.To(t.DType));
+            if (!retainGraph) node.Backward = null;
+            for (int k = 0; k < node.Inputs.Length; k++)
+            {
+                Tensor input = node.Inputs[k];
+                Tensor? gi = inputGrads[k];
+                if (gi is null || !input.RequiresGrad) continue;
+                if (!ShapeUtil.SameShape(gi.Dims, input.Dims))
+                    throw new InvalidOperationException($"Backward of '{node.Name}' produced a gradient of shape {ShapeUtil.Format(gi.Dims)} for an input of shape {ShapeUtil.Format(input.Dims)}.");
+                if (input.GradFn is null) AccumulateIntoLeaf(input, gi);
+                else if (!grads.TryGetValue(input, out Tensor? existing)) grads[input] = gi;
+                else if (owned.Contains(existing)) existing.AddInPlace(gi);
+                else
+                {
+                    // The first gradient may alias another tensor (an op can pass its gradient straight through),
+                    // so the sum goes into a fresh buffer that this pass owns.
+                    Tensor sum = existing.Contiguous().CloneData();
+                    sum.AddInPlace(gi);
+                    grads[input] = sum;
+                    owned.Add(sum);
+                }
+            }
+        }
+    }
+
+    private static void AccumulateIntoLeaf(Tensor leaf, Tensor gradient)
+    {
+        if (leaf.Grad is null)
+        {
+            // Gradients outlive any TensorScope: they are read after the step and accumulate across passes.
+            Tensor grad = Tensor.Allocate(leaf.DType, leaf.Dims, clear: false, scoped: false);
+            grad.CopyFrom(gradient);
+            leaf.Grad = grad;
+        }
+        else leaf.Grad.AddInPlace(gradient);
+    }
+
+    private static List<Tensor> TopologicalOrder(Tensor root)
+    {
+        var order = new List<Tensor>();
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor Tensor, int Next)>();
+        stack.Push((root, 0));
+        visited.Add(root);
+        while (stack.Count > 0)
+        {
+            var (t, next) = stack.Pop();
+            Tensor[] inputs = t.GradFn!.Inputs;
+            if (next < inputs.Length)
+            {
+                stack.Push((t, next + 1));
+                Tensor child = inputs[next];
+                if (child.GradFn is not null && visited.Add(child)) stack.Push((child, 0));
+            }
+            else order.Add(t);
+        }
+        return order;
+    }
+}

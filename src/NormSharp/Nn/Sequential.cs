@@ -1,0 +1,39 @@
+namespace NormSharp.Nn;
+
+/// <summary>Runs its children in order, each on the previous one's output. Children are named "0", "1", … as in
+/// PyTorch, so state names read <c>0.weight</c>, <c>1.running_mean</c>.</summary>
+public class Sequential : Module
+{
+    private readonly List<Module> _layers = new();
+
+    /// <summary>A sequence of the given layers.</summary>
+    public Sequential(params Module[] layers)
+    {
+        foreach (Module layer in layers) Add(layer);
+    }
+
+    /// <summary>Appends a layer.</summary>
+    public Sequential Add(Module layer)
+    {
+        RegisterModule(_layers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), layer);
+        _layers.Add(layer);
+        return this;
+    }
+
+    /// <summary>The number of layers.</summary>
+    public int Count => _layers.Count;
+
+    /// <summary>The layer at <paramref name="index"/>.</summary>
+    public Module this[int index] => _layers[index];
+
+    /// <summary>The layers in order.</summary>
+    public IReadOnlyList<Module> Layers => _layers;
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor input)
+    {
+        Tensor x = input;
+        foreach (Module layer in _layers) x = layer.Forward(x);
+        return x;
+    }
+}

@@ -25,46 +25,33 @@ internal static class Pooling
 {
     /// <summary>y[o] = max of the window of o, padding excluded.</summary>
     public static void MaxForward<T>(PoolGeometry g, ArraySegment<T> input, ArraySegment<T> output)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Parallelism.For(g.Planes, (first, end) =>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForEachPlane(g, p =>
         {
-            for (int p = first; p < end; p++)
-            {
-                ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
-                Span<T> y = output.AsSpan(p * g.OutPlane, g.OutPlane);
-                for (int oh = 0; oh < g.Rows.Output; oh++)
-                    for (int ow = 0; ow < g.Cols.Output; ow++)
-                        y[oh * g.Cols.Output + ow] = x[ArgMax(x, g, oh, ow)];
-            }
-        }, g.WorkPerPlane);
-    }
+            ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
+            Span<T> y = output.AsSpan(p * g.OutPlane, g.OutPlane);
+            for (int o = 0; o < y.Length; o++) y[o] = x[ArgMax(x, g, o)];
+        });
 
     /// <summary>dx[argmax of the window of o] += dy[o]: the gradient goes to the window's maximum only.</summary>
     public static void MaxBackward<T>(PoolGeometry g, ArraySegment<T> input, ArraySegment<T> gradOutput, ArraySegment<T> gradInput)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Parallelism.For(g.Planes, (first, end) =>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForEachPlane(g, p =>
         {
-            for (int p = first; p < end; p++)
-            {
-                ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
-                ReadOnlySpan<T> dy = gradOutput.AsSpan(p * g.OutPlane, g.OutPlane);
-                Span<T> dx = gradInput.AsSpan(p * g.InPlane, g.InPlane);
-                dx.Clear();
-                for (int oh = 0; oh < g.Rows.Output; oh++)
-                    for (int ow = 0; ow < g.Cols.Output; ow++)
-                        dx[ArgMax(x, g, oh, ow)] += dy[oh * g.Cols.Output + ow];
-            }
-        }, g.WorkPerPlane);
-    }
+            ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
+            ReadOnlySpan<T> dy = gradOutput.AsSpan(p * g.OutPlane, g.OutPlane);
+            Span<T> dx = gradInput.AsSpan(p * g.InPlane, g.InPlane);
+            dx.Clear();
+            for (int o = 0; o < dy.Length; o++) dx[ArgMax(x, g, o)] += dy[o];
+        });
 
-    /// <summary>The index in the plane of the largest value in the window of (oh, ow). Ties go to the first in
-    /// row-major order and a NaN wins (PyTorch's rule: <c>val &gt; max || isnan(val)</c>, starting from −∞ at the
-    /// first tap inside the input).</summary>
-    private static int ArgMax<T>(ReadOnlySpan<T> plane, PoolGeometry g, int oh, int ow)
+    /// <summary>The index in the plane of the largest value in the window of output <paramref name="o"/>. Ties go to
+    /// the first in row-major order and a NaN wins (PyTorch's rule: <c>val &gt; max || isnan(val)</c>, starting from
+    /// −∞ at the first tap inside the input).</summary>
+    private static int ArgMax<T>(ReadOnlySpan<T> plane, PoolGeometry g, int o)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int oh = o / g.Cols.Output, ow = o % g.Cols.Output;
         var (iFirst, iEnd) = g.Rows.ValidTaps(oh);
         var (jFirst, jEnd) = g.Cols.ValidTaps(ow);
         int best = g.Rows.InputIndex(oh, iFirst) * g.Cols.Input + g.Cols.InputIndex(ow, jFirst);
@@ -85,58 +72,46 @@ internal static class Pooling
     /// <summary>y[o] = (Σ of the window of o) / divisor, where the divisor counts the padding that the window covers
     /// when <paramref name="countIncludePad"/> is set (PyTorch's default) and only the input positions otherwise.</summary>
     public static void AverageForward<T>(PoolGeometry g, bool countIncludePad, ArraySegment<T> input, ArraySegment<T> output)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Parallelism.For(g.Planes, (first, end) =>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForEachPlane(g, p =>
         {
-            for (int p = first; p < end; p++)
+            ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
+            Span<T> y = output.AsSpan(p * g.OutPlane, g.OutPlane);
+            for (int o = 0; o < y.Length; o++)
             {
-                ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
-                Span<T> y = output.AsSpan(p * g.OutPlane, g.OutPlane);
-                for (int oh = 0; oh < g.Rows.Output; oh++)
-                    for (int ow = 0; ow < g.Cols.Output; ow++)
-                    {
-                        var (rows, cols, divisor) = AverageWindow<T>(g, countIncludePad, oh, ow);
-                        T sum = T.Zero;
-                        for (int ih = rows.Start; ih < rows.End; ih++)
-                            for (int iw = cols.Start; iw < cols.End; iw++) sum += x[ih * g.Cols.Input + iw];
-                        y[oh * g.Cols.Output + ow] = sum / divisor;
-                    }
+                var (rows, cols, divisor) = AverageWindow<T>(g, countIncludePad, o);
+                T sum = T.Zero;
+                for (int ih = rows.Start; ih < rows.End; ih++)
+                    for (int iw = cols.Start; iw < cols.End; iw++) sum += x[ih * g.Cols.Input + iw];
+                y[o] = sum / divisor;
             }
-        }, g.WorkPerPlane);
-    }
+        });
 
     /// <summary>dx[i] = Σ over the windows o that contain i of dy[o] / divisor(o).</summary>
     public static void AverageBackward<T>(PoolGeometry g, bool countIncludePad, ArraySegment<T> gradOutput, ArraySegment<T> gradInput)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Parallelism.For(g.Planes, (first, end) =>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForEachPlane(g, p =>
         {
-            for (int p = first; p < end; p++)
+            ReadOnlySpan<T> dy = gradOutput.AsSpan(p * g.OutPlane, g.OutPlane);
+            Span<T> dx = gradInput.AsSpan(p * g.InPlane, g.InPlane);
+            dx.Clear();
+            for (int o = 0; o < dy.Length; o++)
             {
-                ReadOnlySpan<T> dy = gradOutput.AsSpan(p * g.OutPlane, g.OutPlane);
-                Span<T> dx = gradInput.AsSpan(p * g.InPlane, g.InPlane);
-                dx.Clear();
-                for (int oh = 0; oh < g.Rows.Output; oh++)
-                    for (int ow = 0; ow < g.Cols.Output; ow++)
-                    {
-                        var (rows, cols, divisor) = AverageWindow<T>(g, countIncludePad, oh, ow);
-                        T share = dy[oh * g.Cols.Output + ow] / divisor;
-                        for (int ih = rows.Start; ih < rows.End; ih++)
-                            for (int iw = cols.Start; iw < cols.End; iw++) dx[ih * g.Cols.Input + iw] += share;
-                    }
+                var (rows, cols, divisor) = AverageWindow<T>(g, countIncludePad, o);
+                T share = dy[o] / divisor;
+                for (int ih = rows.Start; ih < rows.End; ih++)
+                    for (int iw = cols.Start; iw < cols.End; iw++) dx[ih * g.Cols.Input + iw] += share;
             }
-        }, g.WorkPerPlane);
-    }
+        });
 
-    /// <summary>The input rows and columns [Start, End) of the window of (oh, ow) and its divisor. As in PyTorch, a window
-    /// is first clipped to the padded input (which matters in ceil mode), giving the count with padding, then to the
-    /// input itself.</summary>
-    private static ((int Start, int End) Rows, (int Start, int End) Cols, T Divisor) AverageWindow<T>(PoolGeometry g, bool countIncludePad, int oh, int ow)
+    /// <summary>The input rows and columns [Start, End) of the window of output <paramref name="o"/> and its divisor.
+    /// As in PyTorch, a window is first clipped to the padded input (which matters in ceil mode), giving the count with
+    /// padding, then to the input itself.</summary>
+    private static ((int Start, int End) Rows, (int Start, int End) Cols, T Divisor) AverageWindow<T>(PoolGeometry g, bool countIncludePad, int o)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var (rowStart, rowEnd, paddedRows) = Clip(g.Rows, oh);
-        var (colStart, colEnd, paddedCols) = Clip(g.Cols, ow);
+        var (rowStart, rowEnd, paddedRows) = Clip(g.Rows, o / g.Cols.Output);
+        var (colStart, colEnd, paddedCols) = Clip(g.Cols, o % g.Cols.Output);
         int divisor = countIncludePad ? paddedRows * paddedCols : (rowEnd - rowStart) * (colEnd - colStart);
         return ((rowStart, rowEnd), (colStart, colEnd), T.CreateChecked(divisor));
 
@@ -145,9 +120,14 @@ internal static class Pooling
             int start = axis.InputIndex(output, 0);
             int end = Math.Min(start + axis.Kernel, axis.Input + axis.PadBefore);
             int padded = end - start;
-            start = Math.Max(start, 0);
-            end = Math.Min(end, axis.Input);
-            return (start, end, padded);
+            return (Math.Max(start, 0), Math.Min(end, axis.Input), padded);
         }
     }
+
+    /// <summary>Runs <paramref name="body"/>(plane) for every plane, split over the threads.</summary>
+    private static void ForEachPlane(PoolGeometry g, Action<int> body) =>
+        Parallelism.For(g.Planes, (first, end) =>
+        {
+            for (int p = first; p < end; p++) body(p);
+        }, g.WorkPerPlane);
 }

@@ -5,30 +5,15 @@ namespace NormSharp.Nn;
 /// of its window. With <c>countIncludePad</c> (the default, as in PyTorch) the zero padding counts in the divisor;
 /// otherwise windows at the border divide by the number of input positions they cover.
 /// </summary>
-public sealed class AvgPool2d : Module
+public sealed class AvgPool2d : Pool2dBase
 {
     /// <summary>Creates the layer; an int size n means (n, n); the stride defaults to the kernel size.</summary>
     public AvgPool2d(Size2 kernelSize, Size2? stride = null, Size2 padding = default, bool ceilMode = false, bool countIncludePad = true)
+        : base(kernelSize, stride, padding, ceilMode)
     {
-        KernelSize = kernelSize;
-        Stride = stride ?? kernelSize;
-        Padding = padding;
-        CeilMode = ceilMode;
         CountIncludePad = countIncludePad;
         Functional.CheckPoolingArguments(Describe(), KernelSize, Stride, Padding, dilation: 1);
     }
-
-    /// <summary>Window (height, width).</summary>
-    public Size2 KernelSize { get; }
-
-    /// <summary>Step between windows.</summary>
-    public Size2 Stride { get; }
-
-    /// <summary>Implicit zero padding on each side (at most half the kernel).</summary>
-    public Size2 Padding { get; }
-
-    /// <summary>Whether the output size rounds up instead of down.</summary>
-    public bool CeilMode { get; }
 
     /// <summary>Whether padded positions count in the divisor.</summary>
     public bool CountIncludePad { get; }

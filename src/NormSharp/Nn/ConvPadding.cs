@@ -28,8 +28,9 @@ public readonly record struct ConvPadding
     /// <summary>True for PyTorch's <c>padding="same"</c>.</summary>
     public bool IsSame => _keyword == "same";
 
-    /// <summary>True when no padding is added (zero or "valid").</summary>
-    public bool IsZero => !IsSame && Size == default;
+    /// <summary>True for an explicit padding of zero (PyTorch's default, which its description leaves out; "valid"
+    /// pads nothing too but is shown by name).</summary>
+    public bool IsZero => _keyword is null && Size == default;
 
     /// <summary>The same padding (<paramref name="size"/>) on all four sides.</summary>
     public static implicit operator ConvPadding(int size) => new(size, null);

@@ -5,33 +5,18 @@ namespace NormSharp.Nn;
 /// value in its window; the gradient flows to that value only (the first one on ties). The stride defaults to the
 /// kernel size; with <c>ceilMode</c> a partial window at the bottom/right edge gives one more output.
 /// </summary>
-public sealed class MaxPool2d : Module
+public sealed class MaxPool2d : Pool2dBase
 {
     /// <summary>Creates the layer; an int size n means (n, n).</summary>
     public MaxPool2d(Size2 kernelSize, Size2? stride = null, Size2 padding = default, Size2? dilation = null, bool ceilMode = false)
+        : base(kernelSize, stride, padding, ceilMode)
     {
-        KernelSize = kernelSize;
-        Stride = stride ?? kernelSize;
-        Padding = padding;
         Dilation = dilation ?? 1;
-        CeilMode = ceilMode;
         Functional.CheckPoolingArguments(Describe(), KernelSize, Stride, Padding, Dilation);
     }
 
-    /// <summary>Window (height, width).</summary>
-    public Size2 KernelSize { get; }
-
-    /// <summary>Step between windows.</summary>
-    public Size2 Stride { get; }
-
-    /// <summary>Implicit −∞ padding on each side (at most half the kernel).</summary>
-    public Size2 Padding { get; }
-
     /// <summary>Spacing between window taps.</summary>
     public Size2 Dilation { get; }
-
-    /// <summary>Whether the output size rounds up instead of down.</summary>
-    public bool CeilMode { get; }
 
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input) => Functional.MaxPool2d(input, KernelSize, Stride, Padding, Dilation, CeilMode);

@@ -277,6 +277,7 @@ public class ConvolutionTests
     {
         Assert.Equal("Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), padding=same)", new Conv2d(1, 32, 3, padding: "same").ToString());
         Assert.Equal("Conv2d(3, 8, kernel_size=(3, 5), stride=(2, 1), padding=(1, 2), dilation=(2, 2), bias=False)", new Conv2d(3, 8, (3, 5), (2, 1), (1, 2), 2, bias: false).ToString());
+        Assert.Equal("Conv2d(2, 2, kernel_size=(1, 1), stride=(1, 1), padding=valid)", new Conv2d(2, 2, 1, padding: "valid").ToString());
         Assert.Equal("ConvTranspose2d(8, 4, kernel_size=(2, 2), stride=(2, 2), output_padding=(1, 1))", new ConvTranspose2d(8, 4, 2, 2, outputPadding: 1).ToString());
         Assert.Equal(new[] { 8, 4, 2, 2 }, new ConvTranspose2d(8, 4, 2).Weight.Shape);
     }

@@ -1,0 +1,105 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace NormSharp.Kernels;
+
+/// <summary>
+/// The column matrix that turns a convolution into a matrix product. For one image x (C, H, W), row
+/// (c·kh + i)·kw + j of the column matrix holds, for every output position (oh, ow), the input value under kernel tap
+/// (i, j) of channel c: x[c, oh·sh − padTop + i·dh, ow·sw − padLeft + j·dw], or 0 in the padding. Its shape is
+/// (C·kh·kw, Hout·Wout). <see cref="Expand"/> builds it; <see cref="Fold"/> is its adjoint (scatter-add back to the
+/// image), used for the gradient with respect to the input. Both walk the same pairs of rows, so the walk is written
+/// once (<see cref="ForEachRow"/>) and each supplies only what it does with a pair.
+/// </summary>
+internal static class Im2Col
+{
+    /// <summary>Fills <paramref name="columns"/> (C·kh·kw, Hout·Wout) from one image <paramref name="image"/> (C, H, W).</summary>
+    public static void Expand<T>(ReadOnlySpan<T> image, Span<T> columns, int channels, WindowAxis rows, WindowAxis cols)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var copy = new ExpandRow<T>(image, columns, cols);
+        ForEachRow(ref copy, channels, rows, cols);
+    }
+
+    /// <summary>Adds every entry of <paramref name="columns"/> (C·kh·kw, Hout·Wout) into the image position it was
+    /// read from (the adjoint of <see cref="Expand"/>); entries that fall in the padding are dropped.</summary>
+    public static void Fold<T>(ReadOnlySpan<T> columns, Span<T> image, int channels, WindowAxis rows, WindowAxis cols)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var add = new FoldRow<T>(columns, image, cols);
+        ForEachRow(ref add, channels, rows, cols);
+    }
+
+    /// <summary>What Expand or Fold does with one row of the column matrix (one tap, one output row oh).</summary>
+    private interface IRowPair
+    {
+        /// <param name="columnStart">Offset of the Wout entries in the column matrix.</param>
+        /// <param name="imageStart">Offset of the image row that the tap reads, or −1 when it lies in the padding.</param>
+        /// <param name="owFirst">First output column whose tap reads inside the image row.</param>
+        /// <param name="owEnd">End of those output columns; the others read padding.</param>
+        /// <param name="iwFirst">Image column read by <paramref name="owFirst"/>; later ones step by the stride.</param>
+        void Pair(int columnStart, int imageStart, int owFirst, int owEnd, int iwFirst);
+    }
+
+    private static void ForEachRow<TPair>(ref TPair pair, int channels, WindowAxis rows, WindowAxis cols)
+        where TPair : struct, IRowPair, allows ref struct
+    {
+        int inPlane = rows.Input * cols.Input, outPlane = rows.Output * cols.Output;
+        int tap = 0;
+        for (int c = 0; c < channels; c++)
+            for (int i = 0; i < rows.Kernel; i++)
+            {
+                var (ohFirst, ohEnd) = rows.ValidOutputs(i);
+                for (int j = 0; j < cols.Kernel; j++, tap++)
+                {
+                    var (owFirst, owEnd) = cols.ValidOutputs(j);
+                    int iwFirst = cols.InputIndex(owFirst, j);
+                    for (int oh = 0; oh < rows.Output; oh++)
+                    {
+                        int imageStart = oh >= ohFirst && oh < ohEnd ? c * inPlane + rows.InputIndex(oh, i) * cols.Input : -1;
+                        pair.Pair(tap * outPlane + oh * cols.Output, imageStart, owFirst, owEnd, iwFirst);
+                    }
+                }
+            }
+    }
+
+    private readonly ref struct ExpandRow<T>(ReadOnlySpan<T> image, Span<T> columns, WindowAxis cols) : IRowPair
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly ReadOnlySpan<T> _image = image;
+        private readonly Span<T> _columns = columns;
+        private readonly WindowAxis _cols = cols;
+
+        public void Pair(int columnStart, int imageStart, int owFirst, int owEnd, int iwFirst)
+        {
+            Span<T> dst = _columns.Slice(columnStart, _cols.Output);
+            if (imageStart < 0) { dst.Clear(); return; }
+            dst[..owFirst].Clear();
+            dst[owEnd..].Clear();
+            ReadOnlySpan<T> src = _image.Slice(imageStart, _cols.Input);
+            if (_cols.Stride == 1) src.Slice(iwFirst, owEnd - owFirst).CopyTo(dst[owFirst..owEnd]);
+            else for (int ow = owFirst, iw = iwFirst; ow < owEnd; ow++, iw += _cols.Stride) dst[ow] = src[iw];
+        }
+    }
+
+    private readonly ref struct FoldRow<T>(ReadOnlySpan<T> columns, Span<T> image, WindowAxis cols) : IRowPair
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly ReadOnlySpan<T> _columns = columns;
+        private readonly Span<T> _image = image;
+        private readonly WindowAxis _cols = cols;
+
+        public void Pair(int columnStart, int imageStart, int owFirst, int owEnd, int iwFirst)
+        {
+            if (imageStart < 0) return;
+            ReadOnlySpan<T> src = _columns.Slice(columnStart, _cols.Output);
+            Span<T> dst = _image.Slice(imageStart, _cols.Input);
+            if (_cols.Stride == 1)
+            {
+                Span<T> target = dst.Slice(iwFirst, owEnd - owFirst);
+                TensorPrimitives.Add(target, src[owFirst..owEnd], target);
+            }
+            else for (int ow = owFirst, iw = iwFirst; ow < owEnd; ow++, iw += _cols.Stride) dst[iw] += src[ow];
+        }
+    }
+}

@@ -1,0 +1,133 @@
+using System.Numerics;
+
+namespace NormSharp.Kernels;
+
+/// <summary>The sizes of a 2-D pooling on NCHW data: each of the Planes = N·C channel planes (Rows.Input, Cols.Input)
+/// is pooled on its own into (Rows.Output, Cols.Output). Padding is symmetric (PadBefore on both sides).</summary>
+internal readonly record struct PoolGeometry(int Planes, WindowAxis Rows, WindowAxis Cols)
+{
+    /// <summary>Elements in one input plane.</summary>
+    public int InPlane => Rows.Input * Cols.Input;
+
+    /// <summary>Elements in one output plane.</summary>
+    public int OutPlane => Rows.Output * Cols.Output;
+
+    /// <summary>Window reads per plane, the work estimate for splitting planes over threads.</summary>
+    public long WorkPerPlane => (long)OutPlane * Rows.Kernel * Cols.Kernel;
+}
+
+/// <summary>
+/// Max and average pooling, forward and backward, parallel over channel planes (which are independent, so the result
+/// does not depend on the thread count). Max pooling's backward finds each window's argmax again instead of storing
+/// indices from the forward: the scan is cheap next to the convolutions around it, and nothing has to be kept alive.
+/// </summary>
+internal static class Pooling
+{
+    /// <summary>y[o] = max of the window of o, padding excluded.</summary>
+    public static void MaxForward<T>(PoolGeometry g, ArraySegment<T> input, ArraySegment<T> output)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForEachPlane(g, p =>
+        {
+            ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
+            Span<T> y = output.AsSpan(p * g.OutPlane, g.OutPlane);
+            for (int o = 0; o < y.Length; o++) y[o] = x[ArgMax(x, g, o)];
+        });
+
+    /// <summary>dx[argmax of the window of o] += dy[o]: the gradient goes to the window's maximum only.</summary>
+    public static void MaxBackward<T>(PoolGeometry g, ArraySegment<T> input, ArraySegment<T> gradOutput, ArraySegment<T> gradInput)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForEachPlane(g, p =>
+        {
+            ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
+            ReadOnlySpan<T> dy = gradOutput.AsSpan(p * g.OutPlane, g.OutPlane);
+            Span<T> dx = gradInput.AsSpan(p * g.InPlane, g.InPlane);
+            dx.Clear();
+            for (int o = 0; o < dy.Length; o++) dx[ArgMax(x, g, o)] += dy[o];
+        });
+
+    /// <summary>The index in the plane of the largest value in the window of output <paramref name="o"/>. Ties go to
+    /// the first in row-major order and a NaN wins (PyTorch's rule: <c>val &gt; max || isnan(val)</c>, starting from
+    /// −∞ at the first tap inside the input).</summary>
+    private static int ArgMax<T>(ReadOnlySpan<T> plane, PoolGeometry g, int o)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int oh = o / g.Cols.Output, ow = o % g.Cols.Output;
+        var (iFirst, iEnd) = g.Rows.ValidTaps(oh);
+        var (jFirst, jEnd) = g.Cols.ValidTaps(ow);
+        int best = g.Rows.InputIndex(oh, iFirst) * g.Cols.Input + g.Cols.InputIndex(ow, jFirst);
+        T max = T.NegativeInfinity;
+        for (int i = iFirst; i < iEnd; i++)
+        {
+            int rowStart = g.Rows.InputIndex(oh, i) * g.Cols.Input;
+            for (int j = jFirst; j < jEnd; j++)
+            {
+                int index = rowStart + g.Cols.InputIndex(ow, j);
+                T v = plane[index];
+                if (v > max || T.IsNaN(v)) { max = v; best = index; }
+            }
+        }
+        return best;
+    }
+
+    /// <summary>y[o] = (Σ of the window of o) / divisor, where the divisor counts the padding that the window covers
+    /// when <paramref name="countIncludePad"/> is set (PyTorch's default) and only the input positions otherwise.</summary>
+    public static void AverageForward<T>(PoolGeometry g, bool countIncludePad, ArraySegment<T> input, ArraySegment<T> output)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForEachPlane(g, p =>
+        {
+            ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
+            Span<T> y = output.AsSpan(p * g.OutPlane, g.OutPlane);
+            for (int o = 0; o < y.Length; o++)
+            {
+                var (rows, cols, divisor) = AverageWindow<T>(g, countIncludePad, o);
+                T sum = T.Zero;
+                for (int ih = rows.Start; ih < rows.End; ih++)
+                    for (int iw = cols.Start; iw < cols.End; iw++) sum += x[ih * g.Cols.Input + iw];
+                y[o] = sum / divisor;
+            }
+        });
+
+    /// <summary>dx[i] = Σ over the windows o that contain i of dy[o] / divisor(o).</summary>
+    public static void AverageBackward<T>(PoolGeometry g, bool countIncludePad, ArraySegment<T> gradOutput, ArraySegment<T> gradInput)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        ForEachPlane(g, p =>
+        {
+            ReadOnlySpan<T> dy = gradOutput.AsSpan(p * g.OutPlane, g.OutPlane);
+            Span<T> dx = gradInput.AsSpan(p * g.InPlane, g.InPlane);
+            dx.Clear();
+            for (int o = 0; o < dy.Length; o++)
+            {
+                var (rows, cols, divisor) = AverageWindow<T>(g, countIncludePad, o);
+                T share = dy[o] / divisor;
+                for (int ih = rows.Start; ih < rows.End; ih++)
+                    for (int iw = cols.Start; iw < cols.End; iw++) dx[ih * g.Cols.Input + iw] += share;
+            }
+        });
+
+    /// <summary>The input rows and columns [Start, End) of the window of output <paramref name="o"/> and its divisor.
+    /// As in PyTorch, a window is first clipped to the padded input (which matters in ceil mode), giving the count with
+    /// padding, then to the input itself.</summary>
+    private static ((int Start, int End) Rows, (int Start, int End) Cols, T Divisor) AverageWindow<T>(PoolGeometry g, bool countIncludePad, int o)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (rowStart, rowEnd, paddedRows) = Clip(g.Rows, o / g.Cols.Output);
+        var (colStart, colEnd, paddedCols) = Clip(g.Cols, o % g.Cols.Output);
+        int divisor = countIncludePad ? paddedRows * paddedCols : (rowEnd - rowStart) * (colEnd - colStart);
+        return ((rowStart, rowEnd), (colStart, colEnd), T.CreateChecked(divisor));
+
+        static (int Start, int End, int Padded) Clip(WindowAxis axis, int output)
+        {
+            int start = axis.InputIndex(output, 0);
+            int end = Math.Min(start + axis.Kernel, axis.Input + axis.PadBefore);
+            int padded = end - start;
+            return (Math.Max(start, 0), Math.Min(end, axis.Input), padded);
+        }
+    }
+
+    /// <summary>Runs <paramref name="body"/>(plane) for every plane, split over the threads.</summary>
+    private static void ForEachPlane(PoolGeometry g, Action<int> body) =>
+        Parallelism.For(g.Planes, (first, end) =>
+        {
+            for (int p = first; p < end; p++) body(p);
+        }, g.WorkPerPlane);
+}

@@ -1,0 +1,252 @@
+using System.Diagnostics;
+using System.Globalization;
+using NormSharp.Data;
+using NormSharp.Nn;
+using NormSharp.Optim;
+using NormSharp.Serialization;
+
+namespace NormSharp.Training;
+
+/// <summary>
+/// Keras-style training on top of a module: <see cref="Compile"/>, <see cref="Fit"/>, <see cref="Evaluate"/>,
+/// <see cref="Predict"/>, <see cref="Summary"/>. Images stay NCHW. If the network is a <see cref="Sequential"/> ending
+/// in <see cref="Softmax"/>, training computes the cross-entropy from the logits before that softmax (as TF-Keras does
+/// for <c>Dense(..., activation='softmax')</c> with <c>categorical_crossentropy</c>), which is the same loss without the
+/// round-off of log(softmax); otherwise the network's outputs are taken to be logits, as in PyTorch.
+/// </summary>
+public class Model
+{
+    private static readonly string[] s_losses = { "categorical_crossentropy", "sparse_categorical_crossentropy" };
+    private Optimizer? _optimizer;
+
+    /// <summary>Wraps <paramref name="network"/>, which takes inputs of shape (N, *<paramref name="inputShape"/>).</summary>
+    public Model(Module network, int[] inputShape)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(inputShape);
+        Network = network;
+        InputShape = (int[])inputShape.Clone();
+    }
+
+    /// <summary>The module trained.</summary>
+    public Module Network { get; }
+
+    /// <summary>The shape of one input sample, e.g. (1, 28, 28).</summary>
+    public IReadOnlyList<int> InputShape { get; }
+
+    /// <summary>The optimizer given to <see cref="Compile"/>.</summary>
+    public Optimizer Optimizer => _optimizer ?? throw new InvalidOperationException("Model: call Compile(optimizer, loss, metrics) before training.");
+
+    /// <summary>The loss name given to <see cref="Compile"/>.</summary>
+    public string Loss { get; private set; } = s_losses[0];
+
+    /// <summary>The metrics tracked besides the loss ("accuracy").</summary>
+    public IReadOnlyList<string> Metrics { get; private set; } = Array.Empty<string>();
+
+    /// <summary>The epochs completed so far, across <see cref="Fit"/> calls and restored checkpoints.</summary>
+    public History History { get; private set; } = new();
+
+    /// <summary>The number of epochs completed (the epoch a resumed <see cref="Fit"/> continues after).</summary>
+    public int EpochsCompleted => History.Epochs.Count == 0 ? 0 : History.Epochs[^1].Epoch;
+
+    /// <summary>Sets the optimizer, the loss (<c>categorical_crossentropy</c> or
+    /// <c>sparse_categorical_crossentropy</c>; both take class labels here) and the metrics (<c>accuracy</c>).</summary>
+    public void Compile(Optimizer optimizer, string loss = "categorical_crossentropy", params string[] metrics)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        if (!s_losses.Contains(loss))
+            throw new ArgumentException($"Model.Compile: unknown loss '{loss}'; supported: {string.Join(", ", s_losses)}.");
+        foreach (string m in metrics)
+            if (m is not ("accuracy" or "acc"))
+                throw new ArgumentException($"Model.Compile: unknown metric '{m}'; supported: accuracy.");
+        _optimizer = optimizer;
+        Loss = loss;
+        Metrics = metrics.Select(m => m == "acc" ? "accuracy" : m).Distinct().ToArray();
+    }
+
+    /// <summary>
+    /// Trains until <paramref name="epochs"/> epochs are complete, continuing after <see cref="EpochsCompleted"/>
+    /// (so a model restored from a checkpoint resumes where it stopped; Keras's <c>epochs</c> with
+    /// <c>initial_epoch</c>). Each epoch visits the training set in an order fixed by <paramref name="seed"/> and the
+    /// epoch number, so a resumed run sees the same batches as an uninterrupted one. Stops after the current batch when
+    /// <paramref name="cancellation"/> is signalled, leaving the interrupted epoch out of the history.
+    /// </summary>
+    public History Fit(ImageClassificationDataset train, int epochs, int batchSize = 32, ImageClassificationDataset? validation = null,
+        IEnumerable<Callback>? callbacks = null, ulong seed = 0, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        Optimizer optimizer = Optimizer;
+        CheckInput(train, "Fit");
+        if (validation is not null) CheckInput(validation, "Fit (validation)");
+        if (epochs < 0) throw new ArgumentOutOfRangeException(nameof(epochs), $"Model.Fit: epochs must be ≥ 0, got {epochs}.");
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Model.Fit: batchSize must be ≥ 1, got {batchSize}.");
+
+        List<Callback> hooks = callbacks?.ToList() ?? new List<Callback>();
+        var context = new TrainingContext(this, History);
+        var loader = new DataLoader(train, batchSize, shuffle: true, seed: seed);
+        bool trackAccuracy = Metrics.Contains("accuracy");
+        foreach (Callback c in hooks) c.OnTrainBegin(context);
+        for (int epoch = EpochsCompleted + 1; epoch <= epochs && !context.StopTraining; epoch++)
+        {
+            foreach (Callback c in hooks) c.OnEpochBegin(epoch, context);
+            double learningRate = optimizer.LearningRate;
+            Network.Train();
+            var clock = Stopwatch.StartNew();
+            double lossSum = 0;
+            long correct = 0;
+            int samples = 0, batch = 0, batches = loader.BatchCount;
+            foreach (Batch b in loader.Batches(epoch))
+            {
+                using (b)
+                using (TensorScope.Begin())
+                {
+                    optimizer.ZeroGrad();
+                    Tensor logits = TrainingForward(b.Images);
+                    Tensor loss = Functional.CrossEntropy(logits, b.Labels);
+                    loss.Backward();
+                    optimizer.Step();
+                    lossSum += loss.Item() * b.Labels.Length;
+                    if (trackAccuracy) correct += CountCorrect(logits, b.Labels);
+                }
+                samples += b.Labels.Length;
+                batch++;
+                var progress = new BatchProgress(epoch, epochs, batch, batches, samples, lossSum / samples,
+                    trackAccuracy ? (double)correct / samples : double.NaN, clock.Elapsed);
+                foreach (Callback c in hooks) c.OnBatchEnd(progress, context);
+                if (cancellation.IsCancellationRequested) break;
+            }
+            if (cancellation.IsCancellationRequested) break;
+            double seconds = clock.Elapsed.TotalSeconds;
+
+            var metrics = new Dictionary<string, double> { ["loss"] = lossSum / samples };
+            if (trackAccuracy) metrics["accuracy"] = (double)correct / samples;
+            double validationSeconds = 0;
+            if (validation is not null)
+            {
+                var vclock = Stopwatch.StartNew();
+                foreach (var (name, value) in Evaluate(validation, Math.Max(batchSize, 256))) metrics["val_" + name] = value;
+                validationSeconds = vclock.Elapsed.TotalSeconds;
+            }
+            var record = new EpochRecord(epoch, metrics, learningRate, seconds, validationSeconds);
+            History.Add(record);
+            foreach (Callback c in hooks) c.OnEpochEnd(record, context);
+        }
+        foreach (Callback c in hooks) c.OnTrainEnd(context);
+        return History;
+    }
+
+    /// <summary>The loss and metrics on <paramref name="data"/> in evaluation mode (running statistics, no dropout).</summary>
+    public IReadOnlyDictionary<string, double> Evaluate(ImageClassificationDataset data, int batchSize = 256)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        CheckInput(data, "Evaluate");
+        bool wasTraining = Network.IsTraining;
+        Network.Eval();
+        double lossSum = 0;
+        long correct = 0;
+        try
+        {
+            using (Tensor.NoGrad())
+                foreach (Batch b in new DataLoader(data, batchSize, shuffle: false).Batches(0))
+                    using (b)
+                    using (TensorScope.Begin())
+                    {
+                        Tensor logits = TrainingForward(b.Images);
+                        lossSum += Functional.CrossEntropy(logits, b.Labels).Item() * b.Labels.Length;
+                        correct += CountCorrect(logits, b.Labels);
+                    }
+        }
+        finally { Network.Train(wasTraining); }
+        var result = new Dictionary<string, double> { ["loss"] = lossSum / data.Count };
+        if (Metrics.Contains("accuracy") || Metrics.Count == 0) result["accuracy"] = (double)correct / data.Count;
+        return result;
+    }
+
+    /// <summary>The network's outputs (class probabilities for a softmax classifier) for inputs of shape
+    /// (N, *InputShape), computed in evaluation mode in batches.</summary>
+    public Tensor Predict(Tensor inputs, int batchSize = 256)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        CheckShape(inputs.Dims, "Predict");
+        bool wasTraining = Network.IsTraining;
+        Network.Eval();
+        try
+        {
+            var outputs = new List<Tensor>();
+            using (Tensor.NoGrad())
+                for (int start = 0; start < inputs.Dims[0]; start += batchSize)
+                {
+                    int n = Math.Min(batchSize, inputs.Dims[0] - start);
+                    outputs.Add(Network.Forward(inputs.Narrow(0, start, n)).Contiguous().CloneData());
+                }
+            return outputs.Count == 1 ? outputs[0] : Tensor.Concat(outputs);
+        }
+        finally { Network.Train(wasTraining); }
+    }
+
+    /// <summary>A Keras-style table of layers, output shapes and parameter counts, with total, trainable and
+    /// non-trainable counts; see <see cref="ModelSummary"/>.</summary>
+    public ModelSummary Summary() => ModelSummary.Of(Network, InputShape.ToArray());
+
+    /// <summary>Saves weights, optimizer state and history to one safetensors file, atomically. The weights keep
+    /// PyTorch's names; optimizer tensors are prefixed <c>optimizer.</c>; the history is JSON metadata.</summary>
+    public void SaveCheckpoint(string path, History? history = null)
+    {
+        var tensors = new List<KeyValuePair<string, Tensor>>(Network.StateDict());
+        if (_optimizer is not null)
+            tensors.AddRange(_optimizer.StateDict().Select(p => new KeyValuePair<string, Tensor>("optimizer." + p.Key, p.Value)));
+        var metadata = new Dictionary<string, string>
+        {
+            ["format"] = "normsharp-checkpoint-1",
+            ["epoch"] = EpochsCompleted.ToString(CultureInfo.InvariantCulture),
+            ["history"] = (history ?? History).ToJson(),
+            ["optimizer"] = _optimizer?.GetType().Name ?? "",
+        };
+        SafeTensors.Save(path, tensors, metadata, ModuleSerialization.StoredType);
+    }
+
+    /// <summary>Restores a checkpoint written by <see cref="SaveCheckpoint"/>: weights, optimizer state (if the model
+    /// is compiled and the file has it) and history, so that <see cref="Fit"/> resumes exactly. Everything is checked
+    /// against the model first; on any mismatch nothing is changed.</summary>
+    public void LoadCheckpoint(string path)
+    {
+        SafeTensorsContent content = SafeTensors.Load(path);
+        var optimizerState = content.Tensors.Where(p => p.Key.StartsWith("optimizer.", StringComparison.Ordinal))
+            .ToDictionary(p => p.Key["optimizer.".Length..], p => p.Value);
+        if (_optimizer is not null && optimizerState.Count > 0)
+        {
+            string saved = content.Metadata.GetValueOrDefault("optimizer", "");
+            if (saved.Length > 0 && saved != _optimizer.GetType().Name)
+                throw new InvalidDataException($"Cannot load '{path}': it holds {saved} state, the model is compiled with {_optimizer.GetType().Name}.");
+        }
+        History history = content.Metadata.TryGetValue("history", out string? json) ? History.FromJson(json) : new History();
+        ModuleSerialization.LoadState(Network, content.Tensors, path, strict: true);
+        if (_optimizer is not null && optimizerState.Count > 0) _optimizer.LoadStateDict(optimizerState);
+        History = history;
+    }
+
+    /// <summary>The output used for the loss: the logits before a final softmax when there is one.</summary>
+    private Tensor TrainingForward(Tensor x)
+    {
+        if (Network is not Sequential { Count: > 0 } seq || seq[seq.Count - 1] is not Softmax) return Network.Forward(x);
+        for (int i = 0; i < seq.Count - 1; i++) x = seq[i].Forward(x);
+        return x;
+    }
+
+    private static long CountCorrect(Tensor logits, int[] labels)
+    {
+        int[] predicted = logits.ArgMax(1);
+        long correct = 0;
+        for (int i = 0; i < labels.Length; i++) if (predicted[i] == labels[i]) correct++;
+        return correct;
+    }
+
+    private void CheckInput(ImageClassificationDataset data, string who) =>
+        CheckShape(new[] { data.Count, data.Channels, data.Height, data.Width }, who);
+
+    private void CheckShape(int[] dims, string who)
+    {
+        if (!dims.AsSpan(1).SequenceEqual(InputShape.ToArray()))
+            throw new ArgumentException($"Model.{who}: the model takes inputs of shape (N, {string.Join(", ", InputShape)}), got {ShapeUtil.Format(dims)}.");
+    }
+}

@@ -17,6 +17,7 @@ internal static partial class NormalizationKernels
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int rows = layout.Outer, columns = layout.Groups;
+        bool streaming = Streams<T>(input.Length);
         Parallelism.For(StripCount(columns), (first, end) =>
         {
             Span<T> center = stackalloc T[ColumnStrip], scale = stackalloc T[ColumnStrip], shift = stackalloc T[ColumnStrip];
@@ -36,7 +37,7 @@ internal static partial class NormalizationKernels
                     (center[j], scale[j], shift[j]) = ForwardCoefficients<T>(mean[j], invStd[j], Gamma(w, j0 + j), Beta(b, j0 + j));
                 for (int n = 0; n < rows; n++)
                     NormalizationSimd.ShiftScale(x.Slice(n * columns + j0, width), y.Slice(n * columns + j0, width),
-                        new PerElement<T>(center[..width]), new PerElement<T>(scale[..width]), new PerElement<T>(shift[..width]));
+                        new PerElement<T>(center[..width]), new PerElement<T>(scale[..width]), new PerElement<T>(shift[..width]), streaming);
             }
         }, (long)rows * ColumnStrip);
     }
@@ -64,6 +65,7 @@ internal static partial class NormalizationKernels
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int rows = layout.Outer, columns = layout.Groups;
+        bool streaming = Streams<T>(input.Length);
         Parallelism.For(StripCount(columns), (first, end) =>
         {
             Span<T> center = stackalloc T[ColumnStrip], a = stackalloc T[ColumnStrip], k = stackalloc T[ColumnStrip], l = stackalloc T[ColumnStrip];
@@ -90,7 +92,7 @@ internal static partial class NormalizationKernels
                 {
                     int start = n * columns + j0;
                     NormalizationSimd.CombineGradient(dy.Slice(start, width), x.Slice(start, width), dx.Slice(start, width),
-                        new PerElement<T>(a[..width]), new PerElement<T>(center[..width]), new PerElement<T>(k[..width]), new PerElement<T>(l[..width]));
+                        new PerElement<T>(a[..width]), new PerElement<T>(center[..width]), new PerElement<T>(k[..width]), new PerElement<T>(l[..width]), streaming);
                 }
             }
         }, 2L * rows * ColumnStrip);

@@ -22,6 +22,7 @@ internal static partial class NormalizationKernels
         int rows = layout.Groups, length = layout.Run, blocks = (rows + RowBlock - 1) / RowBlock;
         bool wantAffine = !gradWeight.IsEmpty || !gradBias.IsEmpty;
         // partials[(2·block)·length ..] holds the block's Σ dy, partials[(2·block + 1)·length ..] its Σ dy·x̂.
+        bool streaming = Streams<T>(input.Length);
         double[]? partials = wantAffine ? ArrayPool<double>.Shared.Rent(2 * blocks * length) : null;
         Parallelism.For(blocks, (first, end) =>
         {
@@ -44,11 +45,11 @@ internal static partial class NormalizationKernels
                     if (partials is not null) NormalizationSimd.AccumulateColumnPairs(dyRow, xhat, new Uniform<double>(0), blockDy, blockDyXhat);
                     if (dx.IsEmpty) continue;
                     if (w.IsEmpty) dyRow.CopyTo(g); else TensorPrimitives.Multiply(dyRow, w, g);
-                    var (sumG, sumGXhat) = NormalizationSimd.SumAndDot<T>(g, xhat, 0);
+                    var (sumG, sumGXhat) = NormalizationSimd.SumAndDot<T>(g, xhat, T.Zero);
                     var (meanG, meanGXhat) = GradientMeans(plan.Centered, statisticsFromBatch, sumG, sumGXhat, length);
                     // In terms of x̂: dx = g·(1/σ) + x̂·(−mean(g·x̂)/σ) − mean(g)/σ.
                     NormalizationSimd.CombineGradient<T, Uniform<T>>(g, xhat, dx.Slice(r * length, length), new(T.CreateTruncating(invStd)),
-                        new(T.Zero), new(T.CreateTruncating(-invStd * meanGXhat)), new(T.CreateTruncating(-invStd * meanG)));
+                        new(T.Zero), new(T.CreateTruncating(-invStd * meanGXhat)), new(T.CreateTruncating(-invStd * meanG)), streaming);
                 }
             }
             ArrayPool<T>.Shared.Return(scratch);

@@ -28,6 +28,8 @@ internal static partial class NormalizationKernels
             ColumnsForward(input, output, layout, plan.Centered, eps, weight, bias, statistics, fromBatch: true);
             return;
         }
+        // An elementwise affine reads y back right away, so only a per-channel output may bypass the cache.
+        bool streaming = Streams<T>(input.Length) && !plan.ElementwiseAffine;
         Parallelism.For(layout.Groups, (first, end) =>
         {
             ReadOnlySpan<T> x = input.Span;
@@ -36,13 +38,14 @@ internal static partial class NormalizationKernels
             {
                 (mean[g], variance[g]) = GroupMeanAndVariance(x, layout, g, plan.Centered);
                 invStd[g] = 1 / Math.Sqrt(variance[g] + eps);
-                NormalizeGroup(x, output.Span, plan, g, mean[g], invStd[g], weight.Span, bias.Span);
+                NormalizeGroup(x, output.Span, plan, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
             }
         }, layout.GroupSize);
     }
 
     /// <summary>Forward with given statistics (evaluation mode, frozen BatchNorm): one subtract and one multiply-add
-    /// per element with per-channel coefficients precomputed from the running mean and variance.</summary>
+    /// per element with per-channel coefficients precomputed from the running mean and variance. Not for an
+    /// elementwise affine (LayerNorm and RMSNorm have no evaluation-mode statistics).</summary>
     public static void ForwardWithStatistics<T>(ReadOnlyMemory<T> input, Memory<T> output, NormalizationPlan plan,
         ReadOnlyMemory<T> weight, ReadOnlyMemory<T> bias, GroupStatistics statistics)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -53,12 +56,22 @@ internal static partial class NormalizationKernels
             ColumnsForward(input, output, layout, plan.Centered, eps: 0, weight, bias, statistics, fromBatch: false);
             return;
         }
-        Parallelism.For(layout.Groups, (first, end) =>
+        // No statistics to gather, so nothing to keep in cache: stream through memory in order, one segment run at
+        // a time, instead of group by group.
+        int length = layout.SegmentLength, runs = layout.Outer * layout.Units;
+        bool streaming = Streams<T>(input.Length);
+        Parallelism.For(runs, (first, end) =>
         {
+            ReadOnlySpan<T> x = input.Span, w = weight.Span, b = bias.Span;
+            Span<T> y = output.Span;
             ReadOnlySpan<double> mean = statistics.Mean.Span, invStd = statistics.InvStd.Span;
-            for (int g = first; g < end; g++)
-                NormalizeGroup(input.Span, output.Span, plan, g, mean[g], invStd[g], weight.Span, bias.Span);
-        }, layout.GroupSize);
+            for (int r = first; r < end; r++)
+            {
+                int unit = r % layout.Units, g = unit / layout.Segments, channel = layout.Channel(g, unit % layout.Segments);
+                var (center, scale, shift) = ForwardCoefficients<T>(mean[g], invStd[g], Gamma(w, channel), Beta(b, channel));
+                NormalizationSimd.ShiftScale(x.Slice(r * length, length), y.Slice(r * length, length), new Uniform<T>(center), new Uniform<T>(scale), new Uniform<T>(shift), streaming);
+            }
+        }, length);
     }
 
     /// <summary>
@@ -95,6 +108,7 @@ internal static partial class NormalizationKernels
     {
         NormalizationLayout layout = plan.Layout;
         int units = layout.Units, length = layout.SegmentLength;
+        bool streaming = Streams<T>(input.Length);
         Parallelism.For(layout.Groups, (first, end) =>
         {
             ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span, w = weight.Span;
@@ -106,18 +120,20 @@ internal static partial class NormalizationKernels
                 double weightedDy = 0, weightedDyXhat = 0;
                 for (int s = 0; s < layout.Segments; s++)
                 {
+                    // Σ dy·(x − μ) = Σ dy·(x − c) − (μ − c)·Σ dy, with c = μ rounded to T.
+                    T center = T.CreateTruncating(mean);
                     double sumDy = 0, sumDyCentered = 0;
                     for (int a = 0; a < layout.Outer; a++)
                     {
                         int start = layout.RunStart(a, g) + s * length;
-                        var (p, q) = NormalizationSimd.SumAndDot(dy.Slice(start, length), x.Slice(start, length), mean);
+                        var (p, q) = NormalizationSimd.SumAndDot(dy.Slice(start, length), x.Slice(start, length), center);
                         sumDy += p;
                         sumDyCentered += q;
                     }
                     int u = g * layout.Segments + s;
                     double gamma = Gamma(w, layout.Channel(g, s));
                     unitSums[u] = sumDy;
-                    unitSums[units + u] = sumDyCentered * invStd;
+                    unitSums[units + u] = (sumDyCentered - (mean - double.CreateTruncating(center)) * sumDy) * invStd;
                     weightedDy += gamma * sumDy;
                     weightedDyXhat += gamma * unitSums[units + u];
                 }
@@ -130,37 +146,49 @@ internal static partial class NormalizationKernels
                     {
                         int start = layout.RunStart(o, g) + s * length;
                         NormalizationSimd.CombineGradient(dy.Slice(start, length), x.Slice(start, length), dx.Slice(start, length),
-                            new Uniform<T>(a), new Uniform<T>(center), new Uniform<T>(k), new Uniform<T>(l));
+                            new Uniform<T>(a), new Uniform<T>(center), new Uniform<T>(k), new Uniform<T>(l), streaming);
                     }
                 }
             }
         }, 2L * layout.GroupSize);
     }
 
-    /// <summary>Mean and biased variance of group <paramref name="group"/> by the two-pass algorithm: the mean first,
-    /// then Σ(x − mean)², both accumulated in float64. Unlike Σx² − (Σx)²/n it stays exact when the mean is many
-    /// times the spread and gives exactly 0 for a constant group. Not centred (RMSNorm): 0 and the mean square.</summary>
+    /// <summary>Mean and biased variance of group <paramref name="group"/> by the corrected two-pass algorithm
+    /// (Chan, Golub &amp; LeVeque 1983): a first pass for the mean μ₀, then S₁ = Σ(x − c) and S₂ = Σ(x − c)² about
+    /// c = μ₀ rounded to <typeparamref name="T"/>, giving mean c + S₁/n and variance S₂/n − (S₁/n)². Unlike
+    /// Σx² − (Σx)²/n it stays exact when the mean is many times the spread, and a constant group gives exactly 0.
+    /// Not centred (RMSNorm): mean 0 and the mean square.</summary>
     private static (double Mean, double Variance) GroupMeanAndVariance<T>(ReadOnlySpan<T> x, NormalizationLayout layout, int group, bool centered)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int run = layout.Run;
-        double count = layout.GroupSize, mean = 0, squares = 0;
+        double count = layout.GroupSize, roughMean = 0;
         if (centered)
         {
-            double sum = 0;
             for (int a = 0; a < layout.Outer; a++)
-                sum += NormalizationSimd.Sum<T, ValueTerm>(x.Slice(layout.RunStart(a, group), run), 0);
-            mean = sum / count;
+            {
+                if (a + 1 < layout.Outer) NormalizationSimd.Prefetch(x.Slice(layout.RunStart(a + 1, group), run));
+                roughMean += NormalizationSimd.Sum(x.Slice(layout.RunStart(a, group), run));
+            }
+            roughMean /= count;
         }
+        T center = T.CreateTruncating(roughMean);
+        double sum = 0, squares = 0;
         for (int a = 0; a < layout.Outer; a++)
-            squares += NormalizationSimd.Sum<T, SquaredDeviationTerm>(x.Slice(layout.RunStart(a, group), run), mean);
-        return (mean, squares / count);
+        {
+            var (s1, s2) = NormalizationSimd.Deviations(x.Slice(layout.RunStart(a, group), run), center);
+            sum += s1;
+            squares += s2;
+        }
+        if (!centered) return (0, squares / count);
+        double shift = sum / count;
+        return (double.CreateTruncating(center) + shift, Math.Max(squares / count - shift * shift, 0));
     }
 
     /// <summary>Writes group <paramref name="group"/>'s output; with an elementwise affine, x̂ first and then ·γ + β
     /// along the row.</summary>
     private static void NormalizeGroup<T>(ReadOnlySpan<T> x, Span<T> y, NormalizationPlan plan, int group, double mean, double invStd,
-        ReadOnlySpan<T> weight, ReadOnlySpan<T> bias)
+        ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, bool streaming)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         NormalizationLayout layout = plan.Layout;
@@ -173,7 +201,7 @@ internal static partial class NormalizationKernels
             for (int a = 0; a < layout.Outer; a++)
             {
                 int start = layout.RunStart(a, group) + s * length;
-                NormalizationSimd.ShiftScale(x.Slice(start, length), y.Slice(start, length), new Uniform<T>(center), new Uniform<T>(scale), new Uniform<T>(shift));
+                NormalizationSimd.ShiftScale(x.Slice(start, length), y.Slice(start, length), new Uniform<T>(center), new Uniform<T>(scale), new Uniform<T>(shift), streaming);
             }
         }
         if (!plan.ElementwiseAffine) return;
@@ -222,6 +250,11 @@ internal static partial class NormalizationKernels
             if (!gradWeight.IsEmpty) gradWeight[channel] += unitSums[units + u];
         }
     }
+
+    /// <summary>Outputs larger than this many bytes are written past the cache: they would not stay there anyway.</summary>
+    private const long StreamingBytes = 8 << 20;
+
+    private static unsafe bool Streams<T>(int length) where T : unmanaged => (long)length * sizeof(T) > StreamingBytes;
 
     private static double Gamma<T>(ReadOnlySpan<T> weight, int channel) where T : IFloatingPointIeee754<T> =>
         weight.IsEmpty ? 1 : double.CreateTruncating(weight[channel]);

@@ -38,16 +38,8 @@ public static partial class Functional
     /// <summary>Group normalization (Wu &amp; He 2018) of (N, C, *): the C channels of each sample fall into
     /// <paramref name="numGroups"/> groups of C/numGroups, each normalized by its own mean and biased variance;
     /// γ and β are per channel.</summary>
-    public static Tensor GroupNorm(Tensor input, int numGroups, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5)
-    {
-        var (n, c, s) = ChannelShape("GroupNorm", input);
-        if (numGroups <= 0 || c % numGroups != 0)
-            throw new ArgumentException($"GroupNorm: {c} channels cannot be split into {numGroups} groups, got input shape {ShapeUtil.Format(input.Dims)}.");
-        CheckPerChannel("GroupNorm", c, weight, bias);
-        if (input.Length == 0) return Tensor.Allocate(input.DType, input.Dims);
-        var plan = new NormalizationPlan(NormalizationLayout.ChannelGroups(n, c, numGroups, s), Centered: true, ElementwiseAffine: false);
-        return NormalizeWithBatchStatistics("GroupNorm", input, plan, eps, weight, bias, out _);
-    }
+    public static Tensor GroupNorm(Tensor input, int numGroups, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5) =>
+        GroupNorm("GroupNorm", input, numGroups, weight, bias, eps);
 
     /// <summary>
     /// Instance normalization (Ulyanov et al. 2016) of (N, C, *): each (sample, channel) is normalized over its
@@ -78,6 +70,17 @@ public static partial class Functional
         return y;
     }
 
+    internal static Tensor GroupNorm(string who, Tensor input, int numGroups, Tensor? weight, Tensor? bias, double eps)
+    {
+        var (n, c, s) = ChannelShape(who, input);
+        if (numGroups <= 0 || c % numGroups != 0)
+            throw new ArgumentException($"{who}: {c} channels cannot be split into {numGroups} groups, got input shape {ShapeUtil.Format(input.Dims)}.");
+        CheckPerChannel(who, c, weight, bias);
+        if (input.Length == 0) return Tensor.Allocate(input.DType, input.Dims);
+        var plan = new NormalizationPlan(NormalizationLayout.ChannelGroups(n, c, numGroups, s), Centered: true, ElementwiseAffine: false);
+        return NormalizeWithBatchStatistics(who, input, plan, eps, weight, bias, out _);
+    }
+
     internal static Tensor InstanceNorm(string who, Tensor input, Tensor? runningMean, Tensor? runningVar, Tensor? weight, Tensor? bias,
         bool useInputStatistics, double momentum, double eps)
     {
@@ -93,7 +96,7 @@ public static partial class Functional
         return y;
     }
 
-    private static Tensor RowNorm(string who, Tensor input, int[] normalizedShape, Tensor? weight, Tensor? bias, double eps, bool centered)
+    internal static Tensor RowNorm(string who, Tensor input, int[] normalizedShape, Tensor? weight, Tensor? bias, double eps, bool centered)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(normalizedShape);

@@ -52,13 +52,15 @@ public static class NormalizationReference
     /// <summary>Group of element i when each row of <paramref name="rowLength"/> is its own group (LayerNorm).</summary>
     public static Func<int, int> RowGroup(int rowLength) => i => i / rowLength;
 
-    /// <summary>Largest |a − b| / max(|b|, 1): the relative error, with an absolute floor for values near zero.</summary>
+    /// <summary>Largest |a − b| / max(|b|, 1): the relative error, with an absolute floor for values near zero;
+    /// infinite when either side has a NaN.</summary>
     public static double MaxRelativeError(double[] expected, double[] actual)
     {
         Assert.Equal(expected.Length, actual.Length);
         double worst = 0;
         for (int i = 0; i < expected.Length; i++)
-            worst = Math.Max(worst, Math.Abs(actual[i] - expected[i]) / Math.Max(Math.Abs(expected[i]), 1));
+            worst = double.IsNaN(actual[i]) || double.IsNaN(expected[i]) ? double.PositiveInfinity
+                : Math.Max(worst, Math.Abs(actual[i] - expected[i]) / Math.Max(Math.Abs(expected[i]), 1));
         return worst;
     }
 

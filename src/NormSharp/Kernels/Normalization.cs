@@ -1,0 +1,264 @@
+using System.Buffers;
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace NormSharp.Kernels;
+
+/// <summary>
+/// The CPU kernels of the normalization family, organized like PyTorch's batch_norm_kernel.cpp: one path per memory
+/// layout, and per path three phases — statistics, normalization, backward. The group path (this file) walks
+/// each group's contiguous runs: it computes the group's statistics in two passes (mean, then Σ(x − mean)², in
+/// float64) and normalizes right after, so the second and third reads of a group come from cache. The column path
+/// (<c>Normalization.Columns.cs</c>) serves groups that are strided columns; the row path
+/// (<c>Normalization.Rows.cs</c>) serves LayerNorm/RMSNorm's per-element γ and β in the backward pass. Work is
+/// parallel over groups (or column strips, or fixed row blocks) and each result is computed by one thread in a
+/// fixed order, so outputs are identical for every thread count.
+/// </summary>
+internal static partial class NormalizationKernels
+{
+    /// <summary>Training forward: each group's statistics from the input, then y = x̂·γ + β. Writes the statistics
+    /// (for running averages and for the backward pass).</summary>
+    public static void ForwardTraining<T>(ReadOnlyMemory<T> input, Memory<T> output, NormalizationPlan plan, double eps,
+        ReadOnlyMemory<T> weight, ReadOnlyMemory<T> bias, GroupStatistics statistics)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        NormalizationLayout layout = plan.Layout;
+        if (layout.ChannelsAreContiguous)
+        {
+            ColumnsForward(input, output, layout, plan.Centered, eps, weight, bias, statistics, fromBatch: true);
+            return;
+        }
+        // An elementwise affine reads y back right away, so only a per-channel output may bypass the cache.
+        bool streaming = Streams<T>(input.Length) && !plan.ElementwiseAffine;
+        Parallelism.For(layout.Groups, (first, end) =>
+        {
+            ReadOnlySpan<T> x = input.Span;
+            Span<double> mean = statistics.Mean.Span, variance = statistics.Variance.Span, invStd = statistics.InvStd.Span;
+            for (int g = first; g < end; g++)
+            {
+                (mean[g], variance[g]) = GroupMeanAndVariance(x, layout, g, plan.Centered);
+                invStd[g] = 1 / Math.Sqrt(variance[g] + eps);
+                NormalizeGroup(x, output.Span, plan, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
+            }
+        }, layout.GroupSize);
+    }
+
+    /// <summary>Forward with given statistics (evaluation mode, frozen BatchNorm): one subtract and one multiply-add
+    /// per element with per-channel coefficients precomputed from the running mean and variance. Not for an
+    /// elementwise affine (LayerNorm and RMSNorm have no evaluation-mode statistics).</summary>
+    public static void ForwardWithStatistics<T>(ReadOnlyMemory<T> input, Memory<T> output, NormalizationPlan plan,
+        ReadOnlyMemory<T> weight, ReadOnlyMemory<T> bias, GroupStatistics statistics)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        NormalizationLayout layout = plan.Layout;
+        if (layout.ChannelsAreContiguous)
+        {
+            ColumnsForward(input, output, layout, plan.Centered, eps: 0, weight, bias, statistics, fromBatch: false);
+            return;
+        }
+        // No statistics to gather, so nothing to keep in cache: stream through memory in order, one segment run at
+        // a time, instead of group by group.
+        int length = layout.SegmentLength, runs = layout.Outer * layout.Units;
+        bool streaming = Streams<T>(input.Length);
+        Parallelism.For(runs, (first, end) =>
+        {
+            ReadOnlySpan<T> x = input.Span, w = weight.Span, b = bias.Span;
+            Span<T> y = output.Span;
+            ReadOnlySpan<double> mean = statistics.Mean.Span, invStd = statistics.InvStd.Span;
+            for (int r = first; r < end; r++)
+            {
+                int unit = r % layout.Units, g = unit / layout.Segments, channel = layout.Channel(g, unit % layout.Segments);
+                var (center, scale, shift) = ForwardCoefficients<T>(mean[g], invStd[g], Gamma(w, channel), Beta(b, channel));
+                NormalizationSimd.ShiftScale(x.Slice(r * length, length), y.Slice(r * length, length), new Uniform<T>(center), new Uniform<T>(scale), new Uniform<T>(shift), streaming);
+            }
+        }, length);
+    }
+
+    /// <summary>
+    /// Backward pass in two passes per group: first the reductions Σdy and Σdy·x̂ per (group, segment), then
+    /// dx = (γ/σ)·(dy − mean(dy) − x̂·mean(dy·x̂)) (Ioffe &amp; Szegedy 2015, section 3; with per-channel γ inside a
+    /// group, dy is read as γ·dy in both means). When the statistics were given rather than computed from the batch,
+    /// they do not depend on x and dx = (γ/σ)·dy. Also dγ = Σ dy·x̂ and dβ = Σ dy per channel (float64); an empty
+    /// <paramref name="gradInput"/> or gradient span skips that output.
+    /// </summary>
+    public static void Backward<T>(ReadOnlyMemory<T> input, ReadOnlyMemory<T> gradOutput, Memory<T> gradInput, NormalizationPlan plan,
+        bool statisticsFromBatch, ReadOnlyMemory<T> weight, GroupStatistics statistics, Span<double> gradWeight, Span<double> gradBias)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (plan.ElementwiseAffine)
+        {
+            RowsBackward(input, gradOutput, gradInput, plan, statisticsFromBatch, weight, statistics, gradWeight, gradBias);
+            return;
+        }
+        NormalizationLayout layout = plan.Layout;
+        int units = layout.Units;
+        // unitSums[u] = Σ dy and unitSums[units + u] = Σ dy·x̂ over unit u = (group, segment).
+        double[] unitSums = ArrayPool<double>.Shared.Rent(2 * units);
+        if (layout.ChannelsAreContiguous)
+            ColumnsBackward(input, gradOutput, gradInput, layout, plan.Centered, statisticsFromBatch, weight, statistics, unitSums);
+        else
+            GroupsBackward(input, gradOutput, gradInput, plan, statisticsFromBatch, weight, statistics, unitSums);
+        ReduceUnitsToChannels(layout, unitSums, gradWeight, gradBias);
+        ArrayPool<double>.Shared.Return(unitSums);
+    }
+
+    private static void GroupsBackward<T>(ReadOnlyMemory<T> input, ReadOnlyMemory<T> gradOutput, Memory<T> gradInput, NormalizationPlan plan,
+        bool statisticsFromBatch, ReadOnlyMemory<T> weight, GroupStatistics statistics, double[] unitSums)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        NormalizationLayout layout = plan.Layout;
+        int units = layout.Units, length = layout.SegmentLength;
+        bool streaming = Streams<T>(input.Length);
+        Parallelism.For(layout.Groups, (first, end) =>
+        {
+            ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span, w = weight.Span;
+            Span<T> dx = gradInput.Span;
+            for (int g = first; g < end; g++)
+            {
+                double mean = statistics.Mean.Span[g], invStd = statistics.InvStd.Span[g];
+                // Σ γ·dy and Σ γ·dy·x̂ over the group: the two means of the closed form, times the group size.
+                double weightedDy = 0, weightedDyXhat = 0;
+                for (int s = 0; s < layout.Segments; s++)
+                {
+                    // Σ dy·(x − μ) = Σ dy·(x − c) − (μ − c)·Σ dy, with c = μ rounded to T.
+                    T center = T.CreateTruncating(mean);
+                    double sumDy = 0, sumDyCentered = 0;
+                    for (int a = 0; a < layout.Outer; a++)
+                    {
+                        int start = layout.RunStart(a, g) + s * length;
+                        var (p, q) = NormalizationSimd.SumAndDot(dy.Slice(start, length), x.Slice(start, length), center);
+                        sumDy += p;
+                        sumDyCentered += q;
+                    }
+                    int u = g * layout.Segments + s;
+                    double gamma = Gamma(w, layout.Channel(g, s));
+                    unitSums[u] = sumDy;
+                    unitSums[units + u] = (sumDyCentered - (mean - double.CreateTruncating(center)) * sumDy) * invStd;
+                    weightedDy += gamma * sumDy;
+                    weightedDyXhat += gamma * unitSums[units + u];
+                }
+                if (dx.IsEmpty) continue;
+                var (meanDy, meanDyXhat) = GradientMeans(plan.Centered, statisticsFromBatch, weightedDy, weightedDyXhat, layout.GroupSize);
+                for (int s = 0; s < layout.Segments; s++)
+                {
+                    var (center, a, k, l) = GradientCoefficients<T>(mean, invStd, Gamma(w, layout.Channel(g, s)), meanDy, meanDyXhat);
+                    for (int o = 0; o < layout.Outer; o++)
+                    {
+                        int start = layout.RunStart(o, g) + s * length;
+                        NormalizationSimd.CombineGradient(dy.Slice(start, length), x.Slice(start, length), dx.Slice(start, length),
+                            new Uniform<T>(a), new Uniform<T>(center), new Uniform<T>(k), new Uniform<T>(l), streaming);
+                    }
+                }
+            }
+        }, 2L * layout.GroupSize);
+    }
+
+    /// <summary>Mean and biased variance of group <paramref name="group"/> by the corrected two-pass algorithm
+    /// (Chan, Golub &amp; LeVeque 1983): a first pass for the mean μ₀, then S₁ = Σ(x − c) and S₂ = Σ(x − c)² about
+    /// c = μ₀ rounded to <typeparamref name="T"/>, giving mean c + S₁/n and variance S₂/n − (S₁/n)². Unlike
+    /// Σx² − (Σx)²/n it stays exact when the mean is many times the spread, and a constant group gives exactly 0.
+    /// Not centred (RMSNorm): mean 0 and the mean square.</summary>
+    private static (double Mean, double Variance) GroupMeanAndVariance<T>(ReadOnlySpan<T> x, NormalizationLayout layout, int group, bool centered)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int run = layout.Run;
+        double count = layout.GroupSize, roughMean = 0;
+        if (centered)
+        {
+            for (int a = 0; a < layout.Outer; a++)
+            {
+                if (a + 1 < layout.Outer) NormalizationSimd.Prefetch(x.Slice(layout.RunStart(a + 1, group), run));
+                roughMean += NormalizationSimd.Sum(x.Slice(layout.RunStart(a, group), run));
+            }
+            roughMean /= count;
+        }
+        T center = T.CreateTruncating(roughMean);
+        double sum = 0, squares = 0;
+        for (int a = 0; a < layout.Outer; a++)
+        {
+            var (s1, s2) = NormalizationSimd.Deviations(x.Slice(layout.RunStart(a, group), run), center);
+            sum += s1;
+            squares += s2;
+        }
+        if (!centered) return (0, squares / count);
+        double shift = sum / count;
+        return (double.CreateTruncating(center) + shift, Math.Max(squares / count - shift * shift, 0));
+    }
+
+    /// <summary>Writes group <paramref name="group"/>'s output; with an elementwise affine, x̂ first and then ·γ + β
+    /// along the row.</summary>
+    private static void NormalizeGroup<T>(ReadOnlySpan<T> x, Span<T> y, NormalizationPlan plan, int group, double mean, double invStd,
+        ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, bool streaming)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        NormalizationLayout layout = plan.Layout;
+        int length = layout.SegmentLength;
+        ReadOnlySpan<T> channelWeight = plan.ElementwiseAffine ? default : weight, channelBias = plan.ElementwiseAffine ? default : bias;
+        for (int s = 0; s < layout.Segments; s++)
+        {
+            int channel = layout.Channel(group, s);
+            var (center, scale, shift) = ForwardCoefficients<T>(mean, invStd, Gamma(channelWeight, channel), Beta(channelBias, channel));
+            for (int a = 0; a < layout.Outer; a++)
+            {
+                int start = layout.RunStart(a, group) + s * length;
+                NormalizationSimd.ShiftScale(x.Slice(start, length), y.Slice(start, length), new Uniform<T>(center), new Uniform<T>(scale), new Uniform<T>(shift), streaming);
+            }
+        }
+        if (!plan.ElementwiseAffine) return;
+        Span<T> row = y.Slice(layout.RunStart(0, group), layout.Run);
+        if (weight.IsEmpty) TensorPrimitives.Add(row, bias, row);
+        else if (bias.IsEmpty) TensorPrimitives.Multiply(row, weight, row);
+        else TensorPrimitives.FusedMultiplyAdd(row, weight, bias, row);
+    }
+
+    /// <summary>y = (x − μ)·γ/σ + β written as (x − c)·scale + shift, with c = μ rounded to <typeparamref name="T"/>
+    /// (so x − c is exact for x near μ) and shift absorbing what the rounding of μ lost.</summary>
+    private static (T Center, T Scale, T Shift) ForwardCoefficients<T>(double mean, double invStd, double gamma, double beta)
+        where T : IFloatingPointIeee754<T>
+    {
+        T center = T.CreateTruncating(mean);
+        double scale = gamma * invStd;
+        return (center, T.CreateTruncating(scale), T.CreateTruncating(beta - (mean - double.CreateTruncating(center)) * scale));
+    }
+
+    /// <summary>mean(γ·dy) and mean(γ·dy·x̂) over a group of <paramref name="count"/> elements; both vanish when the
+    /// statistics are constants, and the first when the mean is not subtracted (RMSNorm).</summary>
+    private static (double MeanDy, double MeanDyXhat) GradientMeans(bool centered, bool statisticsFromBatch, double sumDy, double sumDyXhat, double count) =>
+        statisticsFromBatch ? (centered ? sumDy / count : 0, sumDyXhat / count) : (0, 0);
+
+    /// <summary>dx = (γ/σ)·dy − (1/σ)·mean(γ·dy) − (x̂/σ)·mean(γ·dy·x̂) as dy·a + (x − c)·k + l with c = μ rounded to
+    /// <typeparamref name="T"/>, since x̂ = ((x − c) + (c − μ))/σ.</summary>
+    private static (T Center, T A, T K, T L) GradientCoefficients<T>(double mean, double invStd, double gamma, double meanDy, double meanDyXhat)
+        where T : IFloatingPointIeee754<T>
+    {
+        T center = T.CreateTruncating(mean);
+        double k = -invStd * invStd * meanDyXhat;
+        double l = -invStd * meanDy - k * (mean - double.CreateTruncating(center));
+        return (center, T.CreateTruncating(gamma * invStd), T.CreateTruncating(k), T.CreateTruncating(l));
+    }
+
+    /// <summary>dβ[c] = Σ dy and dγ[c] = Σ dy·x̂ over every unit of channel c, added in unit order (deterministic).</summary>
+    private static void ReduceUnitsToChannels(NormalizationLayout layout, double[] unitSums, Span<double> gradWeight, Span<double> gradBias)
+    {
+        gradWeight.Clear();
+        gradBias.Clear();
+        int units = layout.Units;
+        for (int u = 0; u < units; u++)
+        {
+            int channel = layout.Channel(u / layout.Segments, u % layout.Segments);
+            if (!gradBias.IsEmpty) gradBias[channel] += unitSums[u];
+            if (!gradWeight.IsEmpty) gradWeight[channel] += unitSums[units + u];
+        }
+    }
+
+    /// <summary>Outputs larger than this many bytes are written past the cache: they would not stay there anyway.</summary>
+    private const long StreamingBytes = 8 << 20;
+
+    private static unsafe bool Streams<T>(int length) where T : unmanaged => (long)length * sizeof(T) > StreamingBytes;
+
+    private static double Gamma<T>(ReadOnlySpan<T> weight, int channel) where T : IFloatingPointIeee754<T> =>
+        weight.IsEmpty ? 1 : double.CreateTruncating(weight[channel]);
+
+    private static double Beta<T>(ReadOnlySpan<T> bias, int channel) where T : IFloatingPointIeee754<T> =>
+        bias.IsEmpty ? 0 : double.CreateTruncating(bias[channel]);
+}

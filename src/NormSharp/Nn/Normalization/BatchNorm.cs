@@ -1,0 +1,95 @@
+namespace NormSharp.Nn;
+
+/// <summary>
+/// Batch normalization (Ioffe &amp; Szegedy 2015, Alg. 1), PyTorch's <c>_BatchNorm</c>: statistics per channel over the
+/// batch and all spatial positions. In training mode the layer normalizes with the batch mean and the biased batch
+/// variance and moves the running statistics toward the batch mean and the unbiased batch variance
+/// (running ← (1 − momentum)·running + momentum·batch; momentum null = cumulative average); in evaluation mode it
+/// normalizes with the running statistics. Without tracked running statistics it uses batch statistics in both
+/// modes. A frozen layer (<see cref="Freeze"/>) behaves as in evaluation mode whatever the module mode.
+/// The rank-specific subclasses only check the input's rank.
+/// </summary>
+public abstract class BatchNorm : NormBase
+{
+    private protected BatchNorm(int numFeatures, double eps, double? momentum, bool scale, bool center, bool trackRunningStats)
+        : base(numFeatures, eps, momentum, scale, center, trackRunningStats)
+    {
+    }
+
+    /// <summary>True after <see cref="Freeze"/>: the running statistics normalize and stay unchanged in training
+    /// mode too.</summary>
+    public bool IsFrozen { get; private set; }
+
+    /// <summary>
+    /// Freezes the layer for fine-tuning (Keras's <c>trainable = False</c> for BatchNormalization, detectron2's
+    /// FrozenBatchNorm2d): it normalizes with its running statistics and does not update them, even while the rest of
+    /// the model trains. With <paramref name="freezeParameters"/>, γ and β also stop receiving gradients.
+    /// </summary>
+    public void Freeze(bool freezeParameters = true)
+    {
+        if (!TrackRunningStats)
+            throw new InvalidOperationException($"{Describe()}: a layer without running statistics (trackRunningStats: false) has nothing to freeze on.");
+        IsFrozen = true;
+        if (freezeParameters)
+            foreach (Tensor p in Parameters()) p.RequiresGrad = false;
+    }
+
+    /// <summary>Undoes <see cref="Freeze"/>: batch statistics in training mode again, and γ, β trainable.</summary>
+    public void Unfreeze()
+    {
+        IsFrozen = false;
+        foreach (Tensor p in Parameters()) p.RequiresGrad = true;
+    }
+
+    /// <summary>Normalizes <paramref name="input"/> (N, C, *) per channel; see the class summary for which
+    /// statistics each mode uses.</summary>
+    public override Tensor Forward(Tensor input)
+    {
+        CheckInput(input);
+        int axis = ChannelAxis(input);
+        CheckChannels(input, axis);
+        bool batchStatistics = (IsTraining && !IsFrozen) || !TrackRunningStats;
+        bool updateRunning = batchStatistics && TrackRunningStats;
+        // PyTorch's exponential_average_factor: the momentum, or 1/n for the n-th batch when momentum is null.
+        double factor = updateRunning ? Momentum ?? 1.0 / (NumBatchesTracked!.Item() + 1) : 0;
+        Tensor y = Functional.BatchNorm(Describe(), input, axis, RunningMean, RunningVar, Weight, Bias, batchStatistics, factor, Eps, UnbiasedRunningVariance);
+        if (updateRunning) NumBatchesTracked!.CopyFrom(new[] { (float)(NumBatchesTracked.Item() + 1) });
+        return y;
+    }
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the layer when the input's rank does not fit.</summary>
+    protected abstract void CheckInput(Tensor input);
+
+    /// <summary>The axis holding the channels (1 for NCHW).</summary>
+    private protected virtual int ChannelAxis(Tensor input) => 1;
+
+    /// <summary>Whether the running variance follows the unbiased batch variance n/(n−1)·σ² (PyTorch) or σ² (Keras).</summary>
+    private protected virtual bool UnbiasedRunningVariance => true;
+}
+
+/// <summary>Batch normalization of (N, C) or (N, C, L) inputs (PyTorch's <c>nn.BatchNorm1d</c>); see
+/// <see cref="BatchNorm"/>.</summary>
+public sealed class BatchNorm1d(int numFeatures, double eps = 1e-5, double? momentum = 0.1, bool affine = true, bool trackRunningStats = true)
+    : BatchNorm(numFeatures, eps, momentum, affine, affine, trackRunningStats)
+{
+    /// <inheritdoc/>
+    protected override void CheckInput(Tensor input) => CheckRank(input, 2, 3);
+}
+
+/// <summary>Batch normalization of (N, C, H, W) inputs (PyTorch's <c>nn.BatchNorm2d</c>); see
+/// <see cref="BatchNorm"/>.</summary>
+public sealed class BatchNorm2d(int numFeatures, double eps = 1e-5, double? momentum = 0.1, bool affine = true, bool trackRunningStats = true)
+    : BatchNorm(numFeatures, eps, momentum, affine, affine, trackRunningStats)
+{
+    /// <inheritdoc/>
+    protected override void CheckInput(Tensor input) => CheckRank(input, 4);
+}
+
+/// <summary>Batch normalization of (N, C, D, H, W) inputs (PyTorch's <c>nn.BatchNorm3d</c>); see
+/// <see cref="BatchNorm"/>.</summary>
+public sealed class BatchNorm3d(int numFeatures, double eps = 1e-5, double? momentum = 0.1, bool affine = true, bool trackRunningStats = true)
+    : BatchNorm(numFeatures, eps, momentum, affine, affine, trackRunningStats)
+{
+    /// <inheritdoc/>
+    protected override void CheckInput(Tensor input) => CheckRank(input, 5);
+}

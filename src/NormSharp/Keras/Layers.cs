@@ -108,3 +108,36 @@ public sealed class Dropout(double rate) : Layer
         yield return new NormSharp.Nn.Dropout(rate);
     }
 }
+
+/// <summary>Keras's <c>BatchNormalization</c> (momentum 0.99 as the moving-average decay, epsilon 1e-3) over the
+/// channel axis, which is axis 1 here for both images (C, H, W) and features; see <see cref="KerasBatchNormalization"/>.</summary>
+public sealed class BatchNormalization(double momentum = 0.99, double epsilon = 1e-3, bool center = true, bool scale = true) : Layer
+{
+    internal override IEnumerable<Module> Build(int[] inputShape, RandomGenerator generator)
+    {
+        if (inputShape.Length == 0) throw new ArgumentException("BatchNormalization: needs per-sample inputs with a channel axis, got a scalar.");
+        yield return new KerasBatchNormalization(inputShape[0], axis: 1, momentum, epsilon, center, scale);
+    }
+}
+
+/// <summary>Layer normalization over all of a sample's values — (C, H, W) for images, the features otherwise — as
+/// Ba, Kiros &amp; Hinton (2016) define it. (Keras's <c>LayerNormalization</c> defaults to the last axis only, which in
+/// NCHW would be the image width.) Epsilon defaults to Keras's 1e-3.</summary>
+public sealed class LayerNormalization(double epsilon = 1e-3) : Layer
+{
+    internal override IEnumerable<Module> Build(int[] inputShape, RandomGenerator generator)
+    {
+        yield return new LayerNorm((int[])inputShape.Clone(), epsilon);
+    }
+}
+
+/// <summary>Keras's <c>GroupNormalization</c> (Wu &amp; He 2018): channels split into <paramref name="groups"/>
+/// groups, each normalized over its channels and positions; epsilon 1e-3 as in Keras.</summary>
+public sealed class GroupNormalization(int groups = 32, double epsilon = 1e-3) : Layer
+{
+    internal override IEnumerable<Module> Build(int[] inputShape, RandomGenerator generator)
+    {
+        if (inputShape.Length == 0) throw new ArgumentException("GroupNormalization: needs per-sample inputs with a channel axis, got a scalar.");
+        yield return new GroupNorm(groups, inputShape[0], epsilon);
+    }
+}

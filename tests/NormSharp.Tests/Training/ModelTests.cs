@@ -18,6 +18,43 @@ public sealed class ModelTests : IDisposable
         new Keras.Flatten(), new Dense(32, activation: "relu"), new Dense(10, activation: "softmax"));
 
     [Fact]
+    public void Summary_of_the_seed_cnn_without_normalization_counts_like_keras()
+    {
+        ModelSummary s = SeedModels.Cnn(NormalizationKind.None).Summary();
+        // Keras: conv 320 + 18,496 + 73,856, dense 147,584 + 1,290.
+        Assert.Equal(241_546, s.TotalParameters);
+        Assert.Equal(0, s.NonTrainableParameters);
+        Assert.Equal(new[] { 32, 28, 28 }, s.Rows[0].OutputShape);
+        Assert.Equal(new[] { 128, 3, 3 }, s.Rows[^6].OutputShape);
+        Assert.Equal(new[] { 1152 }, s.Rows[^5].OutputShape);
+        Assert.Equal(new[] { 10 }, s.Rows[^1].OutputShape);
+        Assert.Contains("Total params: 241,546", s.ToString());
+    }
+
+    [Fact]
+    public void Summary_of_the_seed_cnn_with_batch_normalization_has_kerass_counts()
+    {
+        ModelSummary s = SeedModels.Cnn().Summary();
+        Assert.Equal(242_954, s.TotalParameters);
+        Assert.Equal(704, s.NonTrainableParameters);
+        Assert.Equal(242_250, s.TrainableParameters);
+        Assert.Equal(128, s.Rows[1].Parameters); // BatchNormalization(32): gamma, beta, moving mean, moving variance
+        Assert.Equal(new[] { "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked" },
+            SeedModels.Cnn().Network.StateDict().Keys.Take(7));
+    }
+
+    [Theory]
+    [InlineData("seed-cnn", NormalizationKind.Layer)]
+    [InlineData("seed-cnn", NormalizationKind.Group)]
+    [InlineData("seed-cnn-small", NormalizationKind.Batch)]
+    [InlineData("mlp", NormalizationKind.Group)]
+    public void Every_seed_model_builds_and_classifies_ten_classes(string name, NormalizationKind norm)
+    {
+        var model = SeedModels.Create(name, norm);
+        Assert.Equal(new[] { 3, 10 }, model.Predict(Tensor.Zeros(new[] { 3, 1, 28, 28 })).Shape);
+    }
+
+    [Fact]
     public void Fit_lowers_the_loss_and_records_keras_metrics()
     {
         var model = SmallMlp(1);

@@ -1,0 +1,145 @@
+using System.Globalization;
+using System.Text.Json;
+using NormSharp.Data;
+using NormSharp.Keras;
+using NormSharp.Optim;
+using NormSharp.Plotting;
+using NormSharp.Serialization;
+using NormSharp.Training;
+
+namespace NormSharp.Cli;
+
+/// <summary><c>normsharp train</c>: trains a seed model and writes history, plots, the model and the settings to
+/// an output folder. With no options: the seed 000 CNN on the embedded MNIST subset, Adam 1e-3, batch 128.</summary>
+internal static class TrainCommand
+{
+    public const string Help = """
+        normsharp train [options]
+          --model NAME         seed-cnn (default), seed-cnn-small, mlp
+          --norm KIND          batch (default), layer, group, none
+          --dataset NAME       mnist-subset (default: the embedded 10,000 digits), mnist, fashion-mnist, emnist-*
+          --data-dir DIR       read the data set's IDX files from DIR
+          --epochs N           default 10
+          --batch-size N       default 128
+          --optimizer NAME     adam (default), adamw, sgd
+          --lr RATE            default 1e-3 (adam/adamw), 1e-2 (sgd)
+          --seed N             default 0: fixes initialization and batch order
+          --threads N          default: all processors
+          --output DIR         default runs/<model>-<norm>-<time>
+          --resume FILE        continue from a checkpoint.safetensors written by an earlier run
+        """;
+
+    public static int Run(Arguments args, TextWriter output, CancellationToken cancellation)
+    {
+        string modelName = args.Choice("model", "seed-cnn", SeedModels.Names.ToArray());
+        string normName = args.Choice("norm", "batch", "batch", "layer", "group", "none");
+        string dataset = args.String("dataset", "mnist-subset");
+        string? dataDir = args.String("data-dir");
+        int epochs = args.Int("epochs", 10, 1, 100_000);
+        int batchSize = args.Int("batch-size", 128, 1, 1 << 20);
+        string optimizerName = args.Choice("optimizer", "adam", "adam", "adamw", "sgd");
+        double lr = args.Double("lr", optimizerName == "sgd" ? 1e-2 : 1e-3, 0, 10);
+        int seed = args.Int("seed", 0, 0);
+        int threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
+        string? resume = args.String("resume");
+        string outputDir = args.String("output") ?? Path.Combine("runs", $"{modelName}-{normName}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        args.RejectUnknown("train");
+
+        Parallelism.ThreadCount = threads;
+        LoadedDataset data = Datasets.Load(dataset, new DatasetOptions { DataDirectory = dataDir, Log = line => output.WriteLine(line) });
+        output.WriteLine($"data: {data.Train} (train), {data.Test.Count} test images, from {data.Source} {data.Location}");
+
+        NormalizationKind norm = Enum.Parse<NormalizationKind>(normName, ignoreCase: true);
+        Keras.Sequential model = SeedModels.Create(modelName, norm, data.Train.ClassCount, new RandomGenerator((ulong)seed));
+        Optimizer optimizer = optimizerName switch
+        {
+            "sgd" => new SGD(model.Network.Parameters(), lr, momentum: 0.9),
+            "adamw" => new AdamW(model.Network.Parameters(), lr),
+            _ => new Adam(model.Network.Parameters(), lr),
+        };
+        model.Compile(optimizer, "categorical_crossentropy", "accuracy");
+        if (resume is not null)
+        {
+            model.LoadCheckpoint(resume);
+            output.WriteLine($"resumed from {resume} after epoch {model.EpochsCompleted}");
+        }
+        output.WriteLine(model.Summary().ToString());
+
+        Directory.CreateDirectory(outputDir);
+        var settings = new Dictionary<string, object?>
+        {
+            ["command"] = "normsharp " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+            ["model"] = modelName, ["norm"] = normName, ["dataset"] = data.Name, ["data_source"] = data.Source.ToString(),
+            ["data_location"] = data.Location, ["epochs"] = epochs, ["batch_size"] = batchSize, ["optimizer"] = optimizerName,
+            ["learning_rate"] = lr, ["seed"] = seed, ["threads"] = threads, ["resume"] = resume,
+            ["normsharp_version"] = typeof(Tensor).Assembly.GetName().Version?.ToString(),
+            ["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
+            ["started"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
+        };
+        AtomicFile.WriteAllText(Path.Combine(outputDir, "run.json"), JsonSerializer.Serialize(settings, new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(Path.Combine(outputDir, "summary.txt"), model.Summary().ToString() + Environment.NewLine);
+
+        bool interactive = TrainingConsole.IsInteractive;
+        string checkpoint = Path.Combine(outputDir, "checkpoint.safetensors");
+        var callbacks = new Callback[] { new TrainingConsole(output, interactive), new ModelCheckpoint(checkpoint), new RunArtifacts(outputDir) };
+        History history = model.Fit(data.Train, epochs, batchSize, data.Test, callbacks, (ulong)seed, cancellation);
+
+        var metadata = ModelFile.Metadata(modelName, normName, data.Train.ClassCount);
+        if (cancellation.IsCancellationRequested)
+        {
+            string interrupted = Path.Combine(outputDir, "interrupted.safetensors");
+            model.Network.SaveSafeTensors(interrupted, metadata);
+            output.WriteLine($"stopped: weights saved to {interrupted}; resume the completed epochs with --resume {checkpoint}");
+            return 130;
+        }
+        string modelPath = Path.Combine(outputDir, "model.safetensors");
+        model.Network.SaveSafeTensors(modelPath, metadata);
+        TrainingConsole.PrintTable(output, history, interactive);
+        IReadOnlyDictionary<string, double> test = model.Evaluate(data.Test);
+        output.WriteLine($"test accuracy: {test["accuracy"]:P2} (loss {test["loss"]:F4}) on {data.Test.Count} images");
+        output.WriteLine($"wrote {outputDir}: model.safetensors, checkpoint.safetensors, history.csv/json, loss.png, accuracy.png, run.json, summary.txt");
+        return 0;
+    }
+}
+
+/// <summary>Rewrites the history files and the plots after every epoch, so a crash loses at most one epoch.</summary>
+internal sealed class RunArtifacts(string directory) : Callback
+{
+    public override void OnEpochEnd(EpochRecord record, TrainingContext context) => Write(directory, context.History);
+
+    public static void Write(string directory, History history)
+    {
+        history.SaveCsv(Path.Combine(directory, "history.csv"));
+        history.SaveJson(Path.Combine(directory, "history.json"));
+        double[] epochs = history.Epochs.Select(e => (double)e.Epoch).ToArray();
+        Series S(string name, string metric) => new(name, epochs, history.Values(metric));
+        Figure.SaveLines(Path.Combine(directory, "loss.png"), "Loss per epoch", "epoch", "cross-entropy",
+            new[] { S("train", "loss"), S("validation", "val_loss") });
+        Figure.SaveLines(Path.Combine(directory, "accuracy.png"), "Accuracy per epoch", "epoch", "accuracy",
+            new[] { S("train", "accuracy"), S("validation", "val_accuracy") });
+    }
+}
+
+/// <summary>What a saved model file says about how to rebuild its network.</summary>
+internal static class ModelFile
+{
+    public static Dictionary<string, string> Metadata(string model, string norm, int classes) => new()
+    {
+        ["format"] = "normsharp-model-1",
+        ["architecture"] = model,
+        ["norm"] = norm,
+        ["classes"] = classes.ToString(CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>Rebuilds the network described by a model file's metadata and loads its weights.</summary>
+    public static Keras.Sequential Load(string path)
+    {
+        SafeTensorsContent content = SafeTensors.Load(path);
+        if (!content.Metadata.TryGetValue("architecture", out string? architecture) || !content.Metadata.TryGetValue("norm", out string? norm))
+            throw new InvalidDataException($"'{path}' does not say which architecture it holds (no 'architecture'/'norm' metadata); was it written by 'normsharp train'?");
+        int classes = int.Parse(content.Metadata.GetValueOrDefault("classes", "10"), CultureInfo.InvariantCulture);
+        Keras.Sequential model = SeedModels.Create(architecture, Enum.Parse<NormalizationKind>(norm, ignoreCase: true), classes);
+        model.Network.LoadSafeTensors(path);
+        return model;
+    }
+}

@@ -1,0 +1,90 @@
+using NormSharp.Cli;
+
+namespace NormSharp.Cli.Tests;
+
+[CollectionDefinition("Console", DisableParallelization = true)]
+public sealed class ConsoleCollection;
+
+/// <summary>Runs the real <c>normsharp</c> entry point with captured output.</summary>
+[Collection("Console")]
+public sealed class CliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("normsharp-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        TextWriter oldOut = Console.Out, oldErr = Console.Error;
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Console.SetOut(o);
+        Console.SetError(e);
+        try { return (Program.Main(args), o.ToString(), e.ToString()); }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+
+    [Fact]
+    public void Train_writes_every_artifact_and_resume_continues_the_history()
+    {
+        string run = Path.Combine(_dir, "run");
+        var (code, output, err) = Run("train", "--model", "mlp", "--epochs", "1", "--output", run, "--threads", "1");
+        Assert.True(code == 0, err + output);
+        foreach (string f in new[] { "model.safetensors", "checkpoint.safetensors", "history.csv", "history.json", "loss.png", "accuracy.png", "run.json", "summary.txt" })
+            Assert.True(File.Exists(Path.Combine(run, f)), $"{f} missing");
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(Path.Combine(run, "loss.png"))[..4]);
+        Assert.Contains("\"model\": \"mlp\"", File.ReadAllText(Path.Combine(run, "run.json")));
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(run, "history.csv")).Length);
+        var accuracyLine = output.Split('\n').Single(l => l.StartsWith("test accuracy:", StringComparison.Ordinal));
+        double accuracy = double.Parse(accuracyLine.Split(' ')[2].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(accuracy, 75, 100); // one epoch: the moving averages (decay 0.99) are still warming up
+
+        var (code2, output2, err2) = Run("train", "--model", "mlp", "--epochs", "2", "--output", run, "--threads", "1",
+            "--resume", Path.Combine(run, "checkpoint.safetensors"));
+        Assert.True(code2 == 0, err2 + output2);
+        Assert.Contains("resumed from", output2);
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(run, "history.csv")).Length);
+
+        string model = Path.Combine(run, "model.safetensors");
+        var (code3, evaluated, _) = Run("evaluate", "--model-file", model);
+        Assert.Equal(0, code3);
+        Assert.Contains("mnist-subset test (2000 images): accuracy", evaluated);
+        var (code4, predicted, _) = Run("predict", "--model-file", model, "--index", "3");
+        Assert.Equal(0, code4);
+        Assert.Contains("mnist-subset test image 3: predicted", predicted);
+    }
+
+    [Fact]
+    public void Summary_of_the_seed_cnn_has_kerass_parameter_counts()
+    {
+        var (code, output, _) = Run("summary");
+        Assert.Equal(0, code);
+        Assert.Contains("Total params: 242,954", output);
+        Assert.Contains("Non-trainable params: 704", output);
+    }
+
+    [Theory]
+    [InlineData("train --epoch 3", "'train' does not take --epoch")]
+    [InlineData("train --epochs many", "--epochs must be an integer")]
+    [InlineData("train --norm batchy", "--norm must be one of batch, layer, group, none")]
+    [InlineData("frobnicate", "unknown command 'frobnicate'")]
+    [InlineData("predict --model-file x.safetensors", "exactly one of --image PNG and --index N")]
+    public void Bad_command_lines_say_what_to_change(string line, string message)
+    {
+        var (code, _, err) = Run(line.Split(' '));
+        Assert.Equal(2, code);
+        Assert.Contains(message, err);
+    }
+
+    [Fact]
+    public void A_missing_model_file_is_reported_not_thrown()
+    {
+        var (code, _, err) = Run("evaluate", "--model-file", Path.Combine(_dir, "nope.safetensors"));
+        Assert.Equal(1, code);
+        Assert.Contains("nope.safetensors", err);
+    }
+}

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace NormSharp.Kernels;
 
@@ -26,20 +27,20 @@ internal static partial class Gemm
     /// <summary>The fastest path this CPU runs.</summary>
     internal static GemmKernelPath BestPath =>
         Vector512.IsHardwareAccelerated ? GemmKernelPath.Vector512
-        : Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported ? GemmKernelPath.Vector256
+        : Vector256.IsHardwareAccelerated && Fma.IsSupported ? GemmKernelPath.Vector256
         : GemmKernelPath.Scalar;
 
-    /// <summary>C tile (rows × 32, row stride ldc) = (loadC ? C : 0) + (Σ_p a[p]·b[p], summed from zero) over one packed A panel (k-major,
-    /// <see cref="TileRows"/> values per step, of which the first <paramref name="rows"/> are used) and one packed B
-    /// panel (k-major, <see cref="TileCols"/> values per step).</summary>
+    /// <summary>C tile (rows × 32, row stride ldc) = (loadC ? C : 0) + Σ_p a[p]ᵀ·b[p], the sum taken from zero, over
+    /// one packed A panel (k-major, <see cref="TileRows"/> values per step, of which the first <paramref name="rows"/>
+    /// are used) and one packed B panel (k-major, <see cref="TileCols"/> values per step).</summary>
     private static unsafe void Tile(GemmKernelPath path, int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
     {
         // The kernels sum from zero and touch C only at the end, so these lines arrive while the FMAs run.
-        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        if (Sse.IsSupported)
             for (int i = 0; i < rows; i++)
             {
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(c + i * ldc);
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(c + i * ldc + TileCols - 1);
+                Sse.Prefetch0(c + i * ldc);
+                Sse.Prefetch0(c + i * ldc + TileCols - 1);
             }
         switch (path)
         {
@@ -95,7 +96,10 @@ internal static partial class Gemm
     private static unsafe void Tile512<R>(int kc, float* a, float* b, float* c, nint ldc, bool loadC) where R : struct, IRowCount
     {
         int rows = R.Value;
-        Vector512<float> c0L = default, c0H = default, c1L = default, c1H = default, c2L = default, c2H = default, c3L = default, c3H = default, c4L = default, c4H = default, c5L = default, c5H = default, c6L = default, c6H = default, c7L = default, c7H = default, c8L = default, c8H = default, c9L = default, c9H = default, c10L = default, c10H = default, c11L = default, c11H = default;
+        // cIL, cIH: row I of the tile, columns 0–15 and 16–31.
+        Vector512<float> c0L = default, c0H = default, c1L = default, c1H = default, c2L = default, c2H = default, c3L = default, c3H = default,
+            c4L = default, c4H = default, c5L = default, c5H = default, c6L = default, c6H = default, c7L = default, c7H = default,
+            c8L = default, c8H = default, c9L = default, c9H = default, c10L = default, c10H = default, c11L = default, c11H = default;
         for (int p = 0; p < kc; p++)
         {
             Vector512<float> bL = Vector512.Load(b), bH = Vector512.Load(b + 16);
@@ -149,7 +153,9 @@ internal static partial class Gemm
     private static unsafe void Quarter256<R>(int kc, float* a, float* b, float* c, nint ldc, bool loadC) where R : struct, IRowCount
     {
         int rows = R.Value;
-        Vector256<float> c0L = default, c0H = default, c1L = default, c1H = default, c2L = default, c2H = default, c3L = default, c3H = default, c4L = default, c4H = default, c5L = default, c5H = default;
+        // cIL, cIH: row I of the tile, columns 0–7 and 8–15.
+        Vector256<float> c0L = default, c0H = default, c1L = default, c1H = default, c2L = default, c2H = default, c3L = default, c3H = default,
+            c4L = default, c4H = default, c5L = default, c5H = default;
         for (int p = 0; p < kc; p++)
         {
             Vector256<float> bL = Vector256.Load(b), bH = Vector256.Load(b + 8);

@@ -7,8 +7,9 @@ namespace NormSharp.Kernels;
 /// <c>accumulate</c> is set. op(A) is m×k, op(B) is k×n; lda/ldb/ldc are row strides of the stored matrices.</summary>
 /// <remarks>float32 problems of at least <see cref="SmallWork"/> multiply-adds go to the packed, cache-blocked,
 /// multi-threaded path (Gemm.Packed.cs) built around an FMA register tile (Gemm.MicroKernels.cs); smaller ones and
-/// float64 use <see cref="Direct{T}"/>. Every element of C is one fused multiply-add chain over k, restarted only at
-/// the fixed depth-block boundaries, so results do not depend on the thread count.</remarks>
+/// float64 (used by gradient checks on small sizes) take the single-threaded <see cref="Direct{T}"/> loops. On the
+/// packed path each element of C is, per depth block (fixed by k alone), one fused multiply-add chain added to C, so
+/// results do not depend on the thread count.</remarks>
 internal static partial class Gemm
 {
     /// <summary>Below this many multiply-adds (m·n·k) packing costs more than it saves (measured: the packed path's
@@ -16,10 +17,12 @@ internal static partial class Gemm
     /// join in only from about 2M multiply-adds per thread (see <see cref="MultiplyAddsPerWorkUnit"/>).</summary>
     internal const long SmallWork = 2_048;
 
+    /// <summary>float32 C = op(A)·op(B) (or C += … when <paramref name="accumulate"/>) on the fastest kernel path.</summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc, bool accumulate) =>
         Multiply(BestPath, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
 
+    /// <summary>float64 C = op(A)·op(B) (or C += … when <paramref name="accumulate"/>) with the direct loops.</summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<double> a, int lda, ReadOnlySpan<double> b, int ldb, Span<double> c, int ldc, bool accumulate)
     {

@@ -6,7 +6,7 @@ namespace NormSharp.Training;
 
 /// <summary>One row of a <see cref="ModelSummary"/>.</summary>
 /// <param name="Name">The layer's name in the state dictionary ("0", "1", …).</param>
-/// <param name="Type">The layer's class and arguments.</param>
+/// <param name="Type">The layer's class.</param>
 /// <param name="OutputShape">The output shape for one sample (the batch axis shown as None).</param>
 /// <param name="Parameters">Weights of the layer, trainable and not (Keras's "Param #").</param>
 public sealed record SummaryRow(string Name, string Type, int[] OutputShape, long Parameters);
@@ -54,7 +54,7 @@ public sealed class ModelSummary
                 foreach (var (name, layer) in layers)
                 {
                     x = layer.Forward(x);
-                    rows.Add(new SummaryRow(name, layer.ToString().Split('\n')[0], x.Shape[1..], Count(layer).Trainable + Count(layer).NonTrainable));
+                    rows.Add(new SummaryRow(name, layer.GetType().Name, x.Shape[1..], Count(layer).Trainable + Count(layer).NonTrainable));
                 }
             }
         }

@@ -24,6 +24,9 @@ public sealed class QuickNormalization : IQuickBenchmark
             foreach (NormalizationCase c in NormalizationCase.All)
             {
                 var (layer, input, gradOutput) = c.Build();
+                // Warm up until the JIT has tiered the kernels up (their loops start as unoptimized code).
+                var warmUp = System.Diagnostics.Stopwatch.StartNew();
+                while (warmUp.Elapsed.TotalSeconds < 0.3) NormalizationCase.ForwardBackward(layer.Train(), input, gradOutput);
                 foreach (int threads in new[] { 1, 2 })
                 {
                     Parallelism.ThreadCount = threads;

@@ -65,7 +65,7 @@ internal static partial class NormalizationKernels
                     }
                     if (dx.IsEmpty) continue;
                     if (w.IsEmpty) dyRow.CopyTo(g); else TensorPrimitives.Multiply(dyRow, w, g);
-                    var (sumG, sumGXhat) = NormalizationSimd.SumAndDot<T>(g, xhat, T.Zero);
+                    var (sumG, sumGXhat) = NormalizationSimd.CenteredSums<T>(g, T.Zero, xhat, T.Zero);
                     var (meanG, meanGXhat) = GradientMeans(plan.Centered, statisticsFromBatch, sumG, sumGXhat, length);
                     // In terms of x̂: dx = g·(1/σ) + x̂·(−mean(g·x̂)/σ) − mean(g)/σ.
                     NormalizationSimd.CombineGradient<T, Uniform<T>>(g, xhat, dx.Slice(r * length, length), new(T.CreateTruncating(invStd)),

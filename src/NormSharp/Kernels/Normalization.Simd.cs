@@ -226,8 +226,9 @@ internal static class NormalizationSimd
         }
     }
 
-    /// <summary>y = (x − center)·scale + shift. Subtracting the centre first keeps the digits of x − μ when the mean is
-    /// large against the spread, which x·scale + (shift − center·scale) would cancel away. With
+    /// <summary>y = (x − center)·scale + shift: one subtraction and one fused multiply-add per element. Subtracting the
+    /// centre first keeps the digits of x − μ when the mean is large against the spread, which
+    /// x·scale + (shift − center·scale) would cancel away. With
     /// <paramref name="streaming"/>, y bypasses the cache (an output larger than the cache is not read back soon, and
     /// this saves reading each line before writing it).</summary>
     public static unsafe void ShiftScale<T, TCoefficient>(ReadOnlySpan<T> x, Span<T> y, TCoefficient center, TCoefficient scale, TCoefficient shift, bool streaming = false)
@@ -239,11 +240,11 @@ internal static class NormalizationSimd
         if (Vector512.IsHardwareAccelerated)
             fixed (T* pinned = &ys) // the alignment found below must hold for the whole loop
             {
-                for (int head = ElementsToAlignment(ref ys, x.Length); i < head; i++) y[i] = (x[i] - center.At(i)) * scale.At(i) + shift.At(i);
+                for (int head = ElementsToAlignment(ref ys, x.Length); i < head; i++) y[i] = T.FusedMultiplyAdd(x[i] - center.At(i), scale.At(i), shift.At(i));
                 for (; i <= x.Length - Vector512<T>.Count; i += Vector512<T>.Count)
-                    Store((Vector512.LoadUnsafe(ref xs, (nuint)i) - center.VectorAt(i)) * scale.VectorAt(i) + shift.VectorAt(i), ref ys, i, streaming);
+                    Store(MultiplyAdd(Vector512.LoadUnsafe(ref xs, (nuint)i) - center.VectorAt(i), scale.VectorAt(i), shift.VectorAt(i)), ref ys, i, streaming);
             }
-        for (; i < x.Length; i++) y[i] = (x[i] - center.At(i)) * scale.At(i) + shift.At(i);
+        for (; i < x.Length; i++) y[i] = T.FusedMultiplyAdd(x[i] - center.At(i), scale.At(i), shift.At(i));
     }
 
     /// <summary>dx = dy·a + (x − center)·k + l: the normalization backward pass once its reductions are known.</summary>

@@ -17,6 +17,8 @@ public sealed class QuickNormalization : IQuickBenchmark
         {
             var copy = new Dictionary<int, double>();
             foreach (int threads in new[] { 1, 2 }) copy[threads] = CopyBandwidth(threads);
+            GC.Collect(); // release the copy buffers before the timed cases
+            GC.WaitForPendingFinalizers();
             output.WriteLine($"copy bandwidth (Span.CopyTo, 256 MiB, 8 B/element): 1 thread {copy[1]:F1} GB/s, 2 threads {copy[2]:F1} GB/s");
             output.WriteLine();
             output.WriteLine("| case | threads | train fwd ms | GB/s | eval fwd ms | GB/s | fwd+bwd ms | GB/s | best / copy |");
@@ -27,6 +29,9 @@ public sealed class QuickNormalization : IQuickBenchmark
                 foreach (int threads in new[] { 1, 2 })
                 {
                     Parallelism.ThreadCount = threads;
+                    // Warm up until the JIT has tiered the kernels up (their loops start as unoptimized code).
+                    var warmUp = System.Diagnostics.Stopwatch.StartNew();
+                    while (warmUp.Elapsed.TotalSeconds < 0.2) NormalizationCase.ForwardBackward(layer.Train(), input, gradOutput);
                     double n = input.Length;
                     layer.Train();
                     double train = QuickTimer.MedianSeconds(() => NormalizationCase.Forward(layer, input), minSeconds: 0.5);

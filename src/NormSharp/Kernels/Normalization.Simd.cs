@@ -8,9 +8,10 @@ namespace NormSharp.Kernels;
 
 // The SIMD layer of the normalization kernels, written in the manner of TensorPrimitives: the arithmetic of each
 // step is stated once (a term, or a coefficient that is either one value for a whole run or one value per element)
-// and one loop per shape of work handles the vector width and the tail. Reductions widen to float64 before they
-// add or sum short blocks in the element type and carry the block sums in float64, so a float32 channel of a million
-// values with mean 1e4 sums without losing its low digits; the element-wise steps stay in the element type.
+// and one loop per shape of work handles the vector width and the tail. Reductions along a run add short blocks in
+// the element type and carry the block sums in float64; reductions across rows (per-column sums) widen to float64
+// before they add. Either way no float32 sum holds more than a few dozen terms, so a float32 channel of a million
+// values with mean 1e4 sums without losing its low digits. The element-wise steps stay in the element type.
 // Without AVX-512 the loops run their scalar tails over the whole span.
 
 /// <summary>A per-element term of a float64 sum, given the element and a centre (e.g. (x − c)²).</summary>
@@ -132,72 +133,43 @@ internal static class NormalizationSimd
         return total;
     }
 
-    /// <summary>(Σ (xᵢ − c), Σ (xᵢ − c)²) for a centre c close to the mean: the second pass of the corrected
-    /// two-pass variance (Chan, Golub &amp; LeVeque 1983), mean = c + S₁/n and variance = S₂/n − (S₁/n)².</summary>
-    public static (double Sum, double SumSquares) Deviations<T>(ReadOnlySpan<T> x, T center) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        ref T origin = ref MemoryMarshal.GetReference(x);
-        int i = 0, width = Vector512<T>.Count;
-        double sum = 0, squares = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            Vector512<T> c = Vector512.Create(center);
-            while (i <= x.Length - 2 * width)
-            {
-                Vector512<T> s0 = Vector512<T>.Zero, s1 = s0, q0 = s0, q1 = s0;
-                for (int end = Math.Min(x.Length - 2 * width, i + BlockVectors * width); i <= end; i += 2 * width)
-                {
-                    Vector512<T> d0 = Vector512.LoadUnsafe(ref origin, (nuint)i) - c, d1 = Vector512.LoadUnsafe(ref origin, (nuint)(i + width)) - c;
-                    s0 += d0;
-                    s1 += d1;
-                    q0 = MultiplyAdd(d0, d0, q0);
-                    q1 = MultiplyAdd(d1, d1, q1);
-                }
-                sum += Wide(Vector512.Sum(s0 + s1));
-                squares += Wide(Vector512.Sum(q0 + q1));
-            }
-        }
-        for (; i < x.Length; i++)
-        {
-            double d = Wide(x[i] - center);
-            sum += d;
-            squares += d * d;
-        }
-        return (sum, squares);
-    }
-
-    /// <summary>(Σ aᵢ, Σ aᵢ·(bᵢ − c)): the two reductions of the normalization backward pass (a = dy, b = x).</summary>
-    public static (double SumA, double SumAB) SumAndDot<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, T center) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// (Σ (aᵢ − p), Σ (aᵢ − p)·(bᵢ − q)). With a = b = x and p = q = c close to the mean it is the second pass of
+    /// the corrected two-pass variance (Chan, Golub &amp; LeVeque 1983): mean = c + S₁/n, variance = S₂/n − (S₁/n)².
+    /// With a = dy, p = 0, b = x and q = c it gives the two reductions of the backward pass, Σ dy and Σ dy·(x − c).
+    /// </summary>
+    public static (double Sum, double SumOfProducts) CenteredSums<T>(ReadOnlySpan<T> a, T centerA, ReadOnlySpan<T> b, T centerB)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         ref T originA = ref MemoryMarshal.GetReference(a);
         ref T originB = ref MemoryMarshal.GetReference(b);
         int i = 0, width = Vector512<T>.Count;
-        double sumA = 0, sumAB = 0;
+        double sum = 0, products = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            Vector512<T> c = Vector512.Create(center);
+            Vector512<T> p = Vector512.Create(centerA), q = Vector512.Create(centerB);
             while (i <= a.Length - 2 * width)
             {
-                Vector512<T> s0 = Vector512<T>.Zero, s1 = s0, p0 = s0, p1 = s0;
+                Vector512<T> s0 = Vector512<T>.Zero, s1 = s0, m0 = s0, m1 = s0;
                 for (int end = Math.Min(a.Length - 2 * width, i + BlockVectors * width); i <= end; i += 2 * width)
                 {
-                    Vector512<T> a0 = Vector512.LoadUnsafe(ref originA, (nuint)i), a1 = Vector512.LoadUnsafe(ref originA, (nuint)(i + width));
+                    Vector512<T> a0 = Vector512.LoadUnsafe(ref originA, (nuint)i) - p, a1 = Vector512.LoadUnsafe(ref originA, (nuint)(i + width)) - p;
                     s0 += a0;
                     s1 += a1;
-                    p0 = MultiplyAdd(a0, Vector512.LoadUnsafe(ref originB, (nuint)i) - c, p0);
-                    p1 = MultiplyAdd(a1, Vector512.LoadUnsafe(ref originB, (nuint)(i + width)) - c, p1);
+                    m0 = MultiplyAdd(a0, Vector512.LoadUnsafe(ref originB, (nuint)i) - q, m0);
+                    m1 = MultiplyAdd(a1, Vector512.LoadUnsafe(ref originB, (nuint)(i + width)) - q, m1);
                 }
-                sumA += Wide(Vector512.Sum(s0 + s1));
-                sumAB += Wide(Vector512.Sum(p0 + p1));
+                sum += Wide(Vector512.Sum(s0 + s1));
+                products += Wide(Vector512.Sum(m0 + m1));
             }
         }
         for (; i < a.Length; i++)
         {
-            double ai = Wide(a[i]);
-            sumA += ai;
-            sumAB += ai * Wide(b[i] - center);
+            double ai = Wide(a[i] - centerA);
+            sum += ai;
+            products += ai * Wide(b[i] - centerB);
         }
-        return (sumA, sumAB);
+        return (sum, products);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -254,8 +226,9 @@ internal static class NormalizationSimd
         }
     }
 
-    /// <summary>y = (x − center)·scale + shift. Subtracting the centre first keeps the digits of x − μ when the mean is
-    /// large against the spread, which x·scale + (shift − center·scale) would cancel away. With
+    /// <summary>y = (x − center)·scale + shift: one subtraction and one fused multiply-add per element. Subtracting the
+    /// centre first keeps the digits of x − μ when the mean is large against the spread, which
+    /// x·scale + (shift − center·scale) would cancel away. With
     /// <paramref name="streaming"/>, y bypasses the cache (an output larger than the cache is not read back soon, and
     /// this saves reading each line before writing it).</summary>
     public static unsafe void ShiftScale<T, TCoefficient>(ReadOnlySpan<T> x, Span<T> y, TCoefficient center, TCoefficient scale, TCoefficient shift, bool streaming = false)
@@ -267,11 +240,11 @@ internal static class NormalizationSimd
         if (Vector512.IsHardwareAccelerated)
             fixed (T* pinned = &ys) // the alignment found below must hold for the whole loop
             {
-                for (int head = ElementsToAlignment(ref ys, x.Length); i < head; i++) y[i] = (x[i] - center.At(i)) * scale.At(i) + shift.At(i);
+                for (int head = ElementsToAlignment(ref ys, x.Length); i < head; i++) y[i] = T.FusedMultiplyAdd(x[i] - center.At(i), scale.At(i), shift.At(i));
                 for (; i <= x.Length - Vector512<T>.Count; i += Vector512<T>.Count)
-                    Store((Vector512.LoadUnsafe(ref xs, (nuint)i) - center.VectorAt(i)) * scale.VectorAt(i) + shift.VectorAt(i), ref ys, i, streaming);
+                    Store(MultiplyAdd(Vector512.LoadUnsafe(ref xs, (nuint)i) - center.VectorAt(i), scale.VectorAt(i), shift.VectorAt(i)), ref ys, i, streaming);
             }
-        for (; i < x.Length; i++) y[i] = (x[i] - center.At(i)) * scale.At(i) + shift.At(i);
+        for (; i < x.Length; i++) y[i] = T.FusedMultiplyAdd(x[i] - center.At(i), scale.At(i), shift.At(i));
     }
 
     /// <summary>dx = dy·a + (x − center)·k + l: the normalization backward pass once its reductions are known.</summary>

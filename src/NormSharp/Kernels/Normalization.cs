@@ -126,7 +126,7 @@ internal static partial class NormalizationKernels
                     for (int a = 0; a < layout.Outer; a++)
                     {
                         int start = layout.RunStart(a, g) + s * length;
-                        var (p, q) = NormalizationSimd.SumAndDot(dy.Slice(start, length), x.Slice(start, length), center);
+                        var (p, q) = NormalizationSimd.CenteredSums(dy.Slice(start, length), T.Zero, x.Slice(start, length), center);
                         sumDy += p;
                         sumDyCentered += q;
                     }
@@ -176,7 +176,8 @@ internal static partial class NormalizationKernels
         double sum = 0, squares = 0;
         for (int a = 0; a < layout.Outer; a++)
         {
-            var (s1, s2) = NormalizationSimd.Deviations(x.Slice(layout.RunStart(a, group), run), center);
+            ReadOnlySpan<T> values = x.Slice(layout.RunStart(a, group), run);
+            var (s1, s2) = NormalizationSimd.CenteredSums(values, center, values, center);
             sum += s1;
             squares += s2;
         }

@@ -131,9 +131,9 @@ internal sealed class RunArtifacts(string directory) : Callback
         double[] epochs = history.Epochs.Select(e => (double)e.Epoch).ToArray();
         Series S(string name, string metric) => new(name, epochs, history.Values(metric));
         Figure.SaveLines(Path.Combine(directory, "loss.png"), "Loss per epoch", "epoch", "cross-entropy",
-            new[] { S("train", "loss"), S("validation", "val_loss") });
+            new[] { S("train", "loss"), S("validation", "val_loss") }, logY: true, integerX: true);
         Figure.SaveLines(Path.Combine(directory, "accuracy.png"), "Accuracy per epoch", "epoch", "accuracy",
-            new[] { S("train", "accuracy"), S("validation", "val_accuracy") });
+            new[] { S("train", "accuracy"), S("validation", "val_accuracy") }, integerX: true, legendBelow: true);
     }
 }
 

@@ -13,9 +13,22 @@ public sealed record Series(string Name, IReadOnlyList<double> X, IReadOnlyList<
 public static class Figure
 {
     /// <summary>Saves a line chart of <paramref name="series"/> to <paramref name="path"/>.</summary>
-    public static void SaveLines(string path, string title, string xLabel, string yLabel, IEnumerable<Series> series, bool logY = false, int width = 800, int height = 500)
+    /// <param name="path">The PNG file.</param>
+    /// <param name="title">The chart title.</param>
+    /// <param name="xLabel">The x-axis label.</param>
+    /// <param name="yLabel">The y-axis label.</param>
+    /// <param name="series">The lines.</param>
+    /// <param name="logY">Plot log10 of y, labelled with the original values.</param>
+    /// <param name="width">Width in pixels.</param>
+    /// <param name="height">Height in pixels.</param>
+    /// <param name="integerX">Whether the x axis counts whole units (epochs), so ticks fall on integers.</param>
+    /// <param name="legendBelow">Put the legend in the lower right corner (for rising curves such as accuracy).</param>
+    public static void SaveLines(string path, string title, string xLabel, string yLabel, IEnumerable<Series> series, bool logY = false,
+        bool integerX = false, bool legendBelow = false, int width = 800, int height = 500)
     {
         Plot plot = Lines(title, xLabel, yLabel, series, logY);
+        if (integerX) plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        if (legendBelow) plot.ShowLegend(Alignment.LowerRight);
         AtomicFile.WriteAllBytes(path, plot.GetImageBytes(width, height, ImageFormat.Png));
     }
 

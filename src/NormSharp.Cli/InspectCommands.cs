@@ -1,3 +1,4 @@
+using NormSharp.Experiments;
 using NormSharp.Data;
 using NormSharp.Keras;
 using SkiaSharp;
@@ -24,7 +25,7 @@ internal static class InspectCommands
           dark on light) or test image number N of the data set
         """;
 
-    public static int Evaluate(Arguments args, TextWriter output)
+    public static int Evaluate(Options args, TextWriter output)
     {
         string modelFile = Require(args, "model-file");
         string dataset = args.String("dataset", "mnist-subset");
@@ -39,7 +40,7 @@ internal static class InspectCommands
         return 0;
     }
 
-    public static int Summary(Arguments args, TextWriter output)
+    public static int Summary(Options args, TextWriter output)
     {
         string? modelFile = args.String("model-file");
         string name = args.Choice("model", "seed-cnn", SeedModels.Names.ToArray());
@@ -51,7 +52,7 @@ internal static class InspectCommands
         return 0;
     }
 
-    public static int Predict(Arguments args, TextWriter output)
+    public static int Predict(Options args, TextWriter output)
     {
         string modelFile = Require(args, "model-file");
         string? image = args.String("image");
@@ -115,6 +116,6 @@ internal static class InspectCommands
         return sb.ToString();
     }
 
-    private static string Require(Arguments args, string name) =>
+    private static string Require(Options args, string name) =>
         args.String(name) ?? throw new UsageException($"--{name} is required");
 }

@@ -1,3 +1,4 @@
+using NormSharp.Experiments;
 using NormSharp.Cli;
 
 namespace NormSharp.Cli;
@@ -12,6 +13,7 @@ public static class Program
           normsharp evaluate   test accuracy of a trained model
           normsharp summary    Keras-style layer table
           normsharp predict    classify one digit
+          normsharp experiment run an experiment (bn-paper-fig1, norm-compare, ...): CSV, PNG figures, report
           normsharp help CMD   options of a command
         """;
 
@@ -29,13 +31,14 @@ public static class Program
         try
         {
             string command = argv.Length == 0 ? "help" : argv[0];
-            var args = new Arguments(argv.Skip(1));
+            var args = new Options(argv.Skip(1));
             return command switch
             {
                 "train" => TrainCommand.Run(args, output, cancellation.Token),
                 "evaluate" => InspectCommands.Evaluate(args, output),
                 "summary" => InspectCommands.Summary(args, output),
                 "predict" => InspectCommands.Predict(args, output),
+                "experiment" => ExperimentCommand.Run(args, output),
                 "help" or "--help" or "-h" => Help(args.Positional.FirstOrDefault(), output),
                 _ => throw new UsageException($"unknown command '{command}'"),
             };
@@ -61,6 +64,7 @@ public static class Program
             "evaluate" => InspectCommands.EvaluateHelp,
             "summary" => InspectCommands.SummaryHelp,
             "predict" => InspectCommands.PredictHelp,
+            "experiment" => ExperimentCommand.Help,
             _ => Usage,
         });
         return 0;

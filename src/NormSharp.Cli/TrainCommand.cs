@@ -1,3 +1,4 @@
+using NormSharp.Experiments;
 using System.Globalization;
 using System.Text.Json;
 using NormSharp.Data;
@@ -32,7 +33,7 @@ internal static class TrainCommand
                                of re-estimating them over the training set ("precise BN") before the final test
         """;
 
-    public static int Run(Arguments args, TextWriter output, CancellationToken cancellation)
+    public static int Run(Options args, TextWriter output, CancellationToken cancellation)
     {
         string modelName = args.Choice("model", "seed-cnn", SeedModels.Names.ToArray());
         string normName = args.Choice("norm", "batch", "batch", "layer", "group", "none");

@@ -1,20 +1,21 @@
 using System.Globalization;
 
-namespace NormSharp.Cli;
+namespace NormSharp.Experiments;
 
-/// <summary>Thrown for a command line that cannot be run; the message says what to change.</summary>
-internal sealed class UsageException(string message) : Exception(message);
+/// <summary>Thrown for options that cannot be run; the message says what to change.</summary>
+public sealed class UsageException(string message) : Exception(message);
 
 /// <summary>
-/// A parsed command line: <c>--name value</c> options, <c>--flag</c> switches and positional words. Every option a
-/// command reads must be one it declared, so a misspelt option is an error rather than silently ignored.
+/// Parsed command-line options: <c>--name value</c> options, <c>--flag</c> switches and positional words. Every option
+/// given must be read by the command (or experiment), so a misspelt option is an error rather than silently ignored.
 /// </summary>
-internal sealed class Arguments
+public sealed class Options
 {
     private readonly Dictionary<string, string?> _options = new(StringComparer.Ordinal);
     private readonly HashSet<string> _read = new(StringComparer.Ordinal);
 
-    public Arguments(IEnumerable<string> args)
+    /// <summary>Parses <paramref name="args"/>.</summary>
+    public Options(IEnumerable<string> args)
     {
         var positional = new List<string>();
         var list = args.ToList();
@@ -35,11 +36,25 @@ internal sealed class Arguments
         Positional = positional;
     }
 
+    /// <summary>The words that are not options, in order.</summary>
     public IReadOnlyList<string> Positional { get; }
 
     /// <summary>Every option given on the command line, for the run's record.</summary>
     public IReadOnlyDictionary<string, string?> Given => _options;
 
+    /// <summary>A comma-separated list of numbers, e.g. <c>--lrs 0.001,0.01,0.1</c>.</summary>
+    public double[] Doubles(string name, double[] fallback)
+    {
+        string? v = String(name);
+        if (v is null) return fallback;
+        try { return v.Split(',').Select(p => double.Parse(p, NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray(); }
+        catch (FormatException) { throw new UsageException($"--{name} must be comma-separated numbers; got '{v}'"); }
+    }
+
+    /// <summary>A comma-separated list of integers, e.g. <c>--batch-sizes 2,4,8</c>.</summary>
+    public int[] Ints(string name, int[] fallback) => Doubles(name, fallback.Select(i => (double)i).ToArray()).Select(d => d == Math.Round(d) && d >= 1 ? (int)d : throw new UsageException($"--{name} must list positive integers")).ToArray();
+
+    /// <summary>The value of --<paramref name="name"/>, or null if absent.</summary>
     public string? String(string name)
     {
         _read.Add(name);
@@ -47,8 +62,10 @@ internal sealed class Arguments
         return v ?? throw new UsageException($"option --{name} needs a value");
     }
 
+    /// <summary>The value of --<paramref name="name"/>, or <paramref name="fallback"/>.</summary>
     public string String(string name, string fallback) => String(name) ?? fallback;
 
+    /// <summary>The value of --<paramref name="name"/>, which must be one of <paramref name="allowed"/>.</summary>
     public string Choice(string name, string fallback, params string[] allowed)
     {
         string v = String(name, fallback);
@@ -56,6 +73,7 @@ internal sealed class Arguments
         return v;
     }
 
+    /// <summary>An integer option within [min, max].</summary>
     public int Int(string name, int fallback, int min = int.MinValue, int max = int.MaxValue)
     {
         string? v = String(name);
@@ -65,6 +83,7 @@ internal sealed class Arguments
         return result;
     }
 
+    /// <summary>A finite number option within [min, max].</summary>
     public double Double(string name, double fallback, double min = double.MinValue, double max = double.MaxValue)
     {
         string? v = String(name);
@@ -74,6 +93,7 @@ internal sealed class Arguments
         return result;
     }
 
+    /// <summary>A switch: present (or true/1/yes) means true.</summary>
     public bool Flag(string name)
     {
         _read.Add(name);
@@ -83,7 +103,7 @@ internal sealed class Arguments
             : throw new UsageException($"--{name} is a switch; got the value '{v}'");
     }
 
-    /// <summary>Throws if an option was given that the command never read (a typo or an option of another command).</summary>
+    /// <summary>Throws if an option was given that was never read (a typo or an option of another command).</summary>
     public void RejectUnknown(string command)
     {
         var unknown = _options.Keys.Where(k => !_read.Contains(k)).ToList();

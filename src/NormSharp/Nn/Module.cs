@@ -155,9 +155,10 @@ public abstract class Module
             foreach (string name in module._parameterNames.ToList())
                 if (module._parameters[name] is Tensor p && p.DType != dtype)
                 {
-                    module._parameters[name] = Tensor.Allocate(dtype, p.Dims, clear: false, scoped: false);
-                    module._parameters[name]!.CopyFrom(p);
-                    module._parameters[name]!.RequiresGrad = true;
+                    Tensor converted = Tensor.Allocate(dtype, p.Dims, clear: false, scoped: false);
+                    converted.CopyFrom(p);
+                    converted.RequiresGrad = p.RequiresGrad; // a frozen parameter stays frozen
+                    module._parameters[name] = converted;
                 }
             foreach (string name in module._bufferNames.ToList())
                 if (module._buffers[name] is Tensor b && b.DType != dtype)

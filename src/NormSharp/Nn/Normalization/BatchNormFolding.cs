@@ -49,6 +49,19 @@ public static class BatchNormFolding
         return fused;
     }
 
+    /// <summary>A new Conv2d (same kernel, stride, padding and dilation, with a bias) computing
+    /// <paramref name="batchNorm"/>(<paramref name="conv"/>(x)) in evaluation mode.</summary>
+    public static Conv2d Fuse(Conv2d conv, BatchNorm batchNorm)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        var (weight, bias) = Fold(conv.Weight, conv.Bias, batchNorm);
+        var fused = new Conv2d(conv.InChannels, conv.OutChannels, conv.KernelSize, conv.Stride, conv.Padding, conv.Dilation, bias: true);
+        fused.To(weight.DType);
+        fused.Weight.CopyFrom(weight);
+        fused.Bias!.CopyFrom(bias);
+        return fused;
+    }
+
     private static Tensor Persistent(double[] values, int[] shape, DType dtype)
     {
         Tensor t = Tensor.Allocate(dtype, shape, clear: false, scoped: false);

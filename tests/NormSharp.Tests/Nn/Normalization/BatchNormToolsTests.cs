@@ -32,6 +32,32 @@ public class BatchNormToolsTests
     }
 
     [Fact]
+    public void Folding_into_Conv2d_gives_the_same_outputs()
+    {
+        Tensor.ManualSeed(2);
+        BatchNorm2d bn = Trained(new BatchNorm2d(6), new[] { 8, 6, 5, 5 }, 4);
+        Tensor x = Tensor.Normal(new[] { 3, 2, 9, 9 }, generator: new RandomGenerator(5));
+        foreach (var conv in new[] { new Conv2d(2, 6, 3, padding: ConvPadding.Same), new Conv2d(2, 6, (3, 2), stride: 2, padding: 1, dilation: (1, 2), bias: false) })
+        {
+            double[] expected = bn.Forward(conv.Forward(x)).ToDoubleArray();
+            Conv2d fused = BatchNormFolding.Fuse(conv, bn);
+            Assert.Equal(conv.Forward(x).Shape, fused.Forward(x).Shape);
+            Assert.True(MaxRelativeError(expected, fused.Forward(x).ToDoubleArray()) < 1e-5);
+        }
+    }
+
+    [Fact]
+    public void Freezing_survives_a_change_of_element_type()
+    {
+        var model = new Sequential(new Linear(2, 3), new BatchNorm1d(3));
+        model.FreezeBatchNorm();
+        model.To(DType.Float64);
+        var bn = (BatchNorm1d)model[1];
+        Assert.False(bn.Weight!.RequiresGrad);
+        Assert.True(((Linear)model[0]).Weight.RequiresGrad);
+    }
+
+    [Fact]
     public void Folding_handles_any_weight_with_output_channels_first()
     {
         // A 1×1 convolution (out, in, 1, 1) written out by hand: y[n, o, p] = Σ_i W[o, i]·x[n, i, p] + b[o].

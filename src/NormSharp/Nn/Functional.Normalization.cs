@@ -122,9 +122,9 @@ public static partial class Functional
         statistics = Tensor.Allocate(DType.Float64, new[] { 3, plan.Layout.Groups }, clear: false);
         GroupStatistics stats = Split(statistics);
         if (x.DType == DType.Float32)
-            NormalizationKernels.ForwardTraining(x.Memory<float>(), y.Memory<float>(), plan, eps, MemoryOf<float>(weight), MemoryOf<float>(bias), stats);
+            NormalizationKernels.ForwardTraining(x.AsArraySegment<float>(), y.AsArraySegment<float>(), plan, eps, MemoryOf<float>(weight), MemoryOf<float>(bias), stats);
         else
-            NormalizationKernels.ForwardTraining(x.Memory<double>(), y.Memory<double>(), plan, eps, MemoryOf<double>(weight), MemoryOf<double>(bias), stats);
+            NormalizationKernels.ForwardTraining(x.AsArraySegment<double>(), y.AsArraySegment<double>(), plan, eps, MemoryOf<double>(weight), MemoryOf<double>(bias), stats);
         RecordNormalization(who, input, x, y, plan, statisticsFromBatch: true, weight, bias, statistics);
         return y;
     }
@@ -150,9 +150,9 @@ public static partial class Functional
             groupInvStd[g] = 1 / Math.Sqrt(variance[channel] + eps);
         }
         if (x.DType == DType.Float32)
-            NormalizationKernels.ForwardWithStatistics(x.Memory<float>(), y.Memory<float>(), plan, MemoryOf<float>(weight), MemoryOf<float>(bias), stats);
+            NormalizationKernels.ForwardWithStatistics(x.AsArraySegment<float>(), y.AsArraySegment<float>(), plan, MemoryOf<float>(weight), MemoryOf<float>(bias), stats);
         else
-            NormalizationKernels.ForwardWithStatistics(x.Memory<double>(), y.Memory<double>(), plan, MemoryOf<double>(weight), MemoryOf<double>(bias), stats);
+            NormalizationKernels.ForwardWithStatistics(x.AsArraySegment<double>(), y.AsArraySegment<double>(), plan, MemoryOf<double>(weight), MemoryOf<double>(bias), stats);
         RecordNormalization(who, input, x, y, plan, statisticsFromBatch: false, weight, bias, statistics);
         return y;
     }
@@ -174,10 +174,10 @@ public static partial class Functional
             Span<double> gradWeight = wantWeight ? gradients.AsSpan(0, channels) : default;
             Span<double> gradBias = wantBias ? gradients.AsSpan(channels, channels) : default;
             if (x.DType == DType.Float32)
-                NormalizationKernels.Backward(x.Memory<float>(), g.Memory<float>(), dx is null ? default : dx.Memory<float>(), plan,
+                NormalizationKernels.Backward(x.AsArraySegment<float>(), g.AsArraySegment<float>(), dx is null ? default : dx.AsArraySegment<float>(), plan,
                     statisticsFromBatch, MemoryOf<float>(weight), Split(statistics), gradWeight, gradBias);
             else
-                NormalizationKernels.Backward(x.Memory<double>(), g.Memory<double>(), dx is null ? default : dx.Memory<double>(), plan,
+                NormalizationKernels.Backward(x.AsArraySegment<double>(), g.AsArraySegment<double>(), dx is null ? default : dx.AsArraySegment<double>(), plan,
                     statisticsFromBatch, MemoryOf<double>(weight), Split(statistics), gradWeight, gradBias);
             var grads = new List<Tensor?> { dx };
             if (weight is not null) grads.Add(wantWeight ? FromDoubles(gradWeight, weight) : null);
@@ -213,12 +213,12 @@ public static partial class Functional
 
     private static GroupStatistics Split(Tensor statistics)
     {
-        Memory<double> all = statistics.Memory<double>();
+        Memory<double> all = statistics.AsArraySegment<double>();
         int groups = statistics.Dims[1];
         return new GroupStatistics(all[..groups], all.Slice(groups, groups), all.Slice(2 * groups, groups));
     }
 
-    private static ReadOnlyMemory<T> MemoryOf<T>(Tensor? t) where T : unmanaged => t is null ? default : t.Contiguous().Memory<T>();
+    private static ReadOnlyMemory<T> MemoryOf<T>(Tensor? t) where T : unmanaged => t is null ? default : t.Contiguous().AsArraySegment<T>();
 
     private static Tensor FromDoubles(ReadOnlySpan<double> values, Tensor like)
     {

@@ -25,6 +25,7 @@ internal static class TrainCommand
           --batch-size N       default 128
           --optimizer NAME     adam (default), adamw, sgd
           --lr RATE            default 1e-3 (adam/adamw), 1e-2 (sgd)
+          --schedule NAME      none (default), cosine (to 0 over the epochs), step (×0.1 every third of the epochs)
           --seed N             default 0: fixes initialization and batch order
           --threads N          default: all processors
           --output DIR         default runs/<model>-<norm>-<time>
@@ -43,6 +44,7 @@ internal static class TrainCommand
         int batchSize = args.Int("batch-size", 128, 1, 1 << 20);
         string optimizerName = args.Choice("optimizer", "adam", "adam", "adamw", "sgd");
         double lr = args.Double("lr", optimizerName == "sgd" ? 1e-2 : 1e-3, 0, 10);
+        string schedule = args.Choice("schedule", "none", "none", "cosine", "step");
         int seed = args.Int("seed", 0, 0);
         int threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
         string? resume = args.String("resume");
@@ -76,7 +78,7 @@ internal static class TrainCommand
             ["command"] = "normsharp " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
             ["model"] = modelName, ["norm"] = normName, ["dataset"] = data.Name, ["data_source"] = data.Source.ToString(),
             ["data_location"] = data.Location, ["epochs"] = epochs, ["batch_size"] = batchSize, ["optimizer"] = optimizerName,
-            ["learning_rate"] = lr, ["seed"] = seed, ["threads"] = threads, ["resume"] = resume,
+            ["learning_rate"] = lr, ["schedule"] = schedule, ["seed"] = seed, ["threads"] = threads, ["resume"] = resume,
             ["normsharp_version"] = typeof(Tensor).Assembly.GetName().Version?.ToString(),
             ["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
             ["started"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
@@ -86,7 +88,11 @@ internal static class TrainCommand
 
         bool interactive = TrainingConsole.IsInteractive;
         string checkpoint = Path.Combine(outputDir, "checkpoint.safetensors");
-        var callbacks = new Callback[] { new TrainingConsole(output, interactive), new ModelCheckpoint(checkpoint), new RunArtifacts(outputDir) };
+        var callbacks = new List<Callback> { new TrainingConsole(output, interactive), new ModelCheckpoint(checkpoint), new RunArtifacts(outputDir) };
+        if (schedule != "none")
+            callbacks.Add(new LearningRateCallback(schedule == "cosine"
+                ? new CosineAnnealingLR(optimizer, tMax: epochs)
+                : new StepLR(optimizer, stepSize: Math.Max(1, epochs / 3))));
         History history = model.Fit(data.Train, epochs, batchSize, data.Test, callbacks, (ulong)seed, cancellation);
 
         var metadata = ModelFile.Metadata(modelName, normName, data.Train.ClassCount);

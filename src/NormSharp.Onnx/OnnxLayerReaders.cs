@@ -116,6 +116,8 @@ public static partial class OnnxImporter
                 "SAME_UPPER" when stride == new Size2(1, 1) => ConvPadding.Same, // PyTorch's "same" also puts the odd row last
                 _ => throw node.Unsupported($"auto_pad={autoPad} with strides {stride} is not supported (NOTSET, VALID, or SAME_UPPER with stride 1)"),
             };
+            CheckOutputSize(node, outChannels, (shape[2] + pads[0] + pads[2] - dilation.Height * (kernel.Height - 1L) - 1) / stride.Height + 1,
+                (shape[3] + pads[1] + pads[3] - dilation.Width * (kernel.Width - 1L) - 1) / stride.Width + 1);
             float[]? bias = Bias(node, 2, outChannels);
             var conv = new Conv2d(shape[1], outChannels, kernel, stride, padding, dilation, bias is not null, _initialization);
             conv.Weight.CopyFrom(weight);
@@ -148,6 +150,8 @@ public static partial class OnnxImporter
             if (node.String("auto_pad", "NOTSET") != "NOTSET") throw node.Unsupported("auto_pad is not supported for ConvTranspose (give explicit pads)");
             if (node.Ints("output_shape", 2, Array.Empty<long>()).Length > 0) throw node.Unsupported("output_shape is not supported (give pads and output_padding)");
             if (pads[0] != pads[2] || pads[1] != pads[3]) throw node.Unsupported($"asymmetric pads [{string.Join(", ", pads)}] are not supported");
+            CheckOutputSize(node, outChannels, (shape[2] - 1L) * stride.Height - 2 * pads[0] + dilation.Height * (kernel.Height - 1L) + outputPadding[0] + 1,
+                (shape[3] - 1L) * stride.Width - 2 * pads[1] + dilation.Width * (kernel.Width - 1L) + outputPadding[1] + 1);
             float[]? bias = Bias(node, 2, outChannels);
             var deconv = new ConvTranspose2d(shape[1], outChannels, kernel, stride, (Int(node, pads[0]), Int(node, pads[1])),
                 (Int(node, outputPadding[0]), Int(node, outputPadding[1])), dilation, bias is not null, _initialization);
@@ -169,9 +173,18 @@ public static partial class OnnxImporter
             return (node.Floats(w, 1, dims), dims);
         }
 
+        /// <summary>Refuses a convolution whose output would exceed the per-sample limit before NormSharp allocates
+        /// it (a corrupt stride or pad can ask for gigabytes); sizes below 1 are left to NormSharp's own checks.</summary>
+        private static void CheckOutputSize(OnnxNode node, long channels, long height, long width)
+        {
+            if (height > 0 && width > 0 && (height > MaxSampleElements || width > MaxSampleElements || channels * height * width > MaxSampleElements))
+                throw node.Invalid($"its output of {channels}×{height}×{width} per sample has more than {MaxSampleElements} elements");
+        }
+
         private static (Size2 Stride, Size2 Dilation) StrideAndDilation(OnnxNode node)
         {
             long[] strides = node.Ints("strides", 2, new long[] { 1, 1 }), dilations = node.Ints("dilations", 2, new long[] { 1, 1 });
+            if (strides.Concat(dilations).Any(v => v <= 0)) throw node.Invalid($"strides [{string.Join(", ", strides)}] and dilations [{string.Join(", ", dilations)}] must be positive");
             return ((Int(node, strides[0]), Int(node, strides[1])), (Int(node, dilations[0]), Int(node, dilations[1])));
         }
 

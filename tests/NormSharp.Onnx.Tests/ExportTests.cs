@@ -49,6 +49,18 @@ public class ExportTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Seed_cnn_logits_before_the_softmax_agree_too()
+    {
+        // Softmax probabilities lie in [0, 1], where the metric is an absolute error; the logits are larger.
+        var (network, sample) = TestNetworks.Create("seed-cnn");
+        var logits = new Sequential(network.Layers.SkipLast(1).ToArray());
+        Tensor x = Tensor.Normal(new[] { 5 }.Concat(sample).ToArray(), 0.3, 1.5, generator: new RandomGenerator(11));
+        float[] ours = Forward(logits, x);
+        Assert.True(ours.Max(Math.Abs) > 1, "the logits reach beyond ±1, where the metric is relative");
+        Assert.InRange(Compare("seed-cnn logits", logits, sample), 0, Tolerance);
+    }
+
+    [Fact]
     public void Seed_cnn_exports_Conv_BatchNormalization_Relu_MaxPool_Gemm_Softmax_with_PyTorch_names()
     {
         var (network, sample) = TestNetworks.Create("seed-cnn");

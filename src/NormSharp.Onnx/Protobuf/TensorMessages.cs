@@ -102,25 +102,13 @@ public sealed class TensorProto : OnnxMessage
     /// naming the tensor when its type is another or its data does not match its shape.</summary>
     public float[] ToFloats()
     {
-        int count = CheckedCount(OnnxDataType.Float, OnnxDataType.Double);
         bool single = DataType == OnnxDataType.Float;
+        int count = StoredCount(single ? sizeof(float) : sizeof(double), single ? FloatData.Count : DoubleData.Count, single ? "float_data" : "double_data", OnnxDataType.Float, OnnxDataType.Double);
         var values = new float[count];
-        if (!RawData.IsEmpty)
-        {
-            ReadOnlySpan<byte> raw = CheckRawLength(count, single ? sizeof(float) : sizeof(double));
-            for (int i = 0; i < count; i++)
-                values[i] = single ? BinaryPrimitives.ReadSingleLittleEndian(raw[(i * sizeof(float))..]) : (float)BinaryPrimitives.ReadDoubleLittleEndian(raw[(i * sizeof(double))..]);
-        }
-        else if (single)
-        {
-            CheckListLength(FloatData.Count, count, "float_data");
-            FloatData.CopyTo(values, 0);
-        }
-        else
-        {
-            CheckListLength(DoubleData.Count, count, "double_data");
-            for (int i = 0; i < count; i++) values[i] = (float)DoubleData[i];
-        }
+        ReadOnlySpan<byte> raw = RawData.Span;
+        for (int i = 0; i < count; i++)
+            values[i] = !raw.IsEmpty ? (single ? BinaryPrimitives.ReadSingleLittleEndian(raw[(i * sizeof(float))..]) : (float)BinaryPrimitives.ReadDoubleLittleEndian(raw[(i * sizeof(double))..]))
+                : single ? FloatData[i] : (float)DoubleData[i];
         return values;
     }
 
@@ -128,25 +116,13 @@ public sealed class TensorProto : OnnxMessage
     /// naming the tensor when its type is another or its data does not match its shape.</summary>
     public long[] ToInt64s()
     {
-        int count = CheckedCount(OnnxDataType.Int64, OnnxDataType.Int32);
         bool wide = DataType == OnnxDataType.Int64;
+        int count = StoredCount(wide ? sizeof(long) : sizeof(int), wide ? Int64Data.Count : Int32Data.Count, wide ? "int64_data" : "int32_data", OnnxDataType.Int64, OnnxDataType.Int32);
         var values = new long[count];
-        if (!RawData.IsEmpty)
-        {
-            ReadOnlySpan<byte> raw = CheckRawLength(count, wide ? sizeof(long) : sizeof(int));
-            for (int i = 0; i < count; i++)
-                values[i] = wide ? BinaryPrimitives.ReadInt64LittleEndian(raw[(i * sizeof(long))..]) : BinaryPrimitives.ReadInt32LittleEndian(raw[(i * sizeof(int))..]);
-        }
-        else if (wide)
-        {
-            CheckListLength(Int64Data.Count, count, "int64_data");
-            Int64Data.CopyTo(values, 0);
-        }
-        else
-        {
-            CheckListLength(Int32Data.Count, count, "int32_data");
-            for (int i = 0; i < count; i++) values[i] = Int32Data[i];
-        }
+        ReadOnlySpan<byte> raw = RawData.Span;
+        for (int i = 0; i < count; i++)
+            values[i] = !raw.IsEmpty ? (wide ? BinaryPrimitives.ReadInt64LittleEndian(raw[(i * sizeof(long))..]) : BinaryPrimitives.ReadInt32LittleEndian(raw[(i * sizeof(int))..]))
+                : wide ? Int64Data[i] : Int32Data[i];
         return values;
     }
 
@@ -154,29 +130,23 @@ public sealed class TensorProto : OnnxMessage
     /// naming the tensor when its type is another or its data does not match its shape.</summary>
     public bool[] ToBools()
     {
-        int count = CheckedCount(OnnxDataType.Bool, OnnxDataType.Bool);
-        if (!RawData.IsEmpty) return CheckRawLength(count, sizeof(byte)).ToArray().Select(b => b != 0).ToArray();
-        CheckListLength(Int32Data.Count, count, "int32_data");
-        return Int32Data.Select(v => v != 0).ToArray();
+        int count = StoredCount(sizeof(byte), Int32Data.Count, "int32_data", OnnxDataType.Bool);
+        return RawData.IsEmpty ? Int32Data.Select(v => v != 0).ToArray() : RawData.Span[..count].ToArray().Select(b => b != 0).ToArray();
     }
 
-    private int CheckedCount(OnnxDataType first, OnnxDataType second)
+    /// <summary>The element count, after checking the type, the location and that the stored data — raw_data of
+    /// count·<paramref name="width"/> bytes, or a typed list of count values — matches the shape, before anything
+    /// the size of the shape is allocated.</summary>
+    private int StoredCount(int width, int listCount, string listField, params OnnxDataType[] types)
     {
         if (DataLocation == ExternalDataLocation) throw Invalid("keeps its data in an external file, which NormSharp does not read");
-        if (DataType != first && DataType != second) throw Invalid($"has data type {DataType}, expected {first} or {second}");
-        return ElementCount();
-    }
-
-    private ReadOnlySpan<byte> CheckRawLength(int count, int width)
-    {
-        if (RawData.Length != (long)count * width)
+        if (!types.Contains(DataType)) throw Invalid($"has data type {DataType}, expected {string.Join(" or ", types)}");
+        int count = ElementCount();
+        if (!RawData.IsEmpty && RawData.Length != (long)count * width)
             throw Invalid($"of shape {FormatDims()} needs {(long)count * width} bytes of raw_data, it holds {RawData.Length}");
-        return RawData.Span;
-    }
-
-    private void CheckListLength(int stored, int count, string field)
-    {
-        if (stored != count) throw Invalid($"of shape {FormatDims()} holds {stored} values in {field}, expected {count}");
+        if (RawData.IsEmpty && listCount != count)
+            throw Invalid($"of shape {FormatDims()} holds {listCount} values in {listField}, expected {count}");
+        return count;
     }
 
     /// <summary>The shape in NormSharp's notation, e.g. (32, 1, 3, 3).</summary>

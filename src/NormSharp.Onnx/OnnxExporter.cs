@@ -129,6 +129,10 @@ public static class OnnxExporter
             }
             if (_last is null) _last = Node("Identity", "identity", _current);
             _last.Output[0] = options.OutputName;
+            var taken = _graph.Node.Where(n => n != _last).Select(n => n.Output[0]).Concat(_graph.Initializer.Select(t => t.Name)).ToHashSet();
+            foreach (string name in new[] { options.InputName, options.OutputName })
+                if (name.Length == 0 || taken.Contains(name) || options.InputName == options.OutputName)
+                    throw new ArgumentException($"OnnxExporter: the graph input and output names ('{options.InputName}', '{options.OutputName}') must be distinct, non-empty and differ from the node and weight names (module paths such as '0', '0.weight').", nameof(options));
             _graph.Output.Add(ValueInfoProto.FloatTensor(options.OutputName, new long?[] { null }.Concat(outputShape.Skip(1).Select(d => (long?)d))));
 
             var model = new ModelProto

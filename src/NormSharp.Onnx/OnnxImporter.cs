@@ -164,7 +164,8 @@ public static partial class OnnxImporter
             foreach (int reader in _consumers.GetValueOrDefault(current) ?? new HashSet<int>())
                 if (!group.Contains(reader))
                     throw node.Unsupported($"'{current}' is also read by {NodeAt(reader).Label}: NormSharp imports chains, where each value has one reader");
-            string last = _nodes[first + count - 1].Output.FirstOrDefault() ?? throw node.Invalid("has no output");
+            string last = _nodes[first + count - 1].Output.FirstOrDefault() ?? "";
+            if (last.Length == 0) throw NodeAt(first + count - 1).Invalid("has no output");
             foreach (int i in group)
                 foreach (string produced in _nodes[i].Output)
                 {

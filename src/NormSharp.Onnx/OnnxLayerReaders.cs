@@ -305,7 +305,7 @@ public static partial class OnnxImporter
         {
             OnnxNode Next(int offset, string opType, string reads)
             {
-                if (index + offset >= _nodes.Count || _nodes[index + offset].OpType != opType || !_nodes[index + offset].Input.Contains(reads))
+                if (index + offset >= _nodes.Count || _nodes[index + offset].OpType != opType || _nodes[index + offset].Domain is not ("" or "ai.onnx") || !_nodes[index + offset].Input.Contains(reads))
                     throw square.Unsupported($"Mul(x, x) is read as the start of RMSNorm (Mul, ReduceMean, Add, Sqrt, Div[, Mul]), but node #{index + offset} is not {opType} of '{reads}'");
                 return NodeAt(index + offset);
             }

@@ -129,6 +129,23 @@ public class ExportTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Graph_names_are_configurable_and_must_not_collide_with_nodes()
+    {
+        var options = new OnnxExportOptions { InputName = "images", OutputName = "probabilities", GraphName = "classifier" };
+        GraphProto graph = OnnxExporter.Export(new Sequential(new Linear(3, 2, generator: new RandomGenerator(1)), new Softmax()), new[] { 3 }, options).Graph!;
+        Assert.Equal(("classifier", "images", "probabilities"), (graph.Name, graph.Input.Single().Name, graph.Output.Single().Name));
+        Assert.Equal("images", graph.Node[0].Input[0]);
+
+        GraphProto empty = OnnxExporter.Export(new Sequential(), new[] { 3 }).Graph!;
+        Assert.Equal("Identity", empty.Node.Single().OpType);
+        Tensor x = Tensor.Normal(new[] { 2, 3 });
+        Assert.Equal(x.ToArray(), Run(OnnxExporter.Export(new Sequential(), new[] { 3 }).ToByteArray(), x));
+
+        var e = Assert.Throws<ArgumentException>(() => OnnxExporter.Export(new Sequential(new ReLU(), new Tanh()), new[] { 3 }, new OnnxExportOptions { InputName = "0" }));
+        Assert.Contains("must be distinct, non-empty and differ from the node and weight names", e.Message);
+    }
+
+    [Fact]
     public void Unknown_module_is_reported_with_its_path_and_type()
     {
         var network = new Sequential(new Linear(4, 4), new Sequential(new ReLU(), new Doubler()));

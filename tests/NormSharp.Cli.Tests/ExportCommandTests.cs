@@ -5,7 +5,7 @@ using NormSharp.Serialization;
 
 namespace NormSharp.Cli.Tests;
 
-/// <summary><c>normsharp export</c> through the real entry point.</summary>
+/// <summary><c>normsharp export</c> through the real entry point (see <see cref="CliTests.Run"/>).</summary>
 [Collection("Console")]
 public sealed class ExportCommandTests : IDisposable
 {
@@ -13,20 +13,7 @@ public sealed class ExportCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        TextWriter oldOut = Console.Out, oldErr = Console.Error;
-        var o = new StringWriter();
-        var e = new StringWriter();
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (Program.Main(args), o.ToString(), e.ToString()); }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliTests.Run(args);
 
     /// <summary>A model file as 'normsharp train' writes it, without the training.</summary>
     private string ModelFileOf(Keras.Sequential model, string architecture)

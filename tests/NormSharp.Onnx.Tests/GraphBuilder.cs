@@ -37,13 +37,6 @@ public sealed class GraphBuilder
         return name;
     }
 
-    /// <summary>A 1-D int64 initializer; returns its name.</summary>
-    public string Int64s(string name, params long[] values)
-    {
-        _graph.Initializer.Add(TensorProto.FromInt64s(name, new[] { (long)values.Length }, values));
-        return name;
-    }
-
     /// <summary>A node with one output named <paramref name="output"/>.</summary>
     public NodeProto Node(string opType, string[] inputs, string output, params AttributeProto[] attributes)
     {

@@ -3,7 +3,7 @@ using NormSharp.Cli;
 
 namespace NormSharp.Cli;
 
-/// <summary>The <c>normsharp</c> command: train, evaluate, summary, predict.</summary>
+/// <summary>The <c>normsharp</c> command: train, evaluate, summary, predict, experiment, export.</summary>
 public static class Program
 {
     private const string Usage = """
@@ -14,6 +14,7 @@ public static class Program
           normsharp summary    Keras-style layer table
           normsharp predict    classify one digit
           normsharp experiment run an experiment (bn-paper-fig1, norm-compare, ...): CSV, PNG figures, report
+          normsharp export     write a trained model as ONNX (--onnx OUT.onnx [--fold-bn])
           normsharp help CMD   options of a command
         """;
 
@@ -39,6 +40,7 @@ public static class Program
                 "summary" => InspectCommands.Summary(args, output),
                 "predict" => InspectCommands.Predict(args, output),
                 "experiment" => ExperimentCommand.Run(args, output),
+                "export" => ExportCommand.Run(args, output),
                 "help" or "--help" or "-h" => Help(args.Positional.FirstOrDefault(), output),
                 _ => throw new UsageException($"unknown command '{command}'"),
             };
@@ -49,7 +51,7 @@ public static class Program
             Console.Error.WriteLine(Usage);
             return 2;
         }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or InvalidOperationException)
+        catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or InvalidOperationException or NotSupportedException)
         {
             Console.Error.WriteLine($"normsharp: {e.Message}");
             return 1;
@@ -65,6 +67,7 @@ public static class Program
             "summary" => InspectCommands.SummaryHelp,
             "predict" => InspectCommands.PredictHelp,
             "experiment" => ExperimentCommand.Help,
+            "export" => ExportCommand.Help,
             _ => Usage,
         });
         return 0;

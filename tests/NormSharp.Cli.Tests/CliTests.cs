@@ -13,7 +13,8 @@ public sealed class CliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
+    /// <summary>Runs the entry point with <paramref name="args"/>, capturing the exit code, stdout and stderr.</summary>
+    internal static (int Code, string Out, string Err) Run(params string[] args)
     {
         TextWriter oldOut = Console.Out, oldErr = Console.Error;
         var o = new StringWriter();

@@ -16,12 +16,17 @@ namespace NormSharp.Nn;
 /// <remarks>
 /// <para>Unlike PyTorch, <c>batchFirst</c> defaults to true: inputs are (N, T, in) and outputs (N, T, H), the layout
 /// NormSharp's other layers and data use. Pass <c>batchFirst: false</c> for PyTorch's default (T, N, in).</para>
-/// <para>With <c>layerNorm: true</c> the cell is the layer-normalized LSTM of Ba, Kiros &amp; Hinton 2016, eq. (20)–(22):
+/// <para>With <c>layerNorm: true</c> the cell is the layer-normalized LSTM of Ba, Kiros &amp; Hinton 2016 (supplementary
+/// material, "Application of layer normalization to each experiment"):
 /// z = LN(W_hh h_{t−1}; α_hh, b_hh) + LN(W_ih x_t; α_ih, b_ih) and h_t = σ(z_o) ⊙ tanh(LN(c_t; α_c, β_c)), each LN
 /// normalizing over the features of one sample (all 4H gate pre-activations together, as in the paper, or the H cell
 /// units). The two projections' shifts are the LSTM's own biases, so the parameter names of the plain LSTM are kept;
 /// the gains α_ih, α_hh (ones) and the cell's LayerNorm (γ ones, β zeros) are the children layer_norm_ih,
 /// layer_norm_hh and layer_norm_cell.</para>
+/// <para>Because no bias enters before the normalization, LN(W_ih x_t) is invariant to the scale of x_t: the
+/// layer-normalized cell cannot tell x_t from 2·x_t (up to ε), and with one input feature it sees only the sign. Add a
+/// constant input feature when magnitudes matter (the lstm-layernorm experiment shows the effect on the adding
+/// problem).</para>
 /// </remarks>
 public sealed class Lstm : Module
 {

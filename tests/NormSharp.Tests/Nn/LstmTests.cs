@@ -120,6 +120,19 @@ public class LstmTests
     }
 
     [Fact]
+    public void Layer_normalized_cell_cannot_tell_an_input_from_its_double()
+    {
+        var plain = new Lstm(2, 4, generator: new RandomGenerator(17));
+        var normalized = new Lstm(2, 4, layerNorm: true, generator: new RandomGenerator(17));
+        plain.To(DType.Float64);
+        normalized.To(DType.Float64);
+        Tensor x = GradCheck.Random(18, 3, 5, 2);
+        double MaxChange(Lstm lstm) => lstm.Forward(x).ToDoubleArray().Zip(lstm.Forward(x * 2.0).ToDoubleArray()).Max(p => Math.Abs(p.First - p.Second));
+        Assert.True(MaxChange(normalized) < 1e-3, $"LN-LSTM output moved by {MaxChange(normalized)}");
+        Assert.True(MaxChange(plain) > 1e-2, $"LSTM output moved by only {MaxChange(plain)}");
+    }
+
+    [Fact]
     public void Parameters_use_pytorch_names_shapes_and_initialization()
     {
         var lstm = new Lstm(10, 25, layerNorm: true, generator: new RandomGenerator(16));

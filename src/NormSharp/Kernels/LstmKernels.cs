@@ -17,20 +17,12 @@ internal static class LstmKernels
     public static void CellForward<T>(ReadOnlyMemory<T> gates, ReadOnlyMemory<T> previousCell, Memory<T> cell, int rows, int hidden)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Parallelism.For(rows, (start, end) =>
+        ForEachRow(gates, rows, hidden, (r, input, forget, candidate) =>
         {
-            T[] rented = ArrayPool<T>.Shared.Rent(3 * hidden);
-            Span<T> activations = rented.AsSpan(0, 3 * hidden);
-            for (int r = start; r < end; r++)
-            {
-                Activate(gates.Span.Slice(r * 4 * hidden, 4 * hidden), activations, hidden);
-                ReadOnlySpan<T> input = activations[..hidden], forget = activations.Slice(hidden, hidden), candidate = activations.Slice(2 * hidden, hidden);
-                Span<T> c = cell.Span.Slice(r * hidden, hidden);
-                TensorPrimitives.Multiply(forget, previousCell.Span.Slice(r * hidden, hidden), c);
-                TensorPrimitives.FusedMultiplyAdd(input, candidate, c, c);
-            }
-            ArrayPool<T>.Shared.Return(rented);
-        }, workPerItem: 16L * hidden);
+            Span<T> c = cell.Span.Slice(r * hidden, hidden);
+            TensorPrimitives.Multiply(forget, previousCell.Span.Slice(r * hidden, hidden), c);
+            TensorPrimitives.FusedMultiplyAdd(input, candidate, c, c);
+        });
     }
 
     /// <summary>
@@ -41,6 +33,33 @@ internal static class LstmKernels
         Memory<T> gatesGradient, Memory<T> previousCellGradient, int rows, int hidden)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        ForEachRow(gates, rows, hidden, (r, input, forget, candidate) =>
+        {
+            ReadOnlySpan<T> cPrev = previousCell.Span.Slice(r * hidden, hidden);
+            ReadOnlySpan<T> dc = cellGradient.Span.Slice(r * hidden, hidden);
+            if (!gatesGradient.IsEmpty)
+            {
+                Span<T> dz = gatesGradient.Span.Slice(r * 4 * hidden, 4 * hidden);
+                for (int j = 0; j < hidden; j++)
+                {
+                    T i = input[j], f = forget[j], g = candidate[j];
+                    dz[j] = dc[j] * g * i * (T.One - i);
+                    dz[hidden + j] = dc[j] * cPrev[j] * f * (T.One - f);
+                    dz[2 * hidden + j] = dc[j] * i * (T.One - g * g);
+                }
+                dz.Slice(3 * hidden, hidden).Clear();
+            }
+            if (!previousCellGradient.IsEmpty)
+                TensorPrimitives.Multiply(dc, forget, previousCellGradient.Span.Slice(r * hidden, hidden));
+        });
+    }
+
+    private delegate void RowBody<T>(int row, ReadOnlySpan<T> input, ReadOnlySpan<T> forget, ReadOnlySpan<T> candidate);
+
+    /// <summary>Calls <paramref name="body"/> for every row with that row's activated gates i = σ(z_i), f = σ(z_f),
+    /// g = tanh(z_g), rows split over threads.</summary>
+    private static void ForEachRow<T>(ReadOnlyMemory<T> gates, int rows, int hidden, RowBody<T> body) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         Parallelism.For(rows, (start, end) =>
         {
             T[] rented = ArrayPool<T>.Shared.Rent(3 * hidden);
@@ -48,23 +67,7 @@ internal static class LstmKernels
             for (int r = start; r < end; r++)
             {
                 Activate(gates.Span.Slice(r * 4 * hidden, 4 * hidden), activations, hidden);
-                ReadOnlySpan<T> input = activations[..hidden], forget = activations.Slice(hidden, hidden), candidate = activations.Slice(2 * hidden, hidden);
-                ReadOnlySpan<T> cPrev = previousCell.Span.Slice(r * hidden, hidden);
-                ReadOnlySpan<T> dc = cellGradient.Span.Slice(r * hidden, hidden);
-                if (!gatesGradient.IsEmpty)
-                {
-                    Span<T> dz = gatesGradient.Span.Slice(r * 4 * hidden, 4 * hidden);
-                    for (int j = 0; j < hidden; j++)
-                    {
-                        T i = input[j], f = forget[j], g = candidate[j];
-                        dz[j] = dc[j] * g * i * (T.One - i);
-                        dz[hidden + j] = dc[j] * cPrev[j] * f * (T.One - f);
-                        dz[2 * hidden + j] = dc[j] * i * (T.One - g * g);
-                    }
-                    dz.Slice(3 * hidden, hidden).Clear();
-                }
-                if (!previousCellGradient.IsEmpty)
-                    TensorPrimitives.Multiply(dc, forget, previousCellGradient.Span.Slice(r * hidden, hidden));
+                body(r, activations[..hidden], activations.Slice(hidden, hidden), activations.Slice(2 * hidden, hidden));
             }
             ArrayPool<T>.Shared.Return(rented);
         }, workPerItem: 16L * hidden);

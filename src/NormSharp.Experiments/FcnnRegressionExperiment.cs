@@ -172,7 +172,7 @@ public sealed class FcnnRegressionExperiment : IExperiment
     {
         string F(double v) => v.ToString("G", CultureInfo.InvariantCulture);
         string command = $"normsharp experiment {Name} --epochs {epochs} --samples {samples} --batch-size {batchSize} --lr {F(lr)} --seed {seed}";
-        Fit best = runs.MinBy(r => r.TestMse[^1])!;
+        Fit best = runs.Where(r => double.IsFinite(r.TestMse[^1])).MinBy(r => r.TestMse[^1]) ?? runs[0];
         new Report("Seed 004's regression network with BatchNorm, LayerNorm and neither", command)
             .Paragraph($"Seed 004's fully connected network, Dense(2 → {Hidden}) with ReLU → normalization → Dense({Hidden} → 1), learns " +
                 $"y = (x₁ + x₂)/2 for x uniform in [0, 1]² from {samples} samples, trained by SGD (learning rate {F(lr)}) on batches of {batchSize} " +
@@ -194,7 +194,8 @@ public sealed class FcnnRegressionExperiment : IExperiment
     private static string Reading(List<Fit> runs)
     {
         Fit none = runs.First(r => r.Variant == "none"), batch = runs.First(r => r.Variant == "batch");
-        string Compare(Fit r) => r.TestMse[^1] < none.TestMse[^1]
+        string Compare(Fit r) => !double.IsFinite(r.TestMse[^1]) ? $"{Label(r.Variant)} diverged (its error became infinite or NaN; try a lower --lr)"
+            : r.TestMse[^1] < none.TestMse[^1]
             ? $"{Label(r.Variant)} ends {none.TestMse[^1] / r.TestMse[^1]:F1}× below the network without normalization"
             : $"{Label(r.Variant)} ends {r.TestMse[^1] / none.TestMse[^1]:F1}× above the network without normalization";
         string seedClaim = batch.TestMse[^1] < none.TestMse[^1]

@@ -81,7 +81,7 @@ internal static class ActivationKernels
             return;
         }
 
-        T[] maxRented = ArrayPool<T>.Shared.Rent(inner), sumRented = ArrayPool<T>.Shared.Rent(inner);
+        T[] maxRented = BufferPool<T>.Shared.Rent(inner), sumRented = BufferPool<T>.Shared.Rent(inner);
         Span<T> max = maxRented.AsSpan(0, inner), sum = sumRented.AsSpan(0, inner);
         for (int start = 0; start < x.Length; start += block)
         {
@@ -107,8 +107,8 @@ internal static class ActivationKernels
             else
                 for (int r = 0; r < n; r++) TensorPrimitives.Divide(ys.Slice(r * inner, inner), sum, ys.Slice(r * inner, inner));
         }
-        ArrayPool<T>.Shared.Return(maxRented);
-        ArrayPool<T>.Shared.Return(sumRented);
+        BufferPool<T>.Shared.Return(maxRented);
+        BufferPool<T>.Shared.Return(sumRented);
     }
 
     /// <summary>
@@ -141,7 +141,7 @@ internal static class ActivationKernels
             return;
         }
 
-        T[] rented = ArrayPool<T>.Shared.Rent(inner);
+        T[] rented = BufferPool<T>.Shared.Rent(inner);
         Span<T> reduced = rented.AsSpan(0, inner);
         for (int start = 0; start < y.Length; start += block)
         {
@@ -171,6 +171,6 @@ internal static class ActivationKernels
                 }
             }
         }
-        ArrayPool<T>.Shared.Return(rented);
+        BufferPool<T>.Shared.Return(rented);
     }
 }

@@ -90,7 +90,7 @@ internal static class Convolution
         if (g.Batch == 0) { gradWeight.AsSpan(0, weightLength).Clear(); return; }
         int groups = Math.Min(g.Batch, WeightGradientGroups);
         // Group 0 sums straight into dW; the others into partial sums that are added afterwards in group order.
-        T[] partials = ArrayPool<T>.Shared.Rent(Math.Max((groups - 1) * weightLength, 1));
+        T[] partials = BufferPool<T>.Shared.Rent(Math.Max((groups - 1) * weightLength, 1));
         ForEachWithColumns<T>(g, groups, g.MultiplyAddsPerImage * g.Batch / groups, (group, columns) =>
         {
             Span<T> sum = group == 0 ? gradWeight.AsSpan(0, weightLength) : partials.AsSpan((group - 1) * weightLength, weightLength);
@@ -107,7 +107,7 @@ internal static class Convolution
         Span<T> dw = gradWeight.AsSpan(0, weightLength);
         for (int group = 1; group < groups; group++)
             TensorPrimitives.Add(dw, partials.AsSpan((group - 1) * weightLength, weightLength), dw);
-        ArrayPool<T>.Shared.Return(partials);
+        BufferPool<T>.Shared.Return(partials);
     }
 
     /// <summary>Runs <paramref name="body"/>(item, columns) for items [0, <paramref name="count"/>) split over the
@@ -117,14 +117,14 @@ internal static class Convolution
     {
         Parallelism.For(count, (first, end) =>
         {
-            T[]? columns = g.IsPointwise ? null : ArrayPool<T>.Shared.Rent(g.PatchSize * g.OutPlane);
+            T[]? columns = g.IsPointwise ? null : BufferPool<T>.Shared.Rent(g.PatchSize * g.OutPlane);
             try
             {
                 for (int item = first; item < end; item++) body(item, columns);
             }
             finally
             {
-                if (columns is not null) ArrayPool<T>.Shared.Return(columns);
+                if (columns is not null) BufferPool<T>.Shared.Return(columns);
             }
         }, workPerItem);
     }

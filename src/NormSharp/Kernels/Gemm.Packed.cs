@@ -85,7 +85,7 @@ internal static partial class Gemm
         {
             int sharedTotal = _threadsOwnRows ? n : m, ownTotal = _threadsOwnRows ? m : n;
             int slab = Math.Min(sharedTotal, EqualParts(sharedTotal, SharedWidth, SharedPackFloats / (SharedWidth * k)) * SharedWidth);
-            float[] buffer = ArrayPool<float>.Shared.Rent((slab + SharedWidth - 1) / SharedWidth * SharedWidth * k + AlignmentSlack);
+            float[] buffer = BufferPool<float>.Shared.Rent((slab + SharedWidth - 1) / SharedWidth * SharedWidth * k + AlignmentSlack);
             fixed (float* raw = buffer)
             {
                 _shared = AlignTo64(raw);
@@ -99,7 +99,7 @@ internal static partial class Gemm
                     Parallelism.For(ownPanels, ComputeOwn, workPerItem: (long)OwnWidth * _sharedCount * k / MultiplyAddsPerWorkUnit);
                 }
             }
-            ArrayPool<float>.Shared.Return(buffer);
+            BufferPool<float>.Shared.Return(buffer);
         }
 
         /// <summary>Packs shared panels [start, end) of the current slab for every depth block. The block starting at
@@ -122,7 +122,7 @@ internal static partial class Gemm
         {
             int groupPanels = EqualParts(end - start, 1, OwnPackFloats / (OwnWidth * _depthMax));
             int ownLimit = _threadsOwnRows ? m : n;
-            float[] buffer = ArrayPool<float>.Shared.Rent(Math.Min(groupPanels, end - start) * OwnWidth * _depthMax + AlignmentSlack);
+            float[] buffer = BufferPool<float>.Shared.Rent(Math.Min(groupPanels, end - start) * OwnWidth * _depthMax + AlignmentSlack);
             fixed (float* raw = buffer)
             {
                 float* own = AlignTo64(raw);
@@ -143,7 +143,7 @@ internal static partial class Gemm
                     }
                 }
             }
-            ArrayPool<float>.Shared.Return(buffer);
+            BufferPool<float>.Shared.Return(buffer);
         }
 
         /// <summary>Packs <paramref name="panels"/> consecutive panels of op(A) rows (<paramref name="rowsOfA"/>, 12 per

@@ -51,7 +51,7 @@ internal static partial class Gemm
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (m == 0 || n == 0) return;
-        T[]? gathered = transA ? ArrayPool<T>.Shared.Rent(k) : null;
+        T[]? gathered = transA ? BufferPool<T>.Shared.Rent(k) : null;
         for (int i = 0; i < m; i++)
         {
             ReadOnlySpan<T> aRow;
@@ -85,7 +85,7 @@ internal static partial class Gemm
             if (!accumulate) cRow.Clear();
             for (int p = 0; p < k; p++) AddScaled(cRow, aRow[p], b.Slice(p * ldb, n));
         }
-        if (gathered is not null) ArrayPool<T>.Shared.Return(gathered);
+        if (gathered is not null) BufferPool<T>.Shared.Return(gathered);
     }
 
     private static T Dot<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> y) where T : unmanaged, IFloatingPointIeee754<T>

@@ -26,10 +26,10 @@ internal static partial class NormalizationKernels
         bool wantAffine = !gradWeight.IsEmpty || !gradBias.IsEmpty;
         // partials[(2·block)·length ..] holds the block's Σ dy, partials[(2·block + 1)·length ..] its Σ dy·x̂.
         bool streaming = Streams<T>(input.Length);
-        double[]? partials = wantAffine ? ArrayPool<double>.Shared.Rent(2 * blocks * length) : null;
+        double[]? partials = wantAffine ? BufferPool<double>.Shared.Rent(2 * blocks * length) : null;
         Parallelism.For(blocks, (first, end) =>
         {
-            T[] scratch = ArrayPool<T>.Shared.Rent(4 * length);
+            T[] scratch = BufferPool<T>.Shared.Rent(4 * length);
             Span<T> xhat = scratch.AsSpan(0, length), g = scratch.AsSpan(length, length);
             // Column sums over a few rows in the element type (cheap), moved to the block's float64 sums every
             // FlushRows rows so no float32 sum holds more than FlushRows terms.
@@ -72,7 +72,7 @@ internal static partial class NormalizationKernels
                         new(T.Zero), new(T.CreateTruncating(-invStd * meanGXhat)), new(T.CreateTruncating(-invStd * meanG)), streaming);
                 }
             }
-            ArrayPool<T>.Shared.Return(scratch);
+            BufferPool<T>.Shared.Return(scratch);
         }, 3L * RowBlock * length);
         if (partials is null) return;
         gradWeight.Clear();
@@ -82,6 +82,6 @@ internal static partial class NormalizationKernels
             if (!gradBias.IsEmpty) TensorPrimitives.Add(gradBias, partials.AsSpan(2 * block * length, length), gradBias);
             if (!gradWeight.IsEmpty) TensorPrimitives.Add(gradWeight, partials.AsSpan((2 * block + 1) * length, length), gradWeight);
         }
-        ArrayPool<double>.Shared.Return(partials);
+        BufferPool<double>.Shared.Return(partials);
     }
 }

@@ -93,13 +93,13 @@ internal static partial class NormalizationKernels
         NormalizationLayout layout = plan.Layout;
         int units = layout.Units;
         // unitSums[u] = Σ dy and unitSums[units + u] = Σ dy·x̂ over unit u = (group, segment).
-        double[] unitSums = ArrayPool<double>.Shared.Rent(2 * units);
+        double[] unitSums = BufferPool<double>.Shared.Rent(2 * units);
         if (layout.ChannelsAreContiguous)
             ColumnsBackward(input, gradOutput, gradInput, layout, plan.Centered, statisticsFromBatch, weight, statistics, unitSums);
         else
             GroupsBackward(input, gradOutput, gradInput, plan, statisticsFromBatch, weight, statistics, unitSums);
         ReduceUnitsToChannels(layout, unitSums, gradWeight, gradBias);
-        ArrayPool<double>.Shared.Return(unitSums);
+        BufferPool<double>.Shared.Return(unitSums);
     }
 
     private static void GroupsBackward<T>(ReadOnlyMemory<T> input, ReadOnlyMemory<T> gradOutput, Memory<T> gradInput, NormalizationPlan plan,

@@ -20,8 +20,8 @@ public static partial class Functional
         int rows = previousCell.Dims[0], hidden = previousCell.Dims[1];
         Tensor z = gates.Contiguous(), cPrev = previousCell.Contiguous();
         Tensor cell = Tensor.Allocate(z.DType, cPrev.Dims, clear: false);
-        if (z.DType == DType.Float32) LstmKernels.CellForward(z.Memory<float>(), cPrev.Memory<float>(), cell.Memory<float>(), rows, hidden);
-        else LstmKernels.CellForward(z.Memory<double>(), cPrev.Memory<double>(), cell.Memory<double>(), rows, hidden);
+        if (z.DType == DType.Float32) LstmKernels.CellForward<float>(z.AsArraySegment<float>(), cPrev.AsArraySegment<float>(), cell.AsArraySegment<float>(), rows, hidden);
+        else LstmKernels.CellForward<double>(z.AsArraySegment<double>(), cPrev.AsArraySegment<double>(), cell.AsArraySegment<double>(), rows, hidden);
 
         AutogradEngine.Record(cell, "LstmCellState", new[] { gates, previousCell }, dc =>
         {
@@ -29,9 +29,9 @@ public static partial class Functional
             Tensor? dz = gates.RequiresGrad ? Tensor.Allocate(z.DType, z.Dims, clear: false) : null;
             Tensor? dcPrev = previousCell.RequiresGrad ? Tensor.Allocate(z.DType, cPrev.Dims, clear: false) : null;
             if (z.DType == DType.Float32)
-                LstmKernels.CellBackward(z.Memory<float>(), cPrev.Memory<float>(), g.Memory<float>(), dz is null ? default : dz.Memory<float>(), dcPrev is null ? default : dcPrev.Memory<float>(), rows, hidden);
+                LstmKernels.CellBackward<float>(z.AsArraySegment<float>(), cPrev.AsArraySegment<float>(), g.AsArraySegment<float>(), dz is null ? default : dz.AsArraySegment<float>(), dcPrev is null ? default : dcPrev.AsArraySegment<float>(), rows, hidden);
             else
-                LstmKernels.CellBackward(z.Memory<double>(), cPrev.Memory<double>(), g.Memory<double>(), dz is null ? default : dz.Memory<double>(), dcPrev is null ? default : dcPrev.Memory<double>(), rows, hidden);
+                LstmKernels.CellBackward<double>(z.AsArraySegment<double>(), cPrev.AsArraySegment<double>(), g.AsArraySegment<double>(), dz is null ? default : dz.AsArraySegment<double>(), dcPrev is null ? default : dcPrev.AsArraySegment<double>(), rows, hidden);
             return new[] { dz, dcPrev };
         });
         return cell;

@@ -170,7 +170,7 @@ public static partial class Functional
             Tensor? dx = input.RequiresGrad ? Tensor.Allocate(input.DType, input.Dims, clear: false) : null;
             bool wantWeight = weight is { RequiresGrad: true }, wantBias = bias is { RequiresGrad: true };
             int channels = (weight ?? bias)?.Length ?? 0;
-            double[] gradients = ArrayPool<double>.Shared.Rent(2 * channels);
+            double[] gradients = BufferPool<double>.Shared.Rent(2 * channels);
             Span<double> gradWeight = wantWeight ? gradients.AsSpan(0, channels) : default;
             Span<double> gradBias = wantBias ? gradients.AsSpan(channels, channels) : default;
             if (x.DType == DType.Float32)
@@ -182,7 +182,7 @@ public static partial class Functional
             var grads = new List<Tensor?> { dx };
             if (weight is not null) grads.Add(wantWeight ? FromDoubles(gradWeight, weight) : null);
             if (bias is not null) grads.Add(wantBias ? FromDoubles(gradBias, bias) : null);
-            ArrayPool<double>.Shared.Return(gradients);
+            BufferPool<double>.Shared.Return(gradients);
             return grads.ToArray();
         });
     }

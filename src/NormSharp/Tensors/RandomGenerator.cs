@@ -16,8 +16,16 @@ public sealed class RandomGenerator
         _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);
     }
 
-    /// <summary>The generator used when none is passed; reseed it with <see cref="Tensor.ManualSeed"/>.</summary>
-    public static RandomGenerator Default { get; internal set; } = new(0);
+    [ThreadStatic] private static RandomGenerator? t_default;
+
+    /// <summary>The generator used when none is passed; reseed it with <see cref="Tensor.ManualSeed"/>. Each thread has
+    /// its own, starting from seed 0, so code on one thread (a test, a training run) never shifts the random stream
+    /// of another.</summary>
+    public static RandomGenerator Default
+    {
+        get => t_default ??= new RandomGenerator(0);
+        internal set => t_default = value;
+    }
 
     private static ulong SplitMix(ref ulong x)
     {

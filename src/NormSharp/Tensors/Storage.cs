@@ -34,11 +34,11 @@ internal sealed class Storage
     {
         if (dtype == DType.Float32)
         {
-            float[] array = pooled ? ArrayPool<float>.Shared.Rent(Math.Max(length, 1)) : new float[length];
+            float[] array = pooled ? BufferPool<float>.Shared.Rent(Math.Max(length, 1)) : new float[length];
             if (pooled && clear) array.AsSpan(0, length).Clear();
             return new Storage(array, null, pooled);
         }
-        double[] d = pooled ? ArrayPool<double>.Shared.Rent(Math.Max(length, 1)) : new double[length];
+        double[] d = pooled ? BufferPool<double>.Shared.Rent(Math.Max(length, 1)) : new double[length];
         if (pooled && clear) d.AsSpan(0, length).Clear();
         return new Storage(null, d, pooled);
     }
@@ -52,8 +52,8 @@ internal sealed class Storage
     public void Release()
     {
         if (Interlocked.Decrement(ref _references) != 0 || !_pooled) return;
-        if (Float is not null) ArrayPool<float>.Shared.Return(Float);
-        if (Double is not null) ArrayPool<double>.Shared.Return(Double);
+        if (Float is not null) BufferPool<float>.Shared.Return(Float);
+        if (Double is not null) BufferPool<double>.Shared.Return(Double);
         Float = null;
         Double = null;
     }

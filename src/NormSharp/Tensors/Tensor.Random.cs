@@ -2,8 +2,8 @@ namespace NormSharp;
 
 public sealed partial class Tensor
 {
-    /// <summary>Reseeds <see cref="RandomGenerator.Default"/>, which initializers, dropout and shuffling use when no
-    /// generator is passed (PyTorch's <c>torch.manual_seed</c>).</summary>
+    /// <summary>Reseeds this thread's <see cref="RandomGenerator.Default"/>, which initializers, dropout and shuffling use
+    /// when no generator is passed (PyTorch's <c>torch.manual_seed</c>).</summary>
     public static void ManualSeed(ulong seed) => RandomGenerator.Default = new RandomGenerator(seed);
 
     /// <summary>Uniform samples in [<paramref name="low"/>, <paramref name="high"/>).</summary>

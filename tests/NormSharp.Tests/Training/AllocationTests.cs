@@ -6,7 +6,8 @@ using NormSharp.Optim;
 namespace NormSharp.Tests.Training;
 
 /// <summary>A training step inside a <see cref="TensorScope"/> reuses pooled buffers: in steady state it allocates
-/// no large objects, only small bookkeeping.</summary>
+/// no large objects, only small bookkeeping. The step runs on one thread so that allocations can be attributed to it
+/// (other test classes may be allocating in the same process at the same time).</summary>
 [Collection("Parallelism")]
 public class AllocationTests
 {
@@ -27,29 +28,59 @@ public class AllocationTests
             Functional.CrossEntropy(h, y).Backward();
             optimizer.Step();
         }
-        for (int i = 0; i < 3; i++) Step();
-
+        int threads = Parallelism.ThreadCount;
+        Parallelism.ThreadCount = 1;
+        long perStep;
         using var listener = new LargeAllocationListener();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 5; i++) Step();
-        long perStep = (GC.GetAllocatedBytesForCurrentThread() - before) / 5;
+        try
+        {
+            for (int i = 0; i < 3; i++) Step();
+            ThreadMarker.Log.Here(); // tells the listener which OS thread is ours
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5; i++) Step();
+            perStep = (GC.GetAllocatedBytesForCurrentThread() - before) / 5;
+            ThreadMarker.Log.Here();
+        }
+        finally { Parallelism.ThreadCount = threads; }
 
         Assert.Empty(listener.LargeTypes);
         // The activations alone are ~9 MB a step; what is allocated is small bookkeeping (closures, graph nodes).
         Assert.True(perStep < 1_000_000, $"{perStep} bytes allocated per step on the training thread");
     }
 
+    [EventSource(Name = "NormSharp-Tests-ThreadMarker")]
+    private sealed class ThreadMarker : EventSource
+    {
+        public static readonly ThreadMarker Log = new();
+
+        [Event(1)]
+        public void Here() => WriteEvent(1);
+    }
+
+    /// <summary>Collects large-object allocations made on the thread that emitted the first marker event, until the
+    /// second one.</summary>
     private sealed class LargeAllocationListener : EventListener
     {
+        private long _thread = -1;
+        private int _markers;
+
         public System.Collections.Concurrent.ConcurrentBag<string> LargeTypes { get; } = new();
 
         protected override void OnEventSourceCreated(EventSource source)
         {
             if (source.Name == "Microsoft-Windows-DotNETRuntime") EnableEvents(source, EventLevel.Verbose, (EventKeywords)0x1); // GC keyword
+            else if (source.Name == "NormSharp-Tests-ThreadMarker") EnableEvents(source, EventLevel.Informational);
         }
 
         protected override void OnEventWritten(EventWrittenEventArgs e)
         {
+            if (e.EventSource.Name == "NormSharp-Tests-ThreadMarker")
+            {
+                _thread = e.OSThreadId;
+                _markers++;
+                return;
+            }
+            if (_markers != 1 || e.OSThreadId != _thread) return;
             if (!e.EventName!.StartsWith("GCAllocationTick", StringComparison.Ordinal) || e.Payload is null) return;
             int kind = Convert.ToInt32(e.Payload[e.PayloadNames!.IndexOf("AllocationKind")]); // 1 = large object heap
             if (kind == 1) LargeTypes.Add(e.Payload[e.PayloadNames.IndexOf("TypeName")]?.ToString() ?? "?");

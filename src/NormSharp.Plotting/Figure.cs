@@ -10,7 +10,7 @@ namespace NormSharp.Plotting;
 public sealed record Series(string Name, IReadOnlyList<double> X, IReadOnlyList<double> Y);
 
 /// <summary>Line charts saved as PNG, atomically (a crash never leaves a half-written image).</summary>
-public static class Figure
+public static partial class Figure
 {
     /// <summary>Saves a line chart of <paramref name="series"/> to <paramref name="path"/>.</summary>
     /// <param name="path">The PNG file.</param>

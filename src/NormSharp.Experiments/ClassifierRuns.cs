@@ -1,0 +1,80 @@
+using NormSharp.Data;
+using NormSharp.Nn;
+using NormSharp.Training;
+
+namespace NormSharp.Experiments;
+
+/// <summary>What the classifier experiments (norm-compare, learning-rate, batch-size) share: trimming a data set to
+/// the budget, recording every step's loss, and testing a BatchNorm model both ways.</summary>
+internal static class ClassifierRuns
+{
+    /// <summary>The first <paramref name="count"/> samples of <paramref name="data"/> (all of them when the count is 0
+    /// or not smaller than the data set).</summary>
+    public static ImageClassificationDataset Take(ImageClassificationDataset data, int count) =>
+        count <= 0 || count >= data.Count ? data : data.Subset(Enumerable.Range(0, count).ToArray());
+
+    /// <summary>The test loss and accuracy with the moving averages a BatchNorm model ends training with, and — for a
+    /// model with BatchNorm — again after re-estimating the statistics over <paramref name="train"/> with the final
+    /// weights (precise BN, Wu &amp; Johnson 2021). The re-estimated statistics stay in the model.</summary>
+    public static TestScores Test(Model model, ImageClassificationDataset train, ImageClassificationDataset test)
+    {
+        IReadOnlyDictionary<string, double> moving = model.Evaluate(test);
+        if (!model.Network.NamedModules().Any(m => m.Module is BatchNorm { TrackRunningStats: true }))
+            return new TestScores(moving["loss"], moving["accuracy"], double.NaN, double.NaN);
+        model.Network.RecomputeBatchNormStatistics(new DataLoader(train, 256, shuffle: false).Batches(0).Select(b => b.Images));
+        IReadOnlyDictionary<string, double> precise = model.Evaluate(test);
+        return new TestScores(moving["loss"], moving["accuracy"], precise["loss"], precise["accuracy"]);
+    }
+}
+
+/// <summary>A model's test scores.</summary>
+/// <param name="Loss">Cross-entropy with the statistics the model has after training.</param>
+/// <param name="Accuracy">Accuracy with those statistics.</param>
+/// <param name="PreciseBnLoss">Cross-entropy after re-estimating BatchNorm statistics (NaN without BatchNorm).</param>
+/// <param name="PreciseBnAccuracy">Accuracy after re-estimating BatchNorm statistics (NaN without BatchNorm).</param>
+internal sealed record TestScores(double Loss, double Accuracy, double PreciseBnLoss, double PreciseBnAccuracy)
+{
+    /// <summary>Whether the model has BatchNorm statistics that were re-estimated.</summary>
+    public bool HasPreciseBn => !double.IsNaN(PreciseBnAccuracy);
+}
+
+/// <summary>Records the loss of every training step of <see cref="Model.Fit"/> and, when asked, stops training at the
+/// first non-finite loss (a diverged run would otherwise spend the rest of its budget on NaNs).</summary>
+internal sealed class StepLossRecorder(CancellationTokenSource? stopOnNonFinite = null) : Callback
+{
+    private readonly List<double> _losses = new();
+    private double _epochLossSum;
+    private int _epochSamples;
+
+    /// <summary>The loss of each step, in order over all epochs.</summary>
+    public IReadOnlyList<double> Losses => _losses;
+
+    /// <summary>Whether a step's loss was NaN or infinite.</summary>
+    public bool SawNonFinite { get; private set; }
+
+    public override void OnEpochBegin(int epoch, TrainingContext context) => (_epochLossSum, _epochSamples) = (0, 0);
+
+    public override void OnBatchEnd(BatchProgress progress, TrainingContext context)
+    {
+        // Fit reports the running mean over the epoch; the step's own loss is the change in the running sum.
+        double sum = progress.Loss * progress.Samples;
+        double loss = (sum - _epochLossSum) / (progress.Samples - _epochSamples);
+        (_epochLossSum, _epochSamples) = (sum, progress.Samples);
+        _losses.Add(SawNonFinite ? double.NaN : loss);
+        if (!double.IsFinite(loss))
+        {
+            SawNonFinite = true;
+            stopOnNonFinite?.Cancel();
+        }
+    }
+}
+
+/// <summary>Writes one progress line per epoch to the experiment's log.</summary>
+internal sealed class EpochLogger(TextWriter log, string label) : Callback
+{
+    public override void OnEpochEnd(EpochRecord record, TrainingContext context)
+    {
+        string metrics = string.Join(", ", record.Metrics.Select(m => $"{m.Key} {m.Value:G4}"));
+        log.WriteLine($"{label} epoch {record.Epoch}: {metrics} ({record.Seconds:F1}s)");
+    }
+}

@@ -16,8 +16,10 @@ namespace NormSharp.Plotting;
 /// <param name="LegendBelow">Put the legend in the lower right corner (for rising curves such as accuracy).</param>
 /// <param name="Paired">Draw the series in pairs (training and validation of one model): both lines of a pair share
 /// a colour, the second dashed.</param>
+/// <param name="YMax">Cut the y axis at this value (in data units, before any log), so that a curve that blows up
+/// leaves the top of the chart instead of squashing the others; null lets the axis fit all the data.</param>
 public sealed record Panel(string Title, string XLabel, string YLabel, IReadOnlyList<Series> Series,
-    bool LogY = false, bool Log2X = false, bool IntegerX = false, bool LegendBelow = false, bool Paired = false);
+    bool LogY = false, bool Log2X = false, bool IntegerX = false, bool LegendBelow = false, bool Paired = false, double? YMax = null);
 
 public static partial class Figure
 {
@@ -48,6 +50,13 @@ public static partial class Figure
         else if (panel.IntegerX)
             plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         if (panel.LegendBelow) plot.ShowLegend(Alignment.LowerRight);
+        if (panel.YMax is double yMax)
+        {
+            double top = panel.LogY ? Math.Log10(yMax) : yMax;
+            plot.Axes.AutoScale();
+            AxisLimits limits = plot.Axes.GetLimits();
+            if (limits.Top > top) plot.Axes.SetLimitsY(limits.Bottom, top);
+        }
         if (panel.Paired)
         {
             var palette = new ScottPlot.Palettes.Category10();

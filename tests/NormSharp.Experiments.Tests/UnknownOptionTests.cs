@@ -5,6 +5,7 @@ public class UnknownOptionTests
     [Theory]
     [InlineData("norm-compare")]
     [InlineData("learning-rate")]
+    [InlineData("batch-size")]
     public void A_misspelt_option_is_rejected_before_training(string experiment)
     {
         var e = Assert.Throws<UsageException>(() => ExperimentHarness.Run(experiment, "--epoch", "1"));

@@ -11,7 +11,7 @@ namespace NormSharp.Experiments;
 /// <c>batch-size</c>: Wu &amp; He (2018), Figure 1 in small: seed 000's CNN with BatchNorm and with GroupNorm (8
 /// groups) trained at several batch sizes for the same number of epochs, by Adam at one learning rate (the seed's
 /// optimizer) or by SGD with momentum and the learning rate scaled linearly with the batch size (Goyal et al. 2017, as
-/// Wu &amp; He do). BatchNorm's statistics come from the
+/// Wu &amp; He do), annealed to zero along a cosine over the run. BatchNorm's statistics come from the
 /// batch, so they get noisier as it shrinks; GroupNorm's come from each sample alone. BatchNorm is tested with its
 /// moving averages and with statistics re-estimated over the training set (precise BN), so that a lag of the moving
 /// averages on a short run is not mistaken for the batch-size effect.
@@ -25,39 +25,32 @@ public sealed class BatchSizeExperiment : IExperiment
     public string Description => "BatchNorm versus GroupNorm across batch sizes (Wu & He 2018): BatchNorm degrades at small batches, GroupNorm does not";
 
     /// <inheritdoc/>
-    public string OptionsHelp => """
-        --dataset NAME       mnist-subset (default), fashion-mnist, mnist, ...; --data-dir DIR reads its IDX files from DIR
+    public string OptionsHelp => DataBudget.Help + "\n" + """
         --batch-sizes LIST   default 2,4,8,16,32,128
         --epochs N           the same for every batch size, default 1
-        --train-size N       use the first N training images (default: all)
-        --test-size N        use the first N test images (default: all)
         --optimizer NAME     adam (default: the same learning rate at every batch size) or sgd (learning rate scaled
                              by batch/32, the linear scaling rule)
         --lr RATE            Adam's learning rate (default 1e-3), or SGD's at batch 32 (default 0.01)
         --momentum M         SGD momentum, default 0.9
-        --seed N             initialization and batch order, default 0
         """;
 
     /// <inheritdoc/>
     public ExperimentResult Run(ExperimentContext context)
     {
         Options o = context.Options;
-        Func<LoadedDataset> load = context.DatasetOption();
+        var budget = new DataBudget(context);
         int[] batchSizes = o.Ints("batch-sizes", new[] { 2, 4, 8, 16, 32, 128 });
         int epochs = o.Int("epochs", 1, 1, 10_000);
-        int trainSize = o.Int("train-size", 0, 0);
-        int testSize = o.Int("test-size", 0, 0);
         string optimizer = o.Choice("optimizer", "adam", "adam", "sgd");
         double baseLr = o.Double("lr", optimizer == "sgd" ? 0.01 : 1e-3, 0, 10);
         double momentum = o.Double("momentum", 0.9, 0, 0.999);
-        string schedule = optimizer == "sgd"
-            ? $"SGD with momentum {F(momentum)} and the learning rate {F(baseLr)} × batch/32 (the linear scaling rule Wu & He 2018 use)"
-            : $"Adam with the learning rate {F(baseLr)} at every batch size";
-        int seed = o.Int("seed", 0, 0);
+        string schedule = (optimizer == "sgd"
+            ? $"SGD with momentum {F(momentum)} and a learning rate starting at {F(baseLr)} × batch/32 (the linear scaling rule Wu & He 2018 use)"
+            : $"Adam with a learning rate starting at {F(baseLr)} at every batch size") + ", annealed to 0 along a cosine over the run's steps";
         o.RejectUnknown(Name);
 
-        LoadedDataset data = load();
-        ImageClassificationDataset train = ClassifierRuns.Take(data.Train, trainSize), test = ClassifierRuns.Take(data.Test, testSize);
+        var (data, train, test) = budget.Load();
+        int seed = budget.Seed;
         context.Log.WriteLine($"{train.Count} training, {test.Count} test images; {schedule}; {epochs} epoch(s) per batch size");
 
         var runs = new List<(string Norm, int BatchSize, double Lr, int Steps, TestScores Test, double Seconds)>();
@@ -66,11 +59,13 @@ public sealed class BatchSizeExperiment : IExperiment
             {
                 string norm = kind == NormalizationKind.Batch ? "batch" : "group";
                 double lr = optimizer == "sgd" ? baseLr * batchSize / 32 : baseLr; // linear scaling rule for SGD
-                Keras.Sequential model = SeedModels.Cnn(kind, train.ClassCount, new RandomGenerator((ulong)seed));
-                model.Compile(optimizer == "sgd" ? new SGD(model.Network.Parameters(), lr, momentum) : new Adam(model.Network.Parameters(), lr), "categorical_crossentropy", "accuracy");
-                History history = model.Fit(train, epochs, batchSize, null, null, (ulong)seed);
-                TestScores scores = ClassifierRuns.Test(model, train, test);
                 int steps = epochs * ((train.Count + batchSize - 1) / batchSize);
+                Keras.Sequential model = SeedModels.Cnn(kind, train.ClassCount, new RandomGenerator((ulong)seed));
+                Optimizer sgdOrAdam = optimizer == "sgd" ? new SGD(model.Network.Parameters(), lr, momentum) : new Adam(model.Network.Parameters(), lr);
+                model.Compile(sgdOrAdam, "categorical_crossentropy", "accuracy");
+                var annealing = new PerStepSchedule(new CosineAnnealingLR(sgdOrAdam, steps));
+                History history = model.Fit(train, epochs, batchSize, null, new[] { annealing }, (ulong)seed);
+                TestScores scores = ClassifierRuns.Test(model, train, test);
                 double seconds = history.Epochs.Sum(e => e.Seconds);
                 context.Log.WriteLine($"{norm} batch {batchSize} (lr {F(lr)}, {steps} steps, {seconds:F0}s): test accuracy {Report.Percent(scores.Accuracy)}"
                     + (scores.HasPreciseBn ? $", {Report.Percent(scores.PreciseBnAccuracy)} with precise BN" : ""));
@@ -96,15 +91,14 @@ public sealed class BatchSizeExperiment : IExperiment
             }, Log2X: true, LegendBelow: true),
         }, panelWidth: 800, height: 500);
 
-        string command = $"normsharp experiment {Name} --dataset {data.Name} --batch-sizes {string.Join(',', batchSizes)} --epochs {epochs} --optimizer {optimizer} --lr {F(baseLr)}"
-            + (optimizer == "sgd" ? $" --momentum {F(momentum)}" : "") + $" --seed {seed}"
-            + (trainSize > 0 ? $" --train-size {trainSize}" : "") + (testSize > 0 ? $" --test-size {testSize}" : "");
+        string command = $"normsharp experiment {Name} {budget.CommandOptions(data)} --batch-sizes {string.Join(',', batchSizes)} --epochs {epochs} --optimizer {optimizer} --lr {F(baseLr)}"
+            + (optimizer == "sgd" ? $" --momentum {F(momentum)}" : "");
         var report = new Report("BatchNorm and GroupNorm across batch sizes", command)
             .Paragraph($"Seed 000's CNN with BatchNorm and with GroupNorm (8 groups) trained from the same initial weights for {epochs} epoch(s) of " +
                 $"{train.Count} images of {data.Name} at each batch size, by {schedule}, then tested on {test.Count} images. " +
                 $"The same number of epochs means a batch of {batchSizes.Min()} takes {batchSizes.Max() / batchSizes.Min()} times the steps of a batch of {batchSizes.Max()}.")
             .Figure("accuracy.png", "Test accuracy against batch size")
-            .Table(new[] { "batch size", "learning rate", "steps", "GroupNorm", "BatchNorm, precise BN", "BatchNorm, moving averages" },
+            .Table(new[] { "batch size", "initial learning rate", "steps", "GroupNorm", "BatchNorm, precise BN", "BatchNorm, moving averages" },
                 batchSizes.Select(b =>
                 {
                     var g = gn.First(r => r.BatchSize == b);

@@ -1,5 +1,6 @@
 using NormSharp.Data;
 using NormSharp.Nn;
+using NormSharp.Optim;
 using NormSharp.Training;
 
 namespace NormSharp.Experiments;
@@ -25,6 +26,49 @@ internal static class ClassifierRuns
         IReadOnlyDictionary<string, double> precise = model.Evaluate(test);
         return new TestScores(moving["loss"], moving["accuracy"], precise["loss"], precise["accuracy"]);
     }
+}
+
+/// <summary>The data options the classifier experiments share (<c>--dataset</c>, <c>--data-dir</c>,
+/// <c>--train-size</c>, <c>--test-size</c>, <c>--seed</c>), read when constructed — before any work — and the data
+/// they select.</summary>
+internal sealed class DataBudget
+{
+    public const string Help = """
+        --dataset NAME       mnist-subset (default), fashion-mnist, mnist, ...; --data-dir DIR reads its IDX files from DIR
+        --train-size N       use the first N training images (default: all)
+        --test-size N        use the first N test images (default: all)
+        --seed N             initialization and batch order, default 0
+        """;
+
+    private readonly Func<LoadedDataset> _load;
+
+    public DataBudget(ExperimentContext context)
+    {
+        _load = context.DatasetOption();
+        TrainSize = context.Options.Int("train-size", 0, 0);
+        TestSize = context.Options.Int("test-size", 0, 0);
+        Seed = context.Options.Int("seed", 0, 0);
+    }
+
+    /// <summary>How many training images to use; 0 means all.</summary>
+    public int TrainSize { get; }
+
+    /// <summary>How many test images to use; 0 means all.</summary>
+    public int TestSize { get; }
+
+    /// <summary>The seed of initialization and batch order.</summary>
+    public int Seed { get; }
+
+    /// <summary>Loads the data set and cuts it to the budget.</summary>
+    public (LoadedDataset Data, ImageClassificationDataset Train, ImageClassificationDataset Test) Load()
+    {
+        LoadedDataset data = _load();
+        return (data, ClassifierRuns.Take(data.Train, TrainSize), ClassifierRuns.Take(data.Test, TestSize));
+    }
+
+    /// <summary>These options as they appear on a command line that reproduces the run.</summary>
+    public string CommandOptions(LoadedDataset data) => $"--dataset {data.Name} --seed {Seed}"
+        + (TrainSize > 0 ? $" --train-size {TrainSize}" : "") + (TestSize > 0 ? $" --test-size {TestSize}" : "");
 }
 
 /// <summary>A model's test scores.</summary>
@@ -67,6 +111,13 @@ internal sealed class StepLossRecorder(CancellationTokenSource? stopOnNonFinite 
             stopOnNonFinite?.Cancel();
         }
     }
+}
+
+/// <summary>Advances a learning-rate schedule after every training step rather than every epoch, so a run of one
+/// epoch can still anneal (the schedule's "epochs" count steps).</summary>
+internal sealed class PerStepSchedule(LearningRateScheduler schedule) : Callback
+{
+    public override void OnBatchEnd(BatchProgress progress, TrainingContext context) => schedule.Step();
 }
 
 /// <summary>Writes one progress line per epoch to the experiment's log.</summary>

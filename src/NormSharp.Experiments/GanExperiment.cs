@@ -1,5 +1,6 @@
 using System.Globalization;
 using NormSharp.Data;
+using NormSharp.Keras;
 using NormSharp.Nn;
 using NormSharp.Optim;
 using NormSharp.Plotting;
@@ -20,6 +21,7 @@ namespace NormSharp.Experiments;
 public sealed class GanExperiment : IExperiment
 {
     private const int GridColumns = 8, GridSamples = 64, ProgressColumns = 10;
+    private const double Confident = 0.9;
 
     /// <inheritdoc/>
     public string Name => "gan";
@@ -33,11 +35,15 @@ public sealed class GanExperiment : IExperiment
         --epochs N           default 5
         --batch-size N       default 64
         --latent N           noise dimension, default 100
-        --width N            channels of the transposed convolutions and of the discriminator's convolutions,
-                             default 64 (the seed has 128, which costs about three times as much)
+        --g-width N          channels of the generator's transposed convolutions, default 32 (the seed has 128;
+                             the generator's cost grows with the square)
+        --d-width N          channels of the discriminator's convolutions, default 64 (the seed has 128)
         --lr RATE            Adam learning rate for both networks, default 2e-4
         --beta1 B            Adam's β1, default 0.5
         --train-size N       use the first N training images (default: all)
+        --judge-epochs N     epochs of seed 000's CNN trained to classify the data set, which then scores generated
+                             images against test images; default 1, 0 skips it
+        --judge-samples N    how many generated and test images it scores, default 1000
         --seed N             initialization, noise, dropout and batch order, default 0
         """;
 
@@ -49,22 +55,26 @@ public sealed class GanExperiment : IExperiment
         int epochs = o.Int("epochs", 5, 1, 10_000);
         int batchSize = o.Int("batch-size", 64, 2, 1 << 16);
         int latent = o.Int("latent", 100, 1, 1 << 16);
-        int width = o.Int("width", 64, 1, 4096);
+        int gWidth = o.Int("g-width", 32, 1, 4096);
+        int dWidth = o.Int("d-width", 64, 1, 4096);
         double lr = o.Double("lr", 2e-4, 0, 1);
         double beta1 = o.Double("beta1", 0.5, 0, 0.999);
         int trainSize = o.Int("train-size", 0, 0);
+        int judgeEpochs = o.Int("judge-epochs", 1, 0, 1000);
+        int judgeSamples = o.Int("judge-samples", 1000, 1, 1_000_000);
         int seed = o.Int("seed", 0, 0);
         o.RejectUnknown(Name);
 
         LoadedDataset data = load();
-        ImageClassificationDataset train = ToTanhRange(ClassifierRuns.Take(data.Train, trainSize));
+        ImageClassificationDataset unitTrain = ClassifierRuns.Take(data.Train, trainSize);
+        ImageClassificationDataset train = ToTanhRange(unitTrain);
         if (train.Channels != 1 || train.Height != 28 || train.Width != 28)
             throw new UsageException($"gan needs 28×28 grayscale images; {data.Name} has {train.Channels}×{train.Height}×{train.Width}");
         if (train.Count < batchSize) throw new UsageException($"--batch-size {batchSize} exceeds the {train.Count} training images");
 
         var init = new RandomGenerator((ulong)seed);
-        Module generator = Generator(latent, width, init);
-        Module discriminator = Discriminator(width, new RandomGenerator((ulong)seed + 1), init);
+        Module generator = Generator(latent, gWidth, init);
+        Module discriminator = Discriminator(dWidth, new RandomGenerator((ulong)seed + 1), init);
         var generatorOptimizer = new Adam(generator.Parameters(), lr, beta1);
         var discriminatorOptimizer = new Adam(discriminator.Parameters(), lr, beta1);
         var noise = new RandomGenerator((ulong)seed + 2);
@@ -98,30 +108,43 @@ public sealed class GanExperiment : IExperiment
         Csv.Write(context.PathOf("losses.csv"), new[] { "step", "epoch", "d_loss", "g_loss", "d_real", "d_fake" },
             steps.Select((s, i) => (IReadOnlyList<object>)new object[] { i + 1, s.Epoch, s.DiscriminatorLoss, s.GeneratorLoss, s.RealScore, s.FakeScore }));
         double[] x = steps.Select((_, i) => i + 1.0).ToArray();
+        int window = Math.Max(1, loader.BatchCount / 5);
+        Series Smoothed(string name, Func<StepRecord, double> value) => new(name, x, TrailingMean(steps.Select(value).ToArray(), window));
         Figure.SavePanels(context.PathOf("losses.png"), new[]
         {
             new Panel("Losses", "training step", "binary cross-entropy", new[]
             {
-                new Series("discriminator (real + fake)", x, steps.Select(s => s.DiscriminatorLoss).ToArray()),
-                new Series("generator (non-saturating)", x, steps.Select(s => s.GeneratorLoss).ToArray()),
+                Smoothed("discriminator (real + fake)", s => s.DiscriminatorLoss), Smoothed("generator (non-saturating)", s => s.GeneratorLoss),
             }),
             new Panel("Discriminator outputs", "training step", "mean probability of 'real'", new[]
             {
-                new Series("D(x), real batch", x, steps.Select(s => s.RealScore).ToArray()),
-                new Series("D(G(z)), generated batch", x, steps.Select(s => s.FakeScore).ToArray()),
+                Smoothed("D(x), real batch", s => s.RealScore), Smoothed("D(G(z)), generated batch", s => s.FakeScore),
             }),
         });
+
+        JudgeScores? judged = null;
+        if (judgeEpochs > 0)
+        {
+            judged = Judge(generator, latent, unitTrain, ClassifierRuns.Take(data.Test, judgeSamples), judgeSamples, judgeEpochs, seed);
+            context.Log.WriteLine($"judge (test accuracy {Report.Percent(judged.JudgeAccuracy)}): mean confidence {judged.Generated.MeanConfidence:F3} on generated images, {judged.Real.MeanConfidence:F3} on real ones");
+            Csv.Write(context.PathOf("judge.csv"), new[] { "images", "count", "mean_confidence", "confident_fraction" }.Concat(Enumerable.Range(0, data.Train.ClassCount).Select(c => $"class_{c}")).ToArray(),
+                new[] { ("generated", judged.Generated), ("real", judged.Real) }.Select(r => (IReadOnlyList<object>)new object[]
+                {
+                    r.Item1, r.Item2.Count, r.Item2.MeanConfidence, r.Item2.ConfidentFraction,
+                }.Concat(r.Item2.ClassCounts.Cast<object>()).ToArray()));
+            files.Add("judge.csv");
+        }
 
         var final = steps.Where(s => s.Epoch == epochs).ToList();
         double dLoss = final.Average(s => s.DiscriminatorLoss), gLoss = final.Average(s => s.GeneratorLoss);
         double dReal = final.Average(s => s.RealScore), dFake = final.Average(s => s.FakeScore);
-        string command = $"normsharp experiment {Name} --dataset {data.Name} --epochs {epochs} --batch-size {batchSize} --latent {latent} --width {width} " +
-            $"--lr {F(lr)} --beta1 {F(beta1)} --seed {seed}" + (trainSize > 0 ? $" --train-size {trainSize}" : "");
+        string command = $"normsharp experiment {Name} --dataset {data.Name} --epochs {epochs} --batch-size {batchSize} --latent {latent} --g-width {gWidth} --d-width {dWidth} " +
+            $"--lr {F(lr)} --beta1 {F(beta1)} --judge-epochs {judgeEpochs} --seed {seed}" + (trainSize > 0 ? $" --train-size {trainSize}" : "");
         var report = new Report("A GAN with BatchNorm (seed 004), trained correctly", command)
             .Paragraph($"Generator: Dense {latent} → {128 * 7 * 7} → BatchNorm → LeakyReLU(0.2) → reshape (128, 7, 7) → ConvTranspose 4×4 stride 2 to " +
-                $"({width}, 14, 14) → BatchNorm → LeakyReLU(0.2) → ConvTranspose 4×4 stride 2 to ({width}, 28, 28) → BatchNorm → LeakyReLU(0.2) → " +
-                $"Conv 7×7 to 1 channel → tanh ({generator.ParameterCount():N0} parameters). Discriminator: Conv 4×4 stride 2 to ({width}, 14, 14) → " +
-                $"LeakyReLU(0.2) → Dropout 0.3 → Conv 4×4 stride 2 to ({width}, 7, 7) → BatchNorm → LeakyReLU(0.2) → Dropout 0.3 → Flatten → Dense 1, " +
+                $"({gWidth}, 14, 14) → BatchNorm → LeakyReLU(0.2) → ConvTranspose 4×4 stride 2 to ({gWidth}, 28, 28) → BatchNorm → LeakyReLU(0.2) → " +
+                $"Conv 7×7 to 1 channel → tanh ({generator.ParameterCount():N0} parameters). Discriminator: Conv 4×4 stride 2 to ({dWidth}, 14, 14) → " +
+                $"LeakyReLU(0.2) → Dropout 0.3 → Conv 4×4 stride 2 to ({dWidth}, 7, 7) → BatchNorm → LeakyReLU(0.2) → Dropout 0.3 → Flatten → Dense 1, " +
                 $"a logit ({discriminator.ParameterCount():N0} parameters). Weights start from N(0, 0.02) (Radford et al. 2016). Trained on " +
                 $"{train.Count} images of {data.Name} scaled to [−1, 1], batch {batchSize}, {epochs} epochs ({steps.Count} steps, {seconds:F0} s), " +
                 $"Adam (learning rate {F(lr)}, β1 {F(beta1)}) for each network.")
@@ -133,12 +156,16 @@ public sealed class GanExperiment : IExperiment
                 "`gan.fit(X_train, y_train, ...)`: the stacked model's input is the noise vector, so feeding it images (and digit labels as " +
                 "targets for a one-logit real/fake output) does not even match the shapes, and nothing ever shows the discriminator a real " +
                 "image labelled real or a generated image labelled fake. A GAN needs two optimizers and alternating updates, as here. " +
+                "Even the usual Keras recipe — train the discriminator on real and generated batches, then train the stacked model on noise " +
+                "labelled 1 — needs the discriminator frozen inside the stack (`discriminator.trainable = False` before compiling `gan`), " +
+                "which the seed omits; without it the generator's step also teaches the discriminator to call generated images real. " +
                 "The seed also compiles `binary_crossentropy` on a Dense(1) output without a sigmoid (so the loss would treat logits as " +
                 "probabilities; here the loss takes logits), and its text says the discriminator uses layer normalization while its code uses " +
-                "BatchNorm (here: BatchNorm, as in the code). The seed's extra Dense 128 ReLU before the 7×7×128 dense layer is left out.")
+                "BatchNorm (here: BatchNorm, as in the code). The seed's extra Dense 128 ReLU before the 7×7×128 dense layer is left out, " +
+                "and the seed's Adam learning rate is 1e-4 where DCGAN's 2e-4 is the default here (--lr 1e-4 gives the seed's).")
             .Figure($"samples_epoch_{epochs}.png", $"64 samples from fixed noise after epoch {epochs}")
             .Figure("samples_progress.png", "The first ten fixed noise vectors after each epoch (one row per epoch)")
-            .Figure("losses.png", "Losses and discriminator outputs at every step")
+            .Figure("losses.png", $"Losses and discriminator outputs, each point the mean of the last {window} steps (every step is in losses.csv)")
             .Table(new[] { "last epoch, mean of steps", "value" }, new[]
             {
                 new[] { "discriminator loss (real + fake)", Report.Number(dLoss) },
@@ -151,12 +178,30 @@ public sealed class GanExperiment : IExperiment
                 "has learnt digits. Samples are drawn with the generator in evaluation mode (BatchNorm's running statistics) from 64 noise " +
                 "vectors fixed before training. The grid after each epoch: " +
                 string.Join(", ", Enumerable.Range(1, epochs).Select(e => $"[epoch {e}](samples_epoch_{e}.png)")) + ".");
+        if (judged is not null)
+            report.Paragraph($"**A classifier's view.** Seed 000's CNN (BatchNorm), trained for {judgeEpochs} epoch(s) on the same {unitTrain.Count} images " +
+                    $"(test accuracy {Report.Percent(judged.JudgeAccuracy)}), classifies {judged.Generated.Count} generated images and {judged.Real.Count} real test images. " +
+                    $"Its confidence (the largest softmax probability) says how much a sample looks like some class; the predicted classes of the confident " +
+                    $"(≥ {Confident}) samples show whether the generator covers all classes or has collapsed onto a few. This is a rough stand-in for the " +
+                    "Inception Score, not a measure of image quality.")
+                .Table(new[] { "images", "mean confidence", $"confidence ≥ {Confident}", "confident predictions per class" }, new[] { ("generated", judged.Generated), ("real (test)", judged.Real) }
+                    .Select(r => (IReadOnlyList<string>)new[]
+                    {
+                        r.Item1, Report.Number(r.Item2.MeanConfidence, 3), Report.Percent(r.Item2.ConfidentFraction), string.Join(" · ", r.Item2.ClassCounts),
+                    }));
         report.Save(context.PathOf("report.md"));
 
         var numbers = new Dictionary<string, double>
         {
             ["final_d_loss"] = dLoss, ["final_g_loss"] = gLoss, ["final_d_real"] = dReal, ["final_d_fake"] = dFake, ["seconds"] = seconds,
         };
+        if (judged is not null)
+        {
+            numbers["judge_test_accuracy"] = judged.JudgeAccuracy;
+            numbers["generated_mean_confidence"] = judged.Generated.MeanConfidence;
+            numbers["generated_confident_fraction"] = judged.Generated.ConfidentFraction;
+            numbers["real_mean_confidence"] = judged.Real.MeanConfidence;
+        }
         return new ExperimentResult(numbers, files);
     }
 
@@ -230,6 +275,36 @@ public sealed class GanExperiment : IExperiment
         finally { generator.Train(); }
     }
 
+    /// <summary>Trains seed 000's CNN on <paramref name="train"/> (pixels in [0, 1]) and scores generated images and
+    /// the real <paramref name="test"/> images with it.</summary>
+    private static JudgeScores Judge(Module generator, int latent, ImageClassificationDataset train, ImageClassificationDataset test, int samples, int epochs, int seed)
+    {
+        Keras.Sequential judge = SeedModels.Cnn(NormalizationKind.Batch, train.ClassCount, new RandomGenerator((ulong)seed + 4));
+        judge.Compile(new Adam(judge.Network.Parameters()), "categorical_crossentropy", "accuracy");
+        judge.Fit(train, epochs, 128, seed: (ulong)seed);
+        TestScores accuracy = ClassifierRuns.Test(judge, train, test);
+
+        float[] generated = Sample(generator, Tensor.Normal(new[] { samples, latent }, generator: new RandomGenerator((ulong)seed + 5)));
+        foreach (ref float p in generated.AsSpan()) p = (p + 1) / 2; // tanh's range back to the judge's [0, 1]
+        ClassScores Score(float[] images, int count) =>
+            ClassScores.Of(judge.Predict(Tensor.FromArray(images, count, 1, 28, 28)).ToArray(), train.ClassCount);
+        return new JudgeScores(accuracy.PreciseBnAccuracy, Score(generated, samples), Score(test.Pixels.ToArray(), test.Count));
+    }
+
+    /// <summary>Each value replaced by the mean of it and the up to <paramref name="window"/> − 1 values before it.</summary>
+    private static double[] TrailingMean(double[] values, int window)
+    {
+        var means = new double[values.Length];
+        double sum = 0;
+        for (int i = 0; i < values.Length; i++)
+        {
+            sum += values[i];
+            if (i >= window) sum -= values[i - window];
+            means[i] = sum / Math.Min(i + 1, window);
+        }
+        return means;
+    }
+
     private static double MeanProbability(Tensor logits)
     {
         double sum = 0;
@@ -248,4 +323,27 @@ public sealed class GanExperiment : IExperiment
     private static string F(double v) => v.ToString("G", CultureInfo.InvariantCulture);
 
     private sealed record StepRecord(int Epoch, double DiscriminatorLoss, double GeneratorLoss, double RealScore, double FakeScore);
+
+    private sealed record JudgeScores(double JudgeAccuracy, ClassScores Generated, ClassScores Real);
+
+    /// <summary>A classifier's verdict on a set of images: its mean largest softmax probability, the fraction of images
+    /// with one at least <see cref="Confident"/>, and how many of those it assigns to each class.</summary>
+    private sealed record ClassScores(int Count, double MeanConfidence, double ConfidentFraction, int[] ClassCounts)
+    {
+        public static ClassScores Of(float[] probabilities, int classes)
+        {
+            int count = probabilities.Length / classes;
+            var counts = new int[classes];
+            double confidenceSum = 0;
+            int confident = 0;
+            for (int i = 0; i < count; i++)
+            {
+                ReadOnlySpan<float> p = probabilities.AsSpan(i * classes, classes);
+                int best = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(p);
+                confidenceSum += p[best];
+                if (p[best] >= Confident) { confident++; counts[best]++; }
+            }
+            return new ClassScores(count, confidenceSum / count, (double)confident / count, counts);
+        }
+    }
 }

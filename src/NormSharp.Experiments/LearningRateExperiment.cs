@@ -29,34 +29,27 @@ public sealed class LearningRateExperiment : IExperiment
     public string Description => "seed 000's CNN with and without BatchNorm under SGD at several learning rates: which converge, which diverge";
 
     /// <inheritdoc/>
-    public string OptionsHelp => """
-        --dataset NAME       mnist-subset (default), fashion-mnist, mnist, ...; --data-dir DIR reads its IDX files from DIR
+    public string OptionsHelp => DataBudget.Help + "\n" + """
         --lrs LIST           SGD learning rates, default 0.001,0.01,0.1,1
         --epochs N           default 2
         --batch-size N       default 128
         --momentum M         SGD momentum, default 0 (plain SGD)
-        --train-size N       use the first N training images (default: all)
-        --test-size N        use the first N test images (default: all)
-        --seed N             initialization and batch order, default 0
         """;
 
     /// <inheritdoc/>
     public ExperimentResult Run(ExperimentContext context)
     {
         Options o = context.Options;
-        Func<LoadedDataset> load = context.DatasetOption();
+        var budget = new DataBudget(context);
         double[] lrs = o.Doubles("lrs", new[] { 1e-3, 1e-2, 1e-1, 1 });
         if (lrs.Length == 0 || lrs.Any(lr => !(lr > 0) || !double.IsFinite(lr))) throw new UsageException("--lrs must list positive, finite learning rates");
         int epochs = o.Int("epochs", 2, 1, 10_000);
         int batchSize = o.Int("batch-size", 128, 1, 1 << 16);
         double momentum = o.Double("momentum", 0, 0, 0.999);
-        int trainSize = o.Int("train-size", 0, 0);
-        int testSize = o.Int("test-size", 0, 0);
-        int seed = o.Int("seed", 0, 0);
         o.RejectUnknown(Name);
 
-        LoadedDataset data = load();
-        ImageClassificationDataset train = ClassifierRuns.Take(data.Train, trainSize), test = ClassifierRuns.Take(data.Test, testSize);
+        var (data, train, test) = budget.Load();
+        int seed = budget.Seed;
         double chance = 1.0 / train.ClassCount;
         context.Log.WriteLine($"{train.Count} training, {test.Count} test images; SGD (momentum {F(momentum)}), batch {batchSize}, {epochs} epochs");
 
@@ -88,8 +81,7 @@ public sealed class LearningRateExperiment : IExperiment
             LogY: true, IntegerX: true, YMax: 100);
         Figure.SavePanels(context.PathOf("loss.png"), s_models.Select(m => LossPanel(m.Key, m.Label)).ToList());
 
-        string command = $"normsharp experiment {Name} --dataset {data.Name} --lrs {string.Join(',', lrs.Select(F))} --epochs {epochs} --batch-size {batchSize} --momentum {F(momentum)} --seed {seed}"
-            + (trainSize > 0 ? $" --train-size {trainSize}" : "") + (testSize > 0 ? $" --test-size {testSize}" : "");
+        string command = $"normsharp experiment {Name} {budget.CommandOptions(data)} --lrs {string.Join(',', lrs.Select(F))} --epochs {epochs} --batch-size {batchSize} --momentum {F(momentum)}";
         var report = new Report("Learning rates with and without BatchNorm", command)
             .Paragraph($"Seed 000's CNN with BatchNorm and without normalization, each trained from the same initial weights on the same batches " +
                 $"by SGD (momentum {F(momentum)}) at learning rates {string.Join(", ", lrs.Select(F))}: batch {batchSize}, {epochs} epochs on {train.Count} " +

@@ -26,23 +26,19 @@ public sealed class NormCompareExperiment : IExperiment
     public string Description => "seed 000's CNN with BatchNorm, LayerNorm, GroupNorm and no normalization: loss and accuracy curves, test accuracy, time per epoch";
 
     /// <inheritdoc/>
-    public string OptionsHelp => """
-        --dataset NAME       mnist-subset (default), fashion-mnist, mnist, ...; --data-dir DIR reads its IDX files from DIR
+    public string OptionsHelp => DataBudget.Help + "\n" + """
         --norms LIST         default batch,layer,group,none
         --epochs N           default 4
         --batch-size N       default 128 (the seed's)
         --lr RATE            Adam learning rate, default 1e-3 (the seed's optimizer)
         --validation F       fraction of the training set held out for the validation curves, default 0.1
-        --train-size N       use the first N training images (default: all)
-        --test-size N        use the first N test images (default: all)
-        --seed N             initialization and batch order, default 0
         """;
 
     /// <inheritdoc/>
     public ExperimentResult Run(ExperimentContext context)
     {
         Options o = context.Options;
-        Func<LoadedDataset> load = context.DatasetOption();
+        var budget = new DataBudget(context);
         string[] norms = o.String("norms", string.Join(',', s_norms)).Split(',');
         foreach (string n in norms)
             if (!s_norms.Contains(n)) throw new UsageException($"--norms takes a comma-separated list of {string.Join(", ", s_norms)}; got '{n}'");
@@ -50,14 +46,11 @@ public sealed class NormCompareExperiment : IExperiment
         int batchSize = o.Int("batch-size", 128, 1, 1 << 16);
         double lr = o.Double("lr", 1e-3, 0, 10);
         double validationFraction = o.Double("validation", 0.1, 0.001, 0.9);
-        int trainSize = o.Int("train-size", 0, 0);
-        int testSize = o.Int("test-size", 0, 0);
-        int seed = o.Int("seed", 0, 0);
         o.RejectUnknown(Name);
 
-        LoadedDataset data = load();
-        var (train, validation) = ClassifierRuns.Take(data.Train, trainSize).Split(validationFraction, (ulong)seed);
-        ImageClassificationDataset test = ClassifierRuns.Take(data.Test, testSize);
+        var (data, trainAndValidation, test) = budget.Load();
+        int seed = budget.Seed;
+        var (train, validation) = trainAndValidation.Split(validationFraction, (ulong)seed);
         context.Log.WriteLine($"{train.Count} training, {validation.Count} validation, {test.Count} test images; Adam {lr}, batch {batchSize}, {epochs} epochs");
 
         var runs = new List<(string Norm, History History, TestScores Test, long Parameters)>();
@@ -95,8 +88,7 @@ public sealed class NormCompareExperiment : IExperiment
             new Panel("Accuracy", "epoch", "accuracy", Curves("accuracy"), IntegerX: true, LegendBelow: true, Paired: true),
         });
 
-        string command = $"normsharp experiment {Name} --dataset {data.Name} --epochs {epochs} --batch-size {batchSize} --lr {F(lr)} --seed {seed}"
-            + (trainSize > 0 ? $" --train-size {trainSize}" : "") + (testSize > 0 ? $" --test-size {testSize}" : "");
+        string command = $"normsharp experiment {Name} {budget.CommandOptions(data)} --epochs {epochs} --batch-size {batchSize} --lr {F(lr)}";
         var report = new Report("Normalization layers compared on seed 000's CNN", command)
             .Paragraph($"Seed 000's CNN (three blocks of 3×3 convolution → normalization → ReLU → 2×2 max-pool with 32, 64 and 128 filters, " +
                 $"then Dense 128 ReLU → normalization → Dense {train.ClassCount} softmax) trained with each normalization from the same initial " +

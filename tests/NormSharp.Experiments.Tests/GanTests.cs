@@ -7,7 +7,7 @@ public class GanTests
     [Fact]
     public void Writes_an_8_by_8_sample_grid_per_epoch_and_finite_losses_for_every_step()
     {
-        var (result, dir, _) = ExperimentHarness.Run("gan", "--train-size", "128", "--epochs", "2", "--batch-size", "32", "--width", "8", "--latent", "16");
+        var (result, dir, _) = ExperimentHarness.Run("gan", "--train-size", "128", "--epochs", "2", "--batch-size", "32", "--g-width", "8", "--d-width", "8", "--latent", "16", "--judge-samples", "100");
 
         // 8 columns of 28×28 images drawn at 2× with 2-pixel gaps: 8·56 + 9·2 = 466 pixels a side.
         foreach (string grid in new[] { "samples_epoch_1.png", "samples_epoch_2.png" })

@@ -5,7 +5,7 @@ public class NormCompareTests
     [Fact]
     public void Reports_every_normalization_and_precise_BN_only_for_BatchNorm()
     {
-        var (result, dir, _) = ExperimentHarness.Run("norm-compare", "--train-size", "300", "--test-size", "200", "--epochs", "1", "--batch-size", "50");
+        var (result, dir, _) = ExperimentHarness.Run("norm-compare", "--train-size", "200", "--test-size", "100", "--epochs", "1", "--batch-size", "50");
 
         string[] rows = File.ReadAllLines(Path.Combine(dir, "results.csv"));
         Assert.Equal(new[] { "batch", "layer", "group", "none" }, rows.Skip(1).Select(r => r.Split(',')[0]));

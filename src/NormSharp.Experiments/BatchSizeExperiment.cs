@@ -72,10 +72,10 @@ public sealed class BatchSizeExperiment : IExperiment
                 runs.Add((norm, batchSize, lr, steps, scores, seconds));
             }
 
-        Csv.Write(context.PathOf("results.csv"), new[] { "norm", "batch_size", "lr", "steps", "test_loss", "test_accuracy", "test_loss_precise_bn", "test_accuracy_precise_bn", "train_seconds" },
+        Csv.Write(context.PathOf("results.csv"), new[] { "norm", "batch_size", "lr", "steps", "test_loss", "test_accuracy", "test_loss_precise_bn", "test_accuracy_precise_bn", "first_bn_variance_ratio", "train_seconds" },
             runs.Select(r => (IReadOnlyList<object>)new object[]
             {
-                r.Norm, r.BatchSize, r.Lr, r.Steps, r.Test.Loss, r.Test.Accuracy, r.Test.PreciseBnLoss, r.Test.PreciseBnAccuracy, r.Seconds,
+                r.Norm, r.BatchSize, r.Lr, r.Steps, r.Test.Loss, r.Test.Accuracy, r.Test.PreciseBnLoss, r.Test.PreciseBnAccuracy, r.Test.FirstVarianceRatio, r.Seconds,
             }));
 
         var bn = runs.Where(r => r.Norm == "batch").ToList();
@@ -98,7 +98,7 @@ public sealed class BatchSizeExperiment : IExperiment
                 $"{train.Count} images of {data.Name} at each batch size, by {schedule}, then tested on {test.Count} images. " +
                 $"The same number of epochs means a batch of {batchSizes.Min()} takes {batchSizes.Max() / batchSizes.Min()} times the steps of a batch of {batchSizes.Max()}.")
             .Figure("accuracy.png", "Test accuracy against batch size")
-            .Table(new[] { "batch size", "initial learning rate", "steps", "GroupNorm", "BatchNorm, precise BN", "BatchNorm, moving averages" },
+            .Table(new[] { "batch size", "initial learning rate", "steps", "GroupNorm", "BatchNorm, precise BN", "BatchNorm, moving averages", "first BN: moving / re-estimated variance" },
                 batchSizes.Select(b =>
                 {
                     var g = gn.First(r => r.BatchSize == b);
@@ -106,13 +106,13 @@ public sealed class BatchSizeExperiment : IExperiment
                     return (IReadOnlyList<string>)new[]
                     {
                         b.ToString(CultureInfo.InvariantCulture), F(g.Lr), g.Steps.ToString(CultureInfo.InvariantCulture),
-                        Report.Percent(g.Test.Accuracy), Report.Percent(n.Test.PreciseBnAccuracy), Report.Percent(n.Test.Accuracy),
+                        Report.Percent(g.Test.Accuracy), Report.Percent(n.Test.PreciseBnAccuracy), Report.Percent(n.Test.Accuracy), Report.Number(n.Test.FirstVarianceRatio, 3),
                     };
                 }))
             .Paragraph("\"Moving averages\" tests BatchNorm as Keras would, with the decay-0.99 averages accumulated during training; " +
                 "\"precise BN\" re-estimates the statistics over the training set with the final weights (Wu & Johnson 2021). With few " +
                 "steps (large batches) the moving averages have not caught up with the weights, which depresses that line for reasons " +
-                "that have nothing to do with the batch statistics' noise.")
+                "that have nothing to do with the batch statistics' noise. " + ClassifierRuns.MovingAverageLag(bn.MaxBy(r => r.BatchSize).Test, bn.MaxBy(r => r.BatchSize).Steps))
             .Paragraph(Verdict(bn.Select(r => (r.BatchSize, r.Test.PreciseBnAccuracy)).ToList(), gn.Select(r => (r.BatchSize, r.Test.Accuracy)).ToList()));
         report.Save(context.PathOf("report.md"));
 

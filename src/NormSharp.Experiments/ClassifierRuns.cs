@@ -14,17 +14,27 @@ internal static class ClassifierRuns
     public static ImageClassificationDataset Take(ImageClassificationDataset data, int count) =>
         count <= 0 || count >= data.Count ? data : data.Subset(Enumerable.Range(0, count).ToArray());
 
+    /// <summary>Why a Keras BatchNorm model tests badly with its moving averages after <paramref name="steps"/> steps,
+    /// in numbers: its first layer's moving variance against the re-estimated one, and the weight the average still
+    /// gives its starting value of 1.</summary>
+    public static string MovingAverageLag(TestScores scores, int steps) =>
+        $"After {steps} steps the first BatchNorm layer's moving variance is {Report.Number(scores.FirstVarianceRatio, 3)} times the variance " +
+        $"re-estimated with the final weights. A moving variance starts at 1 and still gives that start a weight of 0.99^{steps} = " +
+        $"{Report.Number(Math.Pow(0.99, steps), 2)}, so for a layer whose inputs vary much less than 1 — here a 3×3 convolution of [0, 1] pixels " +
+        "with Glorot-initialized weights — the start dominates long after the weights have moved on, and every later layer sees inputs on the wrong scale.";
+
     /// <summary>The test loss and accuracy with the moving averages a BatchNorm model ends training with, and — for a
     /// model with BatchNorm — again after re-estimating the statistics over <paramref name="train"/> with the final
     /// weights (precise BN, Wu &amp; Johnson 2021). The re-estimated statistics stay in the model.</summary>
     public static TestScores Test(Model model, ImageClassificationDataset train, ImageClassificationDataset test)
     {
         IReadOnlyDictionary<string, double> moving = model.Evaluate(test);
-        if (!model.Network.NamedModules().Any(m => m.Module is BatchNorm { TrackRunningStats: true }))
-            return new TestScores(moving["loss"], moving["accuracy"], double.NaN, double.NaN);
+        BatchNorm? first = model.Network.NamedModules().Select(m => m.Module).OfType<BatchNorm>().FirstOrDefault(b => b.TrackRunningStats);
+        if (first is null) return new TestScores(moving["loss"], moving["accuracy"], double.NaN, double.NaN, double.NaN);
+        double movingVariance = first.RunningVar!.ToArray().Average();
         model.Network.RecomputeBatchNormStatistics(new DataLoader(train, 256, shuffle: false).Batches(0).Select(b => b.Images));
         IReadOnlyDictionary<string, double> precise = model.Evaluate(test);
-        return new TestScores(moving["loss"], moving["accuracy"], precise["loss"], precise["accuracy"]);
+        return new TestScores(moving["loss"], moving["accuracy"], precise["loss"], precise["accuracy"], movingVariance / first.RunningVar!.ToArray().Average());
     }
 }
 
@@ -76,7 +86,10 @@ internal sealed class DataBudget
 /// <param name="Accuracy">Accuracy with those statistics.</param>
 /// <param name="PreciseBnLoss">Cross-entropy after re-estimating BatchNorm statistics (NaN without BatchNorm).</param>
 /// <param name="PreciseBnAccuracy">Accuracy after re-estimating BatchNorm statistics (NaN without BatchNorm).</param>
-internal sealed record TestScores(double Loss, double Accuracy, double PreciseBnLoss, double PreciseBnAccuracy)
+/// <param name="FirstVarianceRatio">For the first BatchNorm layer, the mean moving variance after training divided by
+/// the mean re-estimated variance: how far the moving average still is from the statistics it tracks (NaN without
+/// BatchNorm).</param>
+internal sealed record TestScores(double Loss, double Accuracy, double PreciseBnLoss, double PreciseBnAccuracy, double FirstVarianceRatio)
 {
     /// <summary>Whether the model has BatchNorm statistics that were re-estimated.</summary>
     public bool HasPreciseBn => !double.IsNaN(PreciseBnAccuracy);

@@ -11,8 +11,8 @@ namespace NormSharp.Experiments;
 /// <c>learning-rate</c>: seed 000's CNN with and without BatchNorm trained by plain SGD at each of several learning
 /// rates, from the same initial weights on the same batches. Each run is classified from its training loss and test
 /// accuracy: it diverged when the loss became NaN or infinite, ended well above where it started, or blew up and left
-/// the network at chance; it made no progress when it did not diverge but the accuracy stayed at chance; otherwise it
-/// converges. Ioffe &amp; Szegedy (2015, §3.3)
+/// the network at chance; it made no progress when it did not diverge but the accuracy stayed at chance; it is slow when
+/// its loss has not yet halved; otherwise it converges. Ioffe &amp; Szegedy (2015, §3.3)
 /// claim BatchNorm tolerates higher learning rates; this shows which rates each network survives.
 /// </summary>
 public sealed class LearningRateExperiment : IExperiment
@@ -86,15 +86,18 @@ public sealed class LearningRateExperiment : IExperiment
             .Paragraph($"Seed 000's CNN with BatchNorm and without normalization, each trained from the same initial weights on the same batches " +
                 $"by SGD (momentum {F(momentum)}) at learning rates {string.Join(", ", lrs.Select(F))}: batch {batchSize}, {epochs} epochs on {train.Count} " +
                 $"images of {data.Name}, tested on {test.Count}. A run **diverged** if its training loss became NaN or infinite (training stops there) " +
-                $"or its last epoch's mean loss ended more than 1.5 times its first step's loss, or its loss rose above twice the first step's and the test accuracy " +
-                $"ended below {Report.Percent(2 * chance)} (twice chance); it made **no progress** if it did not diverge but the test accuracy " +
-                $"stayed below twice chance; otherwise it **converges**. BatchNorm test accuracies use statistics re-estimated " +
-                "over the training set (precise BN); results.csv also has them with the moving averages.")
+                $"or its last epoch's mean loss ended more than 1.5 times its first step's loss, or its loss rose above 1.5 times the first step's and " +
+                $"the test accuracy ended below {Report.Percent(2 * chance)} (twice chance: the network blew up and collapsed); it made **no progress** if " +
+                "it did not diverge but the test accuracy stayed below twice chance; it is **slow** if its last epoch's mean loss is still above half its " +
+                "first step's; otherwise it **converges**. BatchNorm test accuracies use statistics re-estimated " +
+                "over the training set (precise BN); the last column has them with Keras's moving averages, which lag far behind the weights in so " +
+                "few steps (see norm-compare).")
             .Figure("loss.png", "Training loss of every step per learning rate (log scale, cut at 100: a line leaving the top went higher; NaN and infinite steps are missing)")
-            .Table(new[] { "model", "learning rate", "outcome", "last epoch's mean loss", "test accuracy" },
+            .Table(new[] { "model", "learning rate", "outcome", "first step's loss", "largest loss", "last epoch's mean loss", "test accuracy", "test accuracy, BN moving averages" },
                 runs.Select(r => (IReadOnlyList<string>)new[]
                 {
-                    r.Label, F(r.Lr), r.Outcome, Report.Number(r.FinalEpochLoss), Report.Percent(r.Accuracy),
+                    r.Label, F(r.Lr), r.Outcome, Report.Number(r.FirstLoss), Report.Number(r.MaxLoss), Report.Number(r.FinalEpochLoss), Report.Percent(r.Accuracy),
+                    r.Scores.HasPreciseBn ? Report.Percent(r.Scores.Accuracy) : "",
                 }))
             .Paragraph(Summary(runs, lrs));
         report.Save(context.PathOf("report.md"));
@@ -117,6 +120,7 @@ public sealed class LearningRateExperiment : IExperiment
         }
         return $"Converging learning rates — with BatchNorm: {Rates("bn", LrRun.Converges)}; without: {Rates("none", LrRun.Converges)}. " +
             $"Diverged — with BatchNorm: {Rates("bn", LrRun.Diverged)}; without: {Rates("none", LrRun.Diverged)}. " +
+            $"Slow — with BatchNorm: {Rates("bn", LrRun.Slow)}; without: {Rates("none", LrRun.Slow)}. " +
             $"No progress — with BatchNorm: {Rates("bn", LrRun.NoProgress)}; without: {Rates("none", LrRun.NoProgress)}. " +
             "The budget is short, so \"converges\" means the loss is falling and the accuracy is well above chance, not that training has finished.";
     }
@@ -126,7 +130,7 @@ public sealed class LearningRateExperiment : IExperiment
     /// <summary>One training run and how it ended.</summary>
     private sealed class LrRun
     {
-        public const string Diverged = "diverged", NoProgress = "no progress", Converges = "converges";
+        public const string Diverged = "diverged", NoProgress = "no progress", Slow = "slow", Converges = "converges";
 
         public LrRun(string key, string label, double lr, double[] stepLosses, History history, TestScores scores, double chance)
         {
@@ -136,10 +140,11 @@ public sealed class LearningRateExperiment : IExperiment
             bool completed = history.Epochs.Count > 0 && stepLosses.All(double.IsFinite);
             FinalEpochLoss = completed ? history.Epochs[^1].Metrics["loss"] : double.NaN;
             bool atChance = Accuracy < 2 * chance;
-            // The first step's loss is one batch's, so "ended above the start" needs a margin to be more than noise.
+            // The first step's loss is one batch's, so "above the start" needs a margin to be more than noise.
             Outcome = !completed || FinalEpochLoss > 1.5 * FirstLoss ? Diverged
-                : atChance && MaxLoss > 2 * FirstLoss ? Diverged // blew up, and what is left predicts nothing
+                : atChance && MaxLoss > 1.5 * FirstLoss ? Diverged // blew up, and what is left predicts nothing
                 : atChance ? NoProgress
+                : FinalEpochLoss > 0.5 * FirstLoss ? Slow
                 : Converges;
         }
 

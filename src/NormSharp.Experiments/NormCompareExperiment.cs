@@ -70,10 +70,10 @@ public sealed class NormCompareExperiment : IExperiment
             {
                 r.Norm, e.Epoch, e.Metrics["loss"], e.Metrics["accuracy"], e.Metrics["val_loss"], e.Metrics["val_accuracy"], e.Seconds,
             })));
-        Csv.Write(context.PathOf("results.csv"), new[] { "norm", "parameters", "test_loss", "test_accuracy", "test_loss_precise_bn", "test_accuracy_precise_bn", "seconds_per_epoch" },
+        Csv.Write(context.PathOf("results.csv"), new[] { "norm", "parameters", "test_loss", "test_accuracy", "test_loss_precise_bn", "test_accuracy_precise_bn", "first_bn_variance_ratio", "seconds_per_epoch" },
             runs.Select(r => (IReadOnlyList<object>)new object[]
             {
-                r.Norm, r.Parameters, r.Test.Loss, r.Test.Accuracy, r.Test.PreciseBnLoss, r.Test.PreciseBnAccuracy, SecondsPerEpoch(r.History),
+                r.Norm, r.Parameters, r.Test.Loss, r.Test.Accuracy, r.Test.PreciseBnLoss, r.Test.PreciseBnAccuracy, r.Test.FirstVarianceRatio, SecondsPerEpoch(r.History),
             }));
 
         Series Curve(string norm, History h, string metric, string part) =>
@@ -102,12 +102,11 @@ public sealed class NormCompareExperiment : IExperiment
                     r.Norm, r.Parameters.ToString(CultureInfo.InvariantCulture), Report.Percent(r.Test.Accuracy), Report.Percent(r.Test.PreciseBnAccuracy),
                     Report.Number(r.Test.HasPreciseBn ? r.Test.PreciseBnLoss : r.Test.Loss), Report.Number(SecondsPerEpoch(r.History), 3),
                 }))
-            .Paragraph("The BatchNorm model's validation curve and its first test accuracy use Keras's moving averages (decay 0.99). " +
-                $"With {(train.Count + batchSize - 1) / batchSize} steps an epoch they still carry the statistics of earlier weights (and, in the first epochs, " +
-                "of the initial values 0 and 1), so they understate what the trained weights can do; \"precise BN\" re-estimates the " +
-                "statistics over the training set with the final weights before testing (Wu & Johnson 2021). The test loss column uses " +
-                "the re-estimated statistics for BatchNorm. Times are wall-clock seconds of the training batches only, on this machine " +
-                $"with {Parallelism.ThreadCount} threads, and vary with what else runs.")
+            .Paragraph("The BatchNorm model's validation curve and its first test accuracy use Keras's moving averages (decay 0.99), which " +
+                $"lag behind the weights on a data set this small ({(train.Count + batchSize - 1) / batchSize} steps an epoch); \"precise BN\" re-estimates " +
+                "the statistics over the training set with the final weights before testing (Wu & Johnson 2021), and the test loss column uses " +
+                "those for BatchNorm. " + string.Concat(runs.Where(r => r.Test.HasPreciseBn).Select(r => ClassifierRuns.MovingAverageLag(r.Test, r.History.Epochs.Count * ((train.Count + batchSize - 1) / batchSize)))) +
+                $" Times are wall-clock seconds of the training batches only, on this machine with {Parallelism.ThreadCount} threads, and vary with what else runs.")
             .Paragraph(Verdict(runs.Select(r => (r.Norm, r.Test.HasPreciseBn ? r.Test.PreciseBnAccuracy : r.Test.Accuracy)).ToList()));
         report.Save(context.PathOf("report.md"));
 

@@ -85,7 +85,7 @@ public sealed class NormCompareExperiment : IExperiment
         Figure.SavePanels(context.PathOf("curves.png"), new[]
         {
             new Panel("Loss", "epoch", "cross-entropy", Curves("loss"), LogY: true, IntegerX: true, Paired: true),
-            new Panel("Accuracy", "epoch", "accuracy", Curves("accuracy"), IntegerX: true, LegendBelow: true, Paired: true),
+            new Panel("Accuracy", "epoch", "accuracy", Curves("accuracy"), IntegerX: true, Legend: LegendCorner.LowerRight, Paired: true),
         });
 
         string command = $"normsharp experiment {Name} {budget.CommandOptions(data)} --epochs {epochs} --batch-size {batchSize} --lr {F(lr)}";

@@ -13,13 +13,27 @@ namespace NormSharp.Plotting;
 /// <param name="Log2X">Plot log2 of x with ticks on the powers of two, labelled with the original values (batch
 /// sizes 2, 4, …, 128).</param>
 /// <param name="IntegerX">Whether the x axis counts whole units (epochs), so ticks fall on integers.</param>
-/// <param name="LegendBelow">Put the legend in the lower right corner (for rising curves such as accuracy).</param>
+/// <param name="Legend">The corner of the chart that holds the legend: one the curves leave free (lower right for
+/// rising curves such as accuracy).</param>
 /// <param name="Paired">Draw the series in pairs (training and validation of one model): both lines of a pair share
 /// a colour, the second dashed.</param>
 /// <param name="YMax">Cut the y axis at this value (in data units, before any log), so that a curve that blows up
 /// leaves the top of the chart instead of squashing the others; null lets the axis fit all the data.</param>
 public sealed record Panel(string Title, string XLabel, string YLabel, IReadOnlyList<Series> Series,
-    bool LogY = false, bool Log2X = false, bool IntegerX = false, bool LegendBelow = false, bool Paired = false, double? YMax = null);
+    bool LogY = false, bool Log2X = false, bool IntegerX = false, LegendCorner Legend = LegendCorner.UpperRight, bool Paired = false, double? YMax = null);
+
+/// <summary>Where a chart's legend goes.</summary>
+public enum LegendCorner
+{
+    /// <summary>The upper right corner.</summary>
+    UpperRight,
+    /// <summary>The upper left corner.</summary>
+    UpperLeft,
+    /// <summary>The lower right corner.</summary>
+    LowerRight,
+    /// <summary>The lower left corner.</summary>
+    LowerLeft,
+}
 
 public static partial class Figure
 {
@@ -49,7 +63,13 @@ public static partial class Figure
             };
         else if (panel.IntegerX)
             plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
-        if (panel.LegendBelow) plot.ShowLegend(Alignment.LowerRight);
+        plot.ShowLegend(panel.Legend switch
+        {
+            LegendCorner.UpperLeft => Alignment.UpperLeft,
+            LegendCorner.LowerRight => Alignment.LowerRight,
+            LegendCorner.LowerLeft => Alignment.LowerLeft,
+            _ => Alignment.UpperRight,
+        });
         if (panel.YMax is double yMax)
         {
             double top = panel.LogY ? Math.Log10(yMax) : yMax;

@@ -94,10 +94,15 @@ public static partial class Figure
         });
         if (panel.YMax is double yMax)
         {
+            // Fit the axis to the data below the cut, so the margin is not computed from the values cut off.
             double top = panel.LogY ? Math.Log10(yMax) : yMax;
-            plot.Axes.AutoScale();
-            AxisLimits limits = plot.Axes.GetLimits();
-            if (limits.Top > top) plot.Axes.SetLimitsY(limits.Bottom, top);
+            double[] shown = panel.Series.SelectMany(s => s.Y).Select(y => panel.LogY ? Math.Log10(y) : y)
+                .Where(y => double.IsFinite(y) && y <= top).ToArray();
+            if (shown.Length > 0)
+            {
+                double bottom = shown.Min();
+                plot.Axes.SetLimitsY(bottom - 0.05 * (top - bottom), top);
+            }
         }
         if (panel.Styles is { } styles)
         {

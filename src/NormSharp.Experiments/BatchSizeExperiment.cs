@@ -28,8 +28,7 @@ public sealed class BatchSizeExperiment : IExperiment
     public string OptionsHelp => DataBudget.Help + "\n" + """
         --batch-sizes LIST   default 2,4,8,16,32,128
         --epochs N           the same for every batch size, default 1
-        --optimizer NAME     adam (default: the same learning rate at every batch size) or sgd (learning rate scaled
-                             by batch/32, the linear scaling rule)
+        --optimizer NAME     adam (default; one learning rate for every batch size) or sgd (rate scaled by batch/32)
         --lr RATE            Adam's learning rate (default 1e-3), or SGD's at batch 32 (default 0.01)
         --momentum M         SGD momentum, default 0.9
         """;

@@ -28,8 +28,7 @@ public sealed class BatchSizeExperiment : IExperiment
     public string OptionsHelp => DataBudget.Help + "\n" + """
         --batch-sizes LIST   default 2,4,8,16,32,128
         --epochs N           the same for every batch size, default 1
-        --optimizer NAME     adam (default: the same learning rate at every batch size) or sgd (learning rate scaled
-                             by batch/32, the linear scaling rule)
+        --optimizer NAME     adam (default; one learning rate for every batch size) or sgd (rate scaled by batch/32)
         --lr RATE            Adam's learning rate (default 1e-3), or SGD's at batch 32 (default 0.01)
         --momentum M         SGD momentum, default 0.9
         """;
@@ -91,7 +90,7 @@ public sealed class BatchSizeExperiment : IExperiment
                 new Series("GroupNorm", X(gn, r => r.BatchSize), Error(gn.Select(r => r.Test.Accuracy))),
                 new Series("BatchNorm, precise BN", X(bn, r => r.BatchSize), Error(bn.Select(r => r.Test.PreciseBnAccuracy))),
                 new Series("BatchNorm, moving averages", X(bn, r => r.BatchSize), Error(bn.Select(r => r.Test.Accuracy))),
-            }, LogY: true, Log2X: true, Legend: LegendCorner.UpperLeft),
+            }, LogY: true, Log2X: true, Legend: LegendPosition.UpperLeft),
         }, panelWidth: 800, height: 500);
 
         string command = $"normsharp experiment {Name} {budget.CommandOptions(data)} --batch-sizes {string.Join(',', batchSizes)} --epochs {epochs} --optimizer {optimizer} --lr {F(baseLr)}"
@@ -138,7 +137,8 @@ public sealed class BatchSizeExperiment : IExperiment
             $"{(gnSmallest.Accuracy >= smallest.Accuracy ? "above" : "below")} BatchNorm; at batch {largest.BatchSize}, " +
             $"{Report.Number(Math.Abs(gnLargest.Accuracy - largest.Accuracy) * 100, 3)} points {(gnLargest.Accuracy >= largest.Accuracy ? "above" : "below")}. " +
             "With a fixed number of epochs the large batches take few steps, so a network that learns less per step loses accuracy there for lack " +
-            "of steps rather than because of its statistics (Wu & He train for 100 epochs, where this is gone). One seed per point: rerun with " +
+            "of steps rather than because of its statistics (Wu & He train ResNet-50 for 100 epochs of ImageNet, hundreds of thousands of steps at " +
+            "every batch size). One seed per point: rerun with " +
             "other --seed values before reading much into differences of a point or less.";
     }
 

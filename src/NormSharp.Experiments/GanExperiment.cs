@@ -35,14 +35,12 @@ public sealed class GanExperiment : IExperiment
         --epochs N           default 5
         --batch-size N       default 64
         --latent N           noise dimension, default 100
-        --g-width N          channels of the generator's transposed convolutions, default 32 (the seed has 128;
-                             the generator's cost grows with the square)
+        --g-width N          channels of the generator's transposed convolutions, default 32 (the seed has 128)
         --d-width N          channels of the discriminator's convolutions, default 64 (the seed has 128)
         --lr RATE            Adam learning rate for both networks, default 2e-4
         --beta1 B            Adam's β1, default 0.5
         --train-size N       use the first N training images (default: all)
-        --judge-epochs N     epochs of seed 000's CNN trained to classify the data set, which then scores generated
-                             images against test images; default 1, 0 skips it
+        --judge-epochs N     epochs of the seed 000 CNN that scores generated against test images; default 1, 0 skips it
         --judge-samples N    how many generated and test images it scores, default 1000
         --seed N             initialization, noise, dropout and batch order, default 0
         """;

@@ -30,7 +30,7 @@ public sealed class LearningRateExperiment : IExperiment
 
     /// <inheritdoc/>
     public string OptionsHelp => DataBudget.Help + "\n" + """
-        --lrs LIST           SGD learning rates, default 0.001,0.01,0.1,1
+        --lrs LIST           SGD learning rates, default 0.001,0.01,0.1,1,10
         --epochs N           default 2
         --batch-size N       default 128
         --momentum M         SGD momentum, default 0 (plain SGD)
@@ -41,7 +41,7 @@ public sealed class LearningRateExperiment : IExperiment
     {
         Options o = context.Options;
         var budget = new DataBudget(context);
-        double[] lrs = o.Doubles("lrs", new[] { 1e-3, 1e-2, 1e-1, 1 });
+        double[] lrs = o.Doubles("lrs", new[] { 1e-3, 1e-2, 1e-1, 1, 10 });
         if (lrs.Length == 0 || lrs.Any(lr => !(lr > 0) || !double.IsFinite(lr))) throw new UsageException("--lrs must list positive, finite learning rates");
         int epochs = o.Int("epochs", 2, 1, 10_000);
         int batchSize = o.Int("batch-size", 128, 1, 1 << 16);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using NormSharp.Data;
 using NormSharp.Keras;
+using NormSharp.Nn;
 using NormSharp.Optim;
 using NormSharp.Plotting;
 using NormSharp.Training;
@@ -53,40 +54,71 @@ public sealed class NormCompareExperiment : IExperiment
         var (train, validation) = trainAndValidation.Split(validationFraction, (ulong)seed);
         context.Log.WriteLine($"{train.Count} training, {validation.Count} validation, {test.Count} test images; Adam {lr}, batch {batchSize}, {epochs} epochs");
 
-        var runs = new List<(string Norm, History History, TestScores Test, long Parameters)>();
+        var runs = new List<(string Norm, History History, PreciseBnValidation? Precise, TestScores Test, long Parameters)>();
         foreach (string norm in norms)
         {
             NormalizationKind kind = Enum.Parse<NormalizationKind>(norm, ignoreCase: true);
             Keras.Sequential model = SeedModels.Cnn(kind, train.ClassCount, new RandomGenerator((ulong)seed));
             model.Compile(new Adam(model.Network.Parameters(), lr), "categorical_crossentropy", "accuracy");
-            History history = model.Fit(train, epochs, batchSize, validation, new[] { new EpochLogger(context.Log, norm) }, (ulong)seed);
+            PreciseBnValidation? precise = kind == NormalizationKind.Batch ? new PreciseBnValidation(train, validation) : null;
+            var callbacks = new List<Callback> { new EpochLogger(context.Log, norm) };
+            if (precise is not null) callbacks.Insert(0, precise);
+            History history = model.Fit(train, epochs, batchSize, validation, callbacks, (ulong)seed);
             TestScores scores = ClassifierRuns.Test(model, train, test);
             context.Log.WriteLine($"{norm}: test accuracy {Report.Percent(scores.Accuracy)}" + (scores.HasPreciseBn ? $", {Report.Percent(scores.PreciseBnAccuracy)} with precise BN" : ""));
-            runs.Add((norm, history, scores, model.Network.ParameterCount()));
+            runs.Add((norm, history, precise, scores, model.Network.ParameterCount()));
         }
 
-        Csv.Write(context.PathOf("history.csv"), new[] { "norm", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds" },
-            runs.SelectMany(r => r.History.Epochs.Select(e => (IReadOnlyList<object>)new object[]
+        Csv.Write(context.PathOf("history.csv"), new[] { "norm", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_loss_precise_bn", "val_accuracy_precise_bn", "seconds" },
+            runs.SelectMany(r => r.History.Epochs.Select((e, i) => (IReadOnlyList<object>)new object[]
             {
-                r.Norm, e.Epoch, e.Metrics["loss"], e.Metrics["accuracy"], e.Metrics["val_loss"], e.Metrics["val_accuracy"], e.Seconds,
+                r.Norm, e.Epoch, e.Metrics["loss"], e.Metrics["accuracy"], e.Metrics["val_loss"], e.Metrics["val_accuracy"],
+                r.Precise?.Loss[i] ?? double.NaN, r.Precise?.Accuracy[i] ?? double.NaN, e.Seconds,
             })));
-        Csv.Write(context.PathOf("results.csv"), new[] { "norm", "parameters", "test_loss", "test_accuracy", "test_loss_precise_bn", "test_accuracy_precise_bn", "first_bn_variance_ratio", "seconds_per_epoch" },
+        Csv.Write(context.PathOf("results.csv"), new[] { "norm", "trainable_parameters", "test_loss", "test_accuracy", "test_loss_precise_bn", "test_accuracy_precise_bn", "first_bn_variance_ratio", "seconds_per_epoch" },
             runs.Select(r => (IReadOnlyList<object>)new object[]
             {
                 r.Norm, r.Parameters, r.Test.Loss, r.Test.Accuracy, r.Test.PreciseBnLoss, r.Test.PreciseBnAccuracy, r.Test.FirstVarianceRatio, SecondsPerEpoch(r.History),
             }));
 
-        Series Curve(string norm, History h, string metric, string part) =>
-            new($"{norm} {part}", h.Epochs.Select(e => (double)e.Epoch).ToArray(), h.Values(metric));
-        IReadOnlyList<Series> Curves(string metric) => runs.SelectMany(r => new[]
+        // One colour per normalization: training solid, validation dashed; BatchNorm's validation with re-estimated
+        // statistics dashed and with its moving averages dotted.
+        var styles = new List<LineStyle>();
+        // Accuracy is drawn as the error 1 − accuracy on a log scale, so that the curves between 95 % and 100 % and the
+        // moving averages' chance-level validation fit one readable chart.
+        static double[] Error(IEnumerable<double> accuracy) => accuracy.Select(a => 100 * (1 - a)).ToArray();
+        IReadOnlyList<Series> Curves(string metric)
         {
-            Curve(r.Norm, r.History, metric, "train"), Curve(r.Norm, r.History, "val_" + metric, "validation"),
-        }).ToList();
+            Func<IEnumerable<double>, double[]> value = metric == "loss" ? v => v.ToArray() : Error;
+            var curves = new List<Series>();
+            styles.Clear();
+            foreach (var (r, color) in runs.Select((r, i) => (r, i)))
+            {
+                double[] epochsDone = r.History.Epochs.Select(e => (double)e.Epoch).ToArray();
+                curves.Add(new Series($"{r.Norm} train", epochsDone, value(r.History.Values(metric))));
+                styles.Add(new LineStyle(color));
+                if (r.Precise is not null)
+                {
+                    curves.Add(new Series($"{r.Norm} validation, precise BN", epochsDone, value(metric == "loss" ? r.Precise.Loss : r.Precise.Accuracy)));
+                    styles.Add(new LineStyle(color, LineDash.Dashed));
+                    curves.Add(new Series($"{r.Norm} validation, moving averages", epochsDone, value(r.History.Values("val_" + metric))));
+                    styles.Add(new LineStyle(color, LineDash.Dotted));
+                }
+                else
+                {
+                    curves.Add(new Series($"{r.Norm} validation", epochsDone, value(r.History.Values("val_" + metric))));
+                    styles.Add(new LineStyle(color, LineDash.Dashed));
+                }
+            }
+            return curves;
+        }
+        IReadOnlyList<Series> lossCurves = Curves("loss");
+        LineStyle[] curveStyles = styles.ToArray();
         Figure.SavePanels(context.PathOf("curves.png"), new[]
         {
-            new Panel("Loss", "epoch", "cross-entropy", Curves("loss"), LogY: true, IntegerX: true, Paired: true),
-            new Panel("Accuracy", "epoch", "accuracy", Curves("accuracy"), IntegerX: true, Legend: LegendCorner.LowerRight, Paired: true),
-        });
+            new Panel("Loss", "epoch", "cross-entropy", lossCurves, LogY: true, IntegerX: true, Legend: LegendPosition.OutsideRight, Styles: curveStyles),
+            new Panel("Accuracy, drawn as error", "epoch", "error = 100 % − accuracy, %", Curves("accuracy"), LogY: true, IntegerX: true, Legend: LegendPosition.None, Styles: curveStyles),
+        }, panelWidth: 760, height: 520);
 
         string command = $"normsharp experiment {Name} {budget.CommandOptions(data)} --epochs {epochs} --batch-size {batchSize} --lr {F(lr)}";
         var report = new Report("Normalization layers compared on seed 000's CNN", command)
@@ -95,8 +127,8 @@ public sealed class NormCompareExperiment : IExperiment
                 $"weights on the same batches: Adam (learning rate {F(lr)}), batch {batchSize}, {epochs} epochs on {train.Count} images of {data.Name}; " +
                 $"the validation curves use {validation.Count} held-out training images, the test accuracy {test.Count} test images. " +
                 "GroupNorm uses 8 groups; LayerNorm normalizes each sample over all its (C, H, W) values.")
-            .Figure("curves.png", "Training and validation loss and accuracy per epoch")
-            .Table(new[] { "normalization", "parameters", "test accuracy", "test accuracy, precise BN", "test loss", "seconds per epoch" },
+            .Figure("curves.png", "Training and validation loss and accuracy (as error, 100 % − accuracy) per epoch, both on log scales")
+            .Table(new[] { "normalization", "trainable parameters", "test accuracy", "test accuracy, precise BN", "test loss", "seconds per epoch" },
                 runs.Select(r => (IReadOnlyList<string>)new[]
                 {
                     r.Norm, r.Parameters.ToString(CultureInfo.InvariantCulture), Report.Percent(r.Test.Accuracy), Report.Percent(r.Test.PreciseBnAccuracy),
@@ -121,6 +153,26 @@ public sealed class NormCompareExperiment : IExperiment
     }
 
     private static double SecondsPerEpoch(History history) => history.Epochs.Average(e => e.Seconds);
+
+    /// <summary>After each epoch, the validation loss and accuracy of a BatchNorm model with its statistics
+    /// re-estimated over the training set (precise BN); the moving averages are restored afterwards, so training goes
+    /// on exactly as it would without this.</summary>
+    private sealed class PreciseBnValidation(ImageClassificationDataset train, ImageClassificationDataset validation) : Callback
+    {
+        public List<double> Loss { get; } = new();
+        public List<double> Accuracy { get; } = new();
+
+        public override void OnEpochEnd(EpochRecord record, TrainingContext context)
+        {
+            Module network = context.Model.Network;
+            var movingAverages = network.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.CloneData());
+            network.RecomputeBatchNormStatistics(new DataLoader(train, 256, shuffle: false).Batches(0).Select(b => b.Images));
+            IReadOnlyDictionary<string, double> scores = context.Model.Evaluate(validation);
+            network.LoadStateDict(movingAverages);
+            Loss.Add(scores["loss"]);
+            Accuracy.Add(scores["accuracy"]);
+        }
+    }
 
     private static string Verdict(IReadOnlyList<(string Norm, double Accuracy)> runs)
     {

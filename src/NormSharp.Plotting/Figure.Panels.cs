@@ -13,17 +13,33 @@ namespace NormSharp.Plotting;
 /// <param name="Log2X">Plot log2 of x with ticks on the powers of two, labelled with the original values (batch
 /// sizes 2, 4, …, 128).</param>
 /// <param name="IntegerX">Whether the x axis counts whole units (epochs), so ticks fall on integers.</param>
-/// <param name="Legend">The corner of the chart that holds the legend: one the curves leave free (lower right for
-/// rising curves such as accuracy).</param>
-/// <param name="Paired">Draw the series in pairs (training and validation of one model): both lines of a pair share
-/// a colour, the second dashed.</param>
+/// <param name="Legend">Where the legend goes: a corner the curves leave free (lower right for rising curves such as
+/// accuracy), outside the chart, or nowhere (when a neighbouring panel's legend already names the same lines).</param>
+/// <param name="Styles">How each series is drawn, in order (e.g. the training and validation curves of one model in
+/// one colour, validation dashed); null gives each series the next colour, solid.</param>
 /// <param name="YMax">Cut the y axis at this value (in data units, before any log), so that a curve that blows up
 /// leaves the top of the chart instead of squashing the others; null lets the axis fit all the data.</param>
 public sealed record Panel(string Title, string XLabel, string YLabel, IReadOnlyList<Series> Series,
-    bool LogY = false, bool Log2X = false, bool IntegerX = false, LegendCorner Legend = LegendCorner.UpperRight, bool Paired = false, double? YMax = null);
+    bool LogY = false, bool Log2X = false, bool IntegerX = false, LegendPosition Legend = LegendPosition.UpperRight, IReadOnlyList<LineStyle>? Styles = null, double? YMax = null);
+
+/// <summary>How one line is drawn.</summary>
+/// <param name="Color">An index into the Category10 palette (0 blue, 1 orange, 2 green, 3 red, …).</param>
+/// <param name="Dash">Solid, dashed or dotted.</param>
+public sealed record LineStyle(int Color, LineDash Dash = LineDash.Solid);
+
+/// <summary>The pattern of a line.</summary>
+public enum LineDash
+{
+    /// <summary>An unbroken line.</summary>
+    Solid,
+    /// <summary>Long dashes.</summary>
+    Dashed,
+    /// <summary>Dots.</summary>
+    Dotted,
+}
 
 /// <summary>Where a chart's legend goes.</summary>
-public enum LegendCorner
+public enum LegendPosition
 {
     /// <summary>The upper right corner.</summary>
     UpperRight,
@@ -33,6 +49,10 @@ public enum LegendCorner
     LowerRight,
     /// <summary>The lower left corner.</summary>
     LowerLeft,
+    /// <summary>Outside the chart, to its right: for charts whose curves leave no corner free.</summary>
+    OutsideRight,
+    /// <summary>No legend.</summary>
+    None,
 }
 
 public static partial class Figure
@@ -63,28 +83,42 @@ public static partial class Figure
             };
         else if (panel.IntegerX)
             plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
-        plot.ShowLegend(panel.Legend switch
+        if (panel.Legend == LegendPosition.OutsideRight) plot.ShowLegend(Edge.Right);
+        else if (panel.Legend == LegendPosition.None) plot.HideLegend();
+        else plot.ShowLegend(panel.Legend switch
         {
-            LegendCorner.UpperLeft => Alignment.UpperLeft,
-            LegendCorner.LowerRight => Alignment.LowerRight,
-            LegendCorner.LowerLeft => Alignment.LowerLeft,
+            LegendPosition.UpperLeft => Alignment.UpperLeft,
+            LegendPosition.LowerRight => Alignment.LowerRight,
+            LegendPosition.LowerLeft => Alignment.LowerLeft,
             _ => Alignment.UpperRight,
         });
         if (panel.YMax is double yMax)
         {
+            // Fit the axis to the data below the cut, so the margin is not computed from the values cut off.
             double top = panel.LogY ? Math.Log10(yMax) : yMax;
-            plot.Axes.AutoScale();
-            AxisLimits limits = plot.Axes.GetLimits();
-            if (limits.Top > top) plot.Axes.SetLimitsY(limits.Bottom, top);
+            double[] shown = panel.Series.SelectMany(s => s.Y).Select(y => panel.LogY ? Math.Log10(y) : y)
+                .Where(y => double.IsFinite(y) && y <= top).ToArray();
+            if (shown.Length > 0)
+            {
+                double bottom = shown.Min();
+                plot.Axes.SetLimitsY(bottom - 0.05 * (top - bottom), top);
+            }
         }
-        if (panel.Paired)
+        if (panel.Styles is { } styles)
         {
             var palette = new ScottPlot.Palettes.Category10();
             var lines = plot.GetPlottables().OfType<ScottPlot.Plottables.Scatter>().ToList();
+            if (styles.Count != lines.Count)
+                throw new ArgumentException($"Figure: panel '{panel.Title}' has {lines.Count} series but {styles.Count} styles.", nameof(panel));
             for (int i = 0; i < lines.Count; i++)
             {
-                lines[i].Color = palette.GetColor(i / 2);
-                if (i % 2 == 1) lines[i].LinePattern = LinePattern.Dashed;
+                lines[i].Color = palette.GetColor(styles[i].Color);
+                lines[i].LinePattern = styles[i].Dash switch
+                {
+                    LineDash.Dashed => LinePattern.Dashed,
+                    LineDash.Dotted => LinePattern.Dotted,
+                    _ => LinePattern.Solid,
+                };
             }
         }
         return plot;

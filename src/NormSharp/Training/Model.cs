@@ -98,15 +98,10 @@ public class Model
             foreach (Batch b in loader.Batches(epoch))
             {
                 using (b)
-                using (TensorScope.Begin())
                 {
-                    optimizer.ZeroGrad();
-                    Tensor logits = TrainingForward(b.Images);
-                    Tensor loss = Functional.CrossEntropy(logits, b.Labels);
-                    loss.Backward();
-                    optimizer.Step();
-                    lossSum += loss.Item() * b.Labels.Length;
-                    if (trackAccuracy) correct += CountCorrect(logits, b.Labels);
+                    var (loss, batchCorrect) = TrainStep(optimizer, b.Images, b.Labels, trackAccuracy);
+                    lossSum += loss * b.Labels.Length;
+                    correct += batchCorrect;
                 }
                 samples += b.Labels.Length;
                 batch++;
@@ -133,6 +128,32 @@ public class Model
         }
         foreach (Callback c in hooks) c.OnTrainEnd(context);
         return History;
+    }
+
+    /// <summary>
+    /// One optimizer step on one batch (Keras's <c>train_on_batch</c>): forward in training mode, cross-entropy
+    /// against <paramref name="labels"/>, backward, update. Returns the batch's mean loss. The caller sets training
+    /// mode (<see cref="Module.Train"/>); <see cref="Fit"/> is this step in a loop.
+    /// </summary>
+    public double TrainOnBatch(Tensor images, int[] labels)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(labels);
+        CheckShape(images.Dims, "TrainOnBatch");
+        if (labels.Length != images.Dims[0])
+            throw new ArgumentException($"Model.TrainOnBatch: {images.Dims[0]} images but {labels.Length} labels.");
+        return TrainStep(Optimizer, images, labels, countCorrect: false).Loss;
+    }
+
+    private (double Loss, long Correct) TrainStep(Optimizer optimizer, Tensor images, int[] labels, bool countCorrect)
+    {
+        using var scope = TensorScope.Begin();
+        optimizer.ZeroGrad();
+        Tensor logits = TrainingForward(images);
+        Tensor loss = Functional.CrossEntropy(logits, labels);
+        loss.Backward();
+        optimizer.Step();
+        return (loss.Item(), countCorrect ? CountCorrect(logits, labels) : 0);
     }
 
     /// <summary>The loss and metrics on <paramref name="data"/> in evaluation mode (running statistics, no dropout).</summary>

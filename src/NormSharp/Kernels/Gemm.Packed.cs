@@ -186,7 +186,9 @@ internal static partial class Gemm
         /// <summary>Runs the register tile over C rows [firstRow, firstRow + rowCount) × columns
         /// [firstColumn, firstColumn + columnCount), whose packed panels for this depth block start at
         /// <paramref name="panelsA"/> and <paramref name="panelsB"/>.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        // SkipLocalsInit: the scratch tile is written before it is read (its unused lanes only feed discarded results),
+        // and zeroing it on every call showed up as 8 % of a training step's samples.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
         private void ComputeTiles(int firstRow, int rowCount, float* panelsA, int firstColumn, int columnCount, float* panelsB,
             int depthStart, int depth)
         {

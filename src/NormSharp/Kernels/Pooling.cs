@@ -30,6 +30,16 @@ internal static class Pooling
         {
             ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
             Span<T> y = output.AsSpan(p * g.OutPlane, g.OutPlane);
+            if (IsDisjointPairs(g))
+            {
+                for (int oh = 0; oh < g.Rows.Output; oh++)
+                {
+                    ReadOnlySpan<T> top = x.Slice(2 * oh * g.Cols.Input, g.Cols.Input), bottom = x.Slice((2 * oh + 1) * g.Cols.Input, g.Cols.Input);
+                    Span<T> row = y.Slice(oh * g.Cols.Output, g.Cols.Output);
+                    for (int ow = 0; ow < row.Length; ow++) row[ow] = Max4(top[2 * ow], top[2 * ow + 1], bottom[2 * ow], bottom[2 * ow + 1]).Value;
+                }
+                return;
+            }
             for (int o = 0; o < y.Length; o++) y[o] = x[ArgMax(x, g, o)];
         });
 
@@ -41,9 +51,53 @@ internal static class Pooling
             ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
             ReadOnlySpan<T> dy = gradOutput.AsSpan(p * g.OutPlane, g.OutPlane);
             Span<T> dx = gradInput.AsSpan(p * g.InPlane, g.InPlane);
+            if (IsDisjointPairs(g))
+            {
+                // The windows tile the input, so every dx is written once: dy at the window's maximum, 0 elsewhere.
+                for (int oh = 0; oh < g.Rows.Output; oh++)
+                {
+                    int topStart = 2 * oh * g.Cols.Input, bottomStart = topStart + g.Cols.Input;
+                    ReadOnlySpan<T> top = x.Slice(topStart, g.Cols.Input), bottom = x.Slice(bottomStart, g.Cols.Input);
+                    Span<T> dxTop = dx.Slice(topStart, g.Cols.Input), dxBottom = dx.Slice(bottomStart, g.Cols.Input);
+                    ReadOnlySpan<T> dyRow = dy.Slice(oh * g.Cols.Output, g.Cols.Output);
+                    for (int ow = 0; ow < dyRow.Length; ow++)
+                    {
+                        int tap = Max4(top[2 * ow], top[2 * ow + 1], bottom[2 * ow], bottom[2 * ow + 1]).Tap;
+                        T d = dyRow[ow];
+                        dxTop[2 * ow] = tap == 0 ? d : T.Zero;
+                        dxTop[2 * ow + 1] = tap == 1 ? d : T.Zero;
+                        dxBottom[2 * ow] = tap == 2 ? d : T.Zero;
+                        dxBottom[2 * ow + 1] = tap == 3 ? d : T.Zero;
+                    }
+                    // An odd last column or row lies in no window (floor mode) and gets no gradient.
+                    if ((g.Cols.Input & 1) != 0) dxTop[^1] = dxBottom[^1] = T.Zero;
+                }
+                if ((g.Rows.Input & 1) != 0) dx.Slice((g.Rows.Input - 1) * g.Cols.Input).Clear();
+                return;
+            }
             dx.Clear();
             for (int o = 0; o < dy.Length; o++) dx[ArgMax(x, g, o)] += dy[o];
         });
+
+    /// <summary>The common 2×2 window with stride 2 and no padding or dilation (the seed CNN's MaxPool2D(2)): the
+    /// windows are disjoint pairs of rows and columns, with a fast path that visits each input once.</summary>
+    private static bool IsDisjointPairs(PoolGeometry g) =>
+        IsPair(g.Rows) && IsPair(g.Cols);
+
+    private static bool IsPair(WindowAxis axis) =>
+        axis.Kernel == 2 && axis.Stride == 2 && axis.PadBefore == 0 && axis.Dilation == 1 && axis.Output == axis.Input / 2;
+
+    /// <summary>The maximum of a 2×2 window and its tap in row-major order (0..3), by <see cref="ArgMax{T}"/>'s rule:
+    /// the first of equal values, a NaN wins (the last NaN, as the scan would find it).</summary>
+    private static (T Value, int Tap) Max4<T>(T a, T b, T c, T d) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T max = a;
+        int tap = 0;
+        if (b > max || T.IsNaN(b)) { max = b; tap = 1; }
+        if (c > max || T.IsNaN(c)) { max = c; tap = 2; }
+        if (d > max || T.IsNaN(d)) { max = d; tap = 3; }
+        return (max, tap);
+    }
 
     /// <summary>The index in the plane of the largest value in the window of output <paramref name="o"/>. Ties go to
     /// the first in row-major order and a NaN wins (PyTorch's rule: <c>val &gt; max || isnan(val)</c>, starting from

@@ -79,6 +79,41 @@ public class PoolingTests
     }
 
     [Fact]
+    public void Two_by_two_max_pool_matches_a_window_scan_on_ties_nans_and_odd_sizes()
+    {
+        // Small integers make ties common; NaNs test PyTorch's rule (a NaN wins; of two NaNs the later one).
+        int[] shape = { 2, 3, 7, 6 };
+        var random = new Random(5);
+        float[] values = new float[shape.Aggregate(1, (a, b) => a * b)];
+        for (int i = 0; i < values.Length; i++) values[i] = random.Next(10) == 0 ? float.NaN : random.Next(4);
+        var x = Tensor.FromArray(values, shape);
+        x.RequiresGrad = true;
+        Tensor y = new MaxPool2d(2).Forward(x);
+        float[] dy = Enumerable.Range(1, y.Length).Select(v => (float)v).ToArray();
+        y.Backward(Tensor.FromArray(dy, y.Shape));
+
+        var expectedY = new List<float>();
+        var expectedDx = new float[values.Length];
+        int o = 0;
+        for (int plane = 0; plane < 6; plane++)
+            for (int oh = 0; oh < 3; oh++)
+                for (int ow = 0; ow < 3; ow++, o++)
+                {
+                    int best = -1;
+                    float max = float.NegativeInfinity;
+                    foreach (var (i, j) in new[] { (0, 0), (0, 1), (1, 0), (1, 1) })
+                    {
+                        int index = plane * 42 + (2 * oh + i) * 6 + 2 * ow + j;
+                        if (best < 0 || values[index] > max || float.IsNaN(values[index])) { max = values[index]; best = index; }
+                    }
+                    expectedY.Add(max);
+                    expectedDx[best] += dy[o];
+                }
+        Assert.Equal(expectedY.ToArray(), y.ToArray());
+        Assert.Equal(expectedDx, x.Grad!.ToArray());
+    }
+
+    [Fact]
     public void Max_pool_propagates_nan()
     {
         Tensor y = new MaxPool2d(2).Forward(Tensor.FromArray(new[] { 1f, float.NaN, 3f, 2f }, 1, 1, 2, 2));

@@ -29,15 +29,20 @@ internal readonly record struct ConvGeometry(int Batch, int InChannels, int OutC
 }
 
 /// <summary>
-/// Convolution by im2col + GEMM, in the three passes that the layers need. Per image, with X the column matrix of x
+/// Convolution by im2col + GEMM, in the three passes that the layers need. With X the column matrix of x
 /// (<see cref="Im2Col"/>) and W the weight read as (OutChannels, PatchSize):
 /// <list type="bullet">
 /// <item>forward: y = W·X + b;</item>
 /// <item>input gradient (data pass): dx = Fold(Wᵀ·dy), which is also the forward of a transposed convolution;</item>
 /// <item>weight gradient: dW = Σ_images dy·Xᵀ, and db = Σ dy over images and positions.</item>
 /// </list>
-/// Images are independent in the first two passes, so they run in parallel over the batch; each image gives the same
-/// bits whatever the thread count. A single image runs on one thread here and leaves the threads to the GEMM.
+/// Several images share one GEMM (<see cref="ImagesPerGemm"/>): their column matrices sit side by side, so the product
+/// is wide enough to fill the GEMM's register tiles (one image of the seed CNN's last convolution has only 49 output
+/// positions, which a 32-column tile covers at 77 %) and the packing cost is paid once per group. The groups run in
+/// parallel over the threads, each thread with its own buffers, and the GEMM inside runs on that thread. The forward
+/// and data passes give the same bits for any grouping (each output is one dot product over the patch, or over the
+/// output channels, blocked by that length alone), so the result does not depend on the thread count; the weight
+/// pass sums over images in fixed groups.
 /// <para>Why im2col rather than a direct loop: on the seed CNN's convolutions (3×3, batch 128, one thread) building the
 /// column matrices took 0.4 / 3.9 / 3.8 ms and even a plain row-vectorized GEMM on them 3.6 / 46 / 144 ms, against
 /// 9 / 172 / 357 ms for a direct convolution made of vectorized shifted-row multiply-adds (conv1 / conv2 / conv3).</para>
@@ -48,19 +53,48 @@ internal static class Convolution
     /// order), so its rounding does not depend on the thread count.</summary>
     private const int WeightGradientGroups = 16;
 
+    /// <summary>Images join one GEMM until its column matrix holds about this many elements (1 MiB of float32, so the
+    /// matrix and its packed copy stay in the 1 MiB L2 and the L3).</summary>
+    private const int ColumnBudget = 1 << 18;
+
+    /// <summary>Images per GEMM: as many as fit <see cref="ColumnBudget"/>, at least one; a pointwise convolution
+    /// multiplies each image in place and takes one. It depends on the geometry only, never on the thread count.</summary>
+    internal static int ImagesPerGemm(ConvGeometry g) =>
+        g.IsPointwise ? 1 : Math.Max(1, Math.Min(g.Batch, ColumnBudget / Math.Max(1, g.PatchSize * g.OutPlane)));
+
     /// <summary>y = W ⋆ x + b. x is (Batch, InChannels, H, W), y is (Batch, OutChannels, Hout, Wout); an empty bias
     /// means none.</summary>
     public static void Forward<T>(ConvGeometry g, ArraySegment<T> input, ArraySegment<T> weight, ArraySegment<T> bias, ArraySegment<T> output)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ForEachWithColumns<T>(g, g.Batch, g.MultiplyAddsPerImage, (n, columns) =>
+        ForEachImageGroup<T>(g, (first, count, columns, products) =>
         {
-            ReadOnlySpan<T> x = input.AsSpan(n * g.InChannels * g.InPlane, g.InChannels * g.InPlane);
-            Span<T> y = output.AsSpan(n * g.OutChannels * g.OutPlane, g.OutChannels * g.OutPlane);
-            if (columns is not null) Im2Col.Expand(x, columns, g.InChannels, g.Rows, g.Cols);
-            FillChannels<T>(y, bias, g.OutChannels, g.OutPlane);
-            LinearKernels.GemmDispatch(false, false, g.OutChannels, g.OutPlane, g.PatchSize,
-                weight, g.PatchSize, columns is null ? x : columns, g.OutPlane, y, g.OutPlane, accumulate: true);
+            int width = count * g.OutPlane;
+            ReadOnlySpan<T> x = input.AsSpan(first * g.InChannels * g.InPlane, count * g.InChannels * g.InPlane);
+            Span<T> y = output.AsSpan(first * g.OutChannels * g.OutPlane, count * g.OutChannels * g.OutPlane);
+            if (products is null)
+            {
+                // One image: the product lands in y directly, on top of the bias.
+                if (columns is not null) Im2Col.Expand(x, columns, g.InChannels, g.Rows, g.Cols, width);
+                FillChannels<T>(y, bias, g.OutChannels, g.OutPlane);
+                LinearKernels.GemmDispatch(false, false, g.OutChannels, width, g.PatchSize,
+                    weight, g.PatchSize, columns is null ? x : columns, width, y, width, accumulate: true);
+                return;
+            }
+            for (int i = 0; i < count; i++)
+                Im2Col.Expand(x.Slice(i * g.InChannels * g.InPlane, g.InChannels * g.InPlane), columns.AsSpan(i * g.OutPlane),
+                    g.InChannels, g.Rows, g.Cols, width);
+            LinearKernels.GemmDispatch(false, false, g.OutChannels, width, g.PatchSize,
+                weight, g.PatchSize, columns, width, products, width, accumulate: false);
+            // products is (OutChannels, images · positions); y wants each image's channels together.
+            for (int i = 0; i < count; i++)
+                for (int c = 0; c < g.OutChannels; c++)
+                {
+                    ReadOnlySpan<T> source = products.AsSpan(c * width + i * g.OutPlane, g.OutPlane);
+                    Span<T> target = y.Slice((i * g.OutChannels + c) * g.OutPlane, g.OutPlane);
+                    if (bias.Count == 0) source.CopyTo(target);
+                    else TensorPrimitives.Add(source, bias[c], target);
+                }
         });
     }
 
@@ -70,15 +104,20 @@ internal static class Convolution
     public static void BackwardData<T>(ConvGeometry g, ArraySegment<T> gradOutput, ArraySegment<T> weight, ArraySegment<T> bias, ArraySegment<T> gradInput)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ForEachWithColumns<T>(g, g.Batch, g.MultiplyAddsPerImage, (n, columns) =>
+        ForEachImageGroup<T>(g, (first, count, columns, gathered) =>
         {
-            ReadOnlySpan<T> dy = gradOutput.AsSpan(n * g.OutChannels * g.OutPlane, g.OutChannels * g.OutPlane);
-            Span<T> dx = gradInput.AsSpan(n * g.InChannels * g.InPlane, g.InChannels * g.InPlane);
-            FillChannels<T>(dx, bias, g.InChannels, g.InPlane);
+            int width = count * g.OutPlane;
+            ReadOnlySpan<T> dy = gradOutput.AsSpan(first * g.OutChannels * g.OutPlane, count * g.OutChannels * g.OutPlane);
+            Span<T> dx = gradInput.AsSpan(first * g.InChannels * g.InPlane, count * g.InChannels * g.InPlane);
+            for (int i = 0; i < count; i++) FillChannels<T>(dx.Slice(i * g.InChannels * g.InPlane, g.InChannels * g.InPlane), bias, g.InChannels, g.InPlane);
+            if (gathered is not null) GatherChannels(dy, gathered, count, g.OutChannels, g.OutPlane);
             // A pointwise convolution's column matrix is the image itself, so Wᵀ·dy accumulates straight into dx.
-            LinearKernels.GemmDispatch(true, false, g.PatchSize, g.OutPlane, g.OutChannels, weight, g.PatchSize, dy, g.OutPlane,
-                columns is null ? dx : columns, g.OutPlane, accumulate: columns is null);
-            if (columns is not null) Im2Col.Fold<T>(columns, dx, g.InChannels, g.Rows, g.Cols);
+            LinearKernels.GemmDispatch(true, false, g.PatchSize, width, g.OutChannels, weight, g.PatchSize,
+                gathered is null ? dy : gathered, width, columns is null ? dx : columns, width, accumulate: columns is null);
+            if (columns is null) return;
+            for (int i = 0; i < count; i++)
+                Im2Col.Fold<T>(columns.AsSpan(i * g.OutPlane), dx.Slice(i * g.InChannels * g.InPlane, g.InChannels * g.InPlane),
+                    g.InChannels, g.Rows, g.Cols, width);
         });
     }
 
@@ -88,20 +127,25 @@ internal static class Convolution
     {
         int weightLength = g.OutChannels * g.PatchSize;
         if (g.Batch == 0) { gradWeight.AsSpan(0, weightLength).Clear(); return; }
-        int groups = Math.Min(g.Batch, WeightGradientGroups);
+        int groups = Math.Min(g.Batch, WeightGradientGroups), imagesPerGemm = ImagesPerGemm(g);
         // Group 0 sums straight into dW; the others into partial sums that are added afterwards in group order.
         T[] partials = BufferPool<T>.Shared.Rent(Math.Max((groups - 1) * weightLength, 1));
-        ForEachWithColumns<T>(g, groups, g.MultiplyAddsPerImage * g.Batch / groups, (group, columns) =>
+        WithBuffers<T>(g, groups, g.MultiplyAddsPerImage * g.Batch / groups, (group, columns, gathered) =>
         {
             Span<T> sum = group == 0 ? gradWeight.AsSpan(0, weightLength) : partials.AsSpan((group - 1) * weightLength, weightLength);
             int firstImage = (int)((long)g.Batch * group / groups), endImage = (int)((long)g.Batch * (group + 1) / groups);
-            for (int n = firstImage; n < endImage; n++)
+            for (int n = firstImage; n < endImage; n += imagesPerGemm)
             {
-                ReadOnlySpan<T> x = input.AsSpan(n * g.InChannels * g.InPlane, g.InChannels * g.InPlane);
-                ReadOnlySpan<T> dy = gradOutput.AsSpan(n * g.OutChannels * g.OutPlane, g.OutChannels * g.OutPlane);
-                if (columns is not null) Im2Col.Expand(x, columns, g.InChannels, g.Rows, g.Cols);
-                LinearKernels.GemmDispatch(false, true, g.OutChannels, g.PatchSize, g.OutPlane,
-                    dy, g.OutPlane, columns is null ? x : columns, g.OutPlane, sum, g.PatchSize, accumulate: n > firstImage);
+                int count = Math.Min(imagesPerGemm, endImage - n), width = count * g.OutPlane;
+                ReadOnlySpan<T> x = input.AsSpan(n * g.InChannels * g.InPlane, count * g.InChannels * g.InPlane);
+                ReadOnlySpan<T> dy = gradOutput.AsSpan(n * g.OutChannels * g.OutPlane, count * g.OutChannels * g.OutPlane);
+                if (columns is not null)
+                    for (int i = 0; i < count; i++)
+                        Im2Col.Expand(x.Slice(i * g.InChannels * g.InPlane, g.InChannels * g.InPlane), columns.AsSpan(i * g.OutPlane),
+                            g.InChannels, g.Rows, g.Cols, width);
+                if (count > 1) GatherChannels(dy, gathered!, count, g.OutChannels, g.OutPlane);
+                LinearKernels.GemmDispatch(false, true, g.OutChannels, g.PatchSize, width,
+                    count > 1 ? gathered! : dy, width, columns is null ? x : columns, width, sum, g.PatchSize, accumulate: n > firstImage);
             }
         });
         Span<T> dw = gradWeight.AsSpan(0, weightLength);
@@ -110,23 +154,51 @@ internal static class Convolution
         BufferPool<T>.Shared.Return(partials);
     }
 
-    /// <summary>Runs <paramref name="body"/>(item, columns) for items [0, <paramref name="count"/>) split over the
-    /// threads, each thread with its own column-matrix buffer from the pool (null for a pointwise convolution, whose
-    /// column matrix is the image itself).</summary>
-    private static void ForEachWithColumns<T>(ConvGeometry g, int count, long workPerItem, Action<int, T[]?> body)
+    /// <summary>Runs <paramref name="body"/>(first image, image count, columns, channel buffer) for the batch cut into
+    /// groups of <see cref="ImagesPerGemm"/> images, split over the threads. columns is the thread's column-matrix
+    /// buffer (null for a pointwise convolution, whose column matrix is the image itself); the channel buffer, for
+    /// (OutChannels, images · positions) data, is null when groups hold a single image.</summary>
+    private static void ForEachImageGroup<T>(ConvGeometry g, Action<int, int, T[]?, T[]?> body)
     {
+        int images = ImagesPerGemm(g), groups = (g.Batch + images - 1) / images;
+        WithBuffers<T>(g, groups, g.MultiplyAddsPerImage * images, (group, columns, channels) =>
+        {
+            int first = group * images;
+            int count = Math.Min(images, g.Batch - first);
+            body(first, count, columns, count > 1 ? channels : null);
+        });
+    }
+
+    /// <summary>Runs <paramref name="body"/>(item, columns, channel buffer) for items [0, <paramref name="count"/>)
+    /// split over the threads, each thread with its own buffers from the pool, sized for <see cref="ImagesPerGemm"/>
+    /// images: the column matrix (none for a pointwise convolution) and an (OutChannels, images · positions) buffer
+    /// (none for one image per GEMM).</summary>
+    private static void WithBuffers<T>(ConvGeometry g, int count, long workPerItem, Action<int, T[]?, T[]?> body)
+    {
+        int images = ImagesPerGemm(g);
         Parallelism.For(count, (first, end) =>
         {
-            T[]? columns = g.IsPointwise ? null : BufferPool<T>.Shared.Rent(g.PatchSize * g.OutPlane);
+            T[]? columns = g.IsPointwise ? null : BufferPool<T>.Shared.Rent(g.PatchSize * g.OutPlane * images);
+            T[]? channels = images > 1 ? BufferPool<T>.Shared.Rent(g.OutChannels * g.OutPlane * images) : null;
             try
             {
-                for (int item = first; item < end; item++) body(item, columns);
+                for (int item = first; item < end; item++) body(item, columns, channels);
             }
             finally
             {
                 if (columns is not null) BufferPool<T>.Shared.Return(columns);
+                if (channels is not null) BufferPool<T>.Shared.Return(channels);
             }
         }, workPerItem);
+    }
+
+    /// <summary>Copies <paramref name="count"/> images of (channels, plane) data into one (channels, count · plane)
+    /// matrix: row c holds channel c of every image in turn.</summary>
+    private static void GatherChannels<T>(ReadOnlySpan<T> images, Span<T> matrix, int count, int channels, int plane)
+    {
+        for (int i = 0; i < count; i++)
+            for (int c = 0; c < channels; c++)
+                images.Slice((i * channels + c) * plane, plane).CopyTo(matrix.Slice((c * count + i) * plane, plane));
     }
 
     /// <summary>sums[c] = Σ over images and positions of data[n, c, ·]: the bias gradient of a convolution (data = dy)

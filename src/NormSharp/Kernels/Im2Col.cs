@@ -8,26 +8,29 @@ namespace NormSharp.Kernels;
 /// (c·kh + i)·kw + j of the column matrix holds, for every output position (oh, ow), the input value under kernel tap
 /// (i, j) of channel c: x[c, oh·sh − padTop + i·dh, ow·sw − padLeft + j·dw], or 0 in the padding. Its shape is
 /// (C·kh·kw, Hout·Wout). <see cref="Expand"/> builds it; <see cref="Fold"/> is its adjoint (scatter-add back to the
-/// image), used for the gradient with respect to the input. Both walk the same pairs of rows, so the walk is written
+/// image), used for the gradient with respect to the input. The rows may be longer than one image's Hout·Wout
+/// (<c>rowStride</c>): the convolution lays several images' column matrices side by side so that one GEMM serves them
+/// all. Both walk the same pairs of rows, so the walk is written
 /// once (<see cref="ForEachRow"/>) and each supplies only what it does with a pair.
 /// </summary>
 internal static class Im2Col
 {
-    /// <summary>Fills <paramref name="columns"/> (C·kh·kw, Hout·Wout) from one image <paramref name="image"/> (C, H, W).</summary>
-    public static void Expand<T>(ReadOnlySpan<T> image, Span<T> columns, int channels, WindowAxis rows, WindowAxis cols)
+    /// <summary>Fills <paramref name="columns"/> (C·kh·kw rows, each <paramref name="rowStride"/> long, of which this
+    /// image's Hout·Wout entries come first) from one image <paramref name="image"/> (C, H, W).</summary>
+    public static void Expand<T>(ReadOnlySpan<T> image, Span<T> columns, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var copy = new ExpandRow<T>(image, columns, cols);
-        ForEachRow(ref copy, channels, rows, cols);
+        ForEachRow(ref copy, channels, rows, cols, rowStride);
     }
 
-    /// <summary>Adds every entry of <paramref name="columns"/> (C·kh·kw, Hout·Wout) into the image position it was
-    /// read from (the adjoint of <see cref="Expand"/>); entries that fall in the padding are dropped.</summary>
-    public static void Fold<T>(ReadOnlySpan<T> columns, Span<T> image, int channels, WindowAxis rows, WindowAxis cols)
+    /// <summary>Adds every entry of <paramref name="columns"/> (laid out as in <see cref="Expand{T}"/>) into the image
+    /// position it was read from (the adjoint of Expand); entries that fall in the padding are dropped.</summary>
+    public static void Fold<T>(ReadOnlySpan<T> columns, Span<T> image, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var add = new FoldRow<T>(columns, image, cols);
-        ForEachRow(ref add, channels, rows, cols);
+        ForEachRow(ref add, channels, rows, cols, rowStride);
     }
 
     /// <summary>What Expand or Fold does with one row of the column matrix (one tap, one output row oh).</summary>
@@ -41,10 +44,10 @@ internal static class Im2Col
         void Pair(int columnStart, int imageStart, int owFirst, int owEnd, int iwFirst);
     }
 
-    private static void ForEachRow<TPair>(ref TPair pair, int channels, WindowAxis rows, WindowAxis cols)
+    private static void ForEachRow<TPair>(ref TPair pair, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
         where TPair : struct, IRowPair, allows ref struct
     {
-        int inPlane = rows.Input * cols.Input, outPlane = rows.Output * cols.Output;
+        int inPlane = rows.Input * cols.Input;
         int tap = 0;
         for (int c = 0; c < channels; c++)
             for (int i = 0; i < rows.Kernel; i++)
@@ -57,7 +60,7 @@ internal static class Im2Col
                     for (int oh = 0; oh < rows.Output; oh++)
                     {
                         int imageStart = oh >= ohFirst && oh < ohEnd ? c * inPlane + rows.InputIndex(oh, i) * cols.Input : -1;
-                        pair.Pair(tap * outPlane + oh * cols.Output, imageStart, owFirst, owEnd, iwFirst);
+                        pair.Pair(tap * rowStride + oh * cols.Output, imageStart, owFirst, owEnd, iwFirst);
                     }
                 }
             }

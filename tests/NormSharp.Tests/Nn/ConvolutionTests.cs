@@ -107,6 +107,31 @@ public class ConvolutionTests
     }
 
     [Fact]
+    public void Images_grouped_into_shared_products_with_a_one_image_remainder_match_the_definition()
+    {
+        // 8 channels, 3×3, 36×36: two images fill the column budget, so a batch of 3 runs as a pair and a single image.
+        var layer = (Conv2d)new Conv2d(8, 3, 3, padding: 1, generator: new RandomGenerator(21)).To(DType.Float64);
+        Tensor x = GradCheck.Random(22, 3, 8, 36, 36);
+        Assert.Equal(2, NormSharp.Kernels.Convolution.ImagesPerGemm(new NormSharp.Kernels.ConvGeometry(3, 8, 3,
+            new NormSharp.Kernels.WindowAxis(36, 36, 3, 1, 1, 1), new NormSharp.Kernels.WindowAxis(36, 36, 3, 1, 1, 1))));
+        x.RequiresGrad = true;
+        Tensor y = layer.Forward(x);
+        TensorAssert.Close(Reference.Conv2d(x, layer.Weight, layer.Bias, (1, 1), (1, 1), (1, 1), (1, 1), 36, 36), y, rtol: 1e-12, atol: 1e-12);
+
+        // The convolution is linear in x and in W, so the gradients must satisfy ⟨dx, v⟩ = ⟨dy, W⋆v⟩ and
+        // ⟨dW, V⟩ = ⟨dy, V⋆x⟩ (bias-free products) for any directions v, V.
+        Tensor dy = GradCheck.Random(23, 3, 3, 36, 36);
+        y.Backward(dy);
+        Tensor v = GradCheck.Random(24, 3, 8, 36, 36), directionW = GradCheck.Random(25, 3, 8, 3, 3);
+        double Dot(Tensor a, Tensor b) => a.ToDoubleArray().Zip(b.ToDoubleArray(), (p, q) => p * q).Sum();
+        using (Tensor.NoGrad())
+        {
+            Assert.Equal(Dot(dy, Functional.Conv2d(v, layer.Weight, null, padding: 1)), Dot(x.Grad!, v), 1e-9);
+            Assert.Equal(Dot(dy, Functional.Conv2d(x, directionW, null, padding: 1)), Dot(layer.Weight.Grad!, directionW), 1e-9);
+        }
+    }
+
+    [Fact]
     public void Result_does_not_depend_on_the_thread_count()
     {
         var conv = new Conv2d(3, 8, 3, padding: 1, generator: new RandomGenerator(8));

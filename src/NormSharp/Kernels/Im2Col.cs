@@ -20,17 +20,91 @@ internal static class Im2Col
     public static void Expand<T>(ReadOnlySpan<T> image, Span<T> columns, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (IsShiftedPlane(rows, cols))
+        {
+            ExpandShifted(image, columns, channels, rows, cols, rowStride);
+            return;
+        }
         var copy = new ExpandRow<T>(image, columns, cols);
         ForEachRow(ref copy, channels, rows, cols, rowStride);
     }
 
     /// <summary>Adds every entry of <paramref name="columns"/> (laid out as in <see cref="Expand{T}"/>) into the image
     /// position it was read from (the adjoint of Expand); entries that fall in the padding are dropped.</summary>
-    public static void Fold<T>(ReadOnlySpan<T> columns, Span<T> image, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
+    /// <remarks>The "same"-size fast path zeroes the padding entries of <paramref name="columns"/> in place (they are
+    /// about to be dropped), so the caller must not need them afterwards.</remarks>
+    public static void Fold<T>(Span<T> columns, Span<T> image, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (IsShiftedPlane(rows, cols))
+        {
+            FoldShifted(columns, image, channels, rows, cols, rowStride);
+            return;
+        }
         var add = new FoldRow<T>(columns, image, cols);
         ForEachRow(ref add, channels, rows, cols, rowStride);
+    }
+
+    /// <summary>Unit stride and dilation with an output as large as the input ("same" padding, as in the seed CNN):
+    /// then the column-matrix row of tap (i, j) is the channel plane shifted by d = (i − padTop)·W + (j − padLeft),
+    /// row[q] = plane[q + d], except at the positions whose tap reads padding. Those are the q + d outside the plane
+    /// (rows above or below) and, within each row, the |j − padLeft| columns that wrap around to the neighbouring
+    /// row. So a row is one contiguous copy plus a few zeroed entries, instead of one short copy per output row.</summary>
+    private static bool IsShiftedPlane(WindowAxis rows, WindowAxis cols) =>
+        rows.Stride == 1 && cols.Stride == 1 && rows.Dilation == 1 && cols.Dilation == 1
+        && rows.Output == rows.Input && cols.Output == cols.Input;
+
+    private static void ExpandShifted<T>(ReadOnlySpan<T> image, Span<T> columns, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int width = cols.Input, plane = rows.Input * width, tap = 0;
+        for (int c = 0; c < channels; c++)
+            for (int i = 0; i < rows.Kernel; i++)
+                for (int j = 0; j < cols.Kernel; j++, tap++)
+                {
+                    int shift = j - cols.PadBefore, d = (i - rows.PadBefore) * width + shift;
+                    var (start, end) = InsidePlane(d, plane);
+                    Span<T> row = columns.Slice(tap * rowStride, plane);
+                    row[..start].Clear();
+                    row[end..].Clear();
+                    image.Slice(c * plane + start + d, end - start).CopyTo(row[start..end]);
+                    ClearWrappedColumns(row, width, shift);
+                }
+    }
+
+    private static void FoldShifted<T>(Span<T> columns, Span<T> image, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int width = cols.Input, plane = rows.Input * width, tap = 0;
+        for (int c = 0; c < channels; c++)
+            for (int i = 0; i < rows.Kernel; i++)
+                for (int j = 0; j < cols.Kernel; j++, tap++)
+                {
+                    int shift = j - cols.PadBefore, d = (i - rows.PadBefore) * width + shift;
+                    var (start, end) = InsidePlane(d, plane);
+                    Span<T> row = columns.Slice(tap * rowStride, plane);
+                    // Zeroed wrapped entries add nothing, so one vector add covers the whole shifted range.
+                    ClearWrappedColumns(row, width, shift);
+                    Span<T> target = image.Slice(c * plane + start + d, end - start);
+                    TensorPrimitives.Add(target, row[start..end], target);
+                }
+    }
+
+    /// <summary>The positions q whose q + <paramref name="d"/> lies in a plane of <paramref name="plane"/> elements.</summary>
+    private static (int Start, int End) InsidePlane(int d, int plane)
+    {
+        int start = Math.Clamp(-d, 0, plane), end = Math.Clamp(plane - d, 0, plane);
+        return (start, Math.Max(start, end));
+    }
+
+    /// <summary>Zeroes, in every row of the plane, the columns whose tap at horizontal offset <paramref name="shift"/>
+    /// falls outside the image row: the first −shift columns, or the last shift.</summary>
+    private static void ClearWrappedColumns<T>(Span<T> row, int width, int shift) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (shift == 0) return;
+        int first = shift < 0 ? 0 : Math.Max(0, width - shift), end = shift < 0 ? Math.Min(width, -shift) : width;
+        for (int rowStart = 0; rowStart < row.Length; rowStart += width)
+            row.Slice(rowStart + first, end - first).Clear();
     }
 
     /// <summary>What Expand or Fold does with one row of the column matrix (one tap, one output row oh).</summary>

@@ -98,7 +98,7 @@ internal static class BenchCommand
                 : throw new UsageException($"--project: no benchmark project at '{Path.GetFullPath(candidate)}'");
         }
         var searched = new List<string>();
-        foreach (string start in searchFrom.Select(Path.GetFullPath).Distinct())
+        foreach (string start in searchFrom.Select(f => Path.TrimEndingDirectorySeparator(Path.GetFullPath(f))).Distinct())
         {
             for (DirectoryInfo? folder = new(start); folder is not null; folder = folder.Parent)
             {

@@ -75,7 +75,7 @@ public sealed class BenchCommandTests : IDisposable
     {
         string first = Directory.CreateDirectory(Path.Combine(_dir, "a")).FullName;
         string second = Directory.CreateDirectory(Path.Combine(_dir, "b")).FullName;
-        var e = Assert.Throws<UsageException>(() => BenchCommand.FindProject(null, new[] { first, second }));
+        var e = Assert.Throws<UsageException>(() => BenchCommand.FindProject(null, new[] { first, second + Path.DirectorySeparatorChar, first }));
         Assert.Equal($"cannot find {BenchCommand.ProjectInRepository} in {first} or {second} or any folder above; run from a NormSharp checkout or pass --project PATH", e.Message);
     }
 

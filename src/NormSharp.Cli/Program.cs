@@ -3,7 +3,7 @@ using NormSharp.Cli;
 
 namespace NormSharp.Cli;
 
-/// <summary>The <c>normsharp</c> command: train, evaluate, summary, predict, experiment, export.</summary>
+/// <summary>The <c>normsharp</c> command: train, evaluate, summary, predict, experiment, export, bench.</summary>
 public static class Program
 {
     private const string Usage = """
@@ -15,6 +15,7 @@ public static class Program
           normsharp predict    classify one digit
           normsharp experiment run an experiment (bn-paper-fig1, norm-compare, ...): CSV, PNG figures, report
           normsharp export     write a trained model as ONNX (--onnx OUT.onnx [--fold-bn])
+          normsharp bench      time NormSharp against libtorch side by side (runs bench/NormSharp.Benchmarks)
           normsharp help CMD   options of a command
         """;
 
@@ -41,6 +42,7 @@ public static class Program
                 "predict" => InspectCommands.Predict(args, output),
                 "experiment" => ExperimentCommand.Run(args, output),
                 "export" => ExportCommand.Run(args, output),
+                "bench" => BenchCommand.Run(args, output),
                 "help" or "--help" or "-h" => Help(args.Positional.FirstOrDefault(), output),
                 _ => throw new UsageException($"unknown command '{command}'"),
             };
@@ -68,6 +70,7 @@ public static class Program
             "predict" => InspectCommands.PredictHelp,
             "experiment" => ExperimentCommand.Help,
             "export" => ExportCommand.Help,
+            "bench" => BenchCommand.Help,
             _ => Usage,
         });
         return 0;

@@ -93,7 +93,10 @@ internal static class TrainCommand
             callbacks.Add(new LearningRateCallback(schedule == "cosine"
                 ? new CosineAnnealingLR(optimizer, tMax: epochs)
                 : new StepLR(optimizer, stepSize: Math.Max(1, epochs / 3))));
+        var allocationMeter = new AllocationMeter();
+        callbacks.Add(allocationMeter);
         History history = model.Fit(data.Train, epochs, batchSize, data.Test, callbacks, (ulong)seed, cancellation);
+        MemoryReport memory = MemoryReport.After(allocationMeter);
 
         var metadata = ModelFile.Metadata(modelName, normName, data.Train.ClassCount);
         if (cancellation.IsCancellationRequested)
@@ -103,9 +106,10 @@ internal static class TrainCommand
             output.WriteLine($"stopped: weights saved to {interrupted}; resume the completed epochs with --resume {checkpoint}");
             return 130;
         }
-        TrainingConsole.PrintTable(output, history, interactive);
+        TrainingConsole.PrintTable(output, history, interactive, memory.ToString());
         IReadOnlyDictionary<string, double> test = model.Evaluate(data.Test);
         var results = new Dictionary<string, double> { ["test_loss"] = test["loss"], ["test_accuracy"] = test["accuracy"] };
+        memory.AddTo(results);
         if (preciseBatchNorm && model.Network.NamedModules().Any(m => m.Module is BatchNorm { TrackRunningStats: true }))
         {
             // With decay 0.99 the moving averages trail the weights by ~100 steps; on a small data set (63 steps an

@@ -81,8 +81,9 @@ internal sealed class TrainingConsole : Callback
         _task = null;
     }
 
-    /// <summary>Prints the history as a table at the end of a run.</summary>
-    public static void PrintTable(TextWriter output, History history, bool interactive)
+    /// <summary>Prints the history as a table at the end of a run, with <paramref name="footnote"/> (the memory
+    /// report) as its caption, or on the line below the Markdown table.</summary>
+    public static void PrintTable(TextWriter output, History history, bool interactive, string footnote)
     {
         string[] names = history.MetricNames.ToArray();
         if (interactive)
@@ -93,6 +94,7 @@ internal sealed class TrainingConsole : Callback
             table.AddColumn(new TableColumn("seconds").RightAligned());
             foreach (EpochRecord e in history.Epochs)
                 table.AddRow(new[] { e.Epoch.ToString() }.Concat(names.Select(n => Format(n, e))).Append($"{e.Seconds:F1}").ToArray());
+            table.Caption(Markup.Escape(footnote));
             AnsiConsole.Write(table);
             return;
         }
@@ -100,6 +102,8 @@ internal sealed class TrainingConsole : Callback
         output.WriteLine("|---:|" + string.Concat(names.Select(_ => "---:|")) + "---:|");
         foreach (EpochRecord e in history.Epochs)
             output.WriteLine($"| {e.Epoch} | " + string.Join(" | ", names.Select(n => Format(n, e))) + $" | {e.Seconds:F1} |");
+        output.WriteLine();
+        output.WriteLine(footnote);
     }
 
     private static string Format(string name, EpochRecord e) =>

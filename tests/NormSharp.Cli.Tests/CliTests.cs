@@ -43,6 +43,15 @@ public sealed class CliTests : IDisposable
         var accuracyLine = output.Split('\n').Single(l => l.StartsWith("test accuracy:", StringComparison.Ordinal));
         double accuracy = double.Parse(accuracyLine.Split(' ')[2].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(accuracy, 75, 100); // one epoch: the moving averages (decay 0.99) are still warming up
+        using (var results = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "results.json"))))
+        {
+            // The test host holds the MLP's data set (8,000 × 784 floats, 25 MB) in memory; a step allocates at least
+            // its progress record, and far less than the 8,000-image training set.
+            Assert.InRange(results.RootElement.GetProperty("peak_working_set_bytes").GetDouble(), 25e6, 64e9);
+            Assert.InRange(results.RootElement.GetProperty("allocated_bytes_per_step").GetDouble(), 1, 25e6);
+        }
+        Assert.Contains("managed allocation per training step (epoch 1)", output);
+        Assert.Contains("peak working set ", output);
 
         var (code2, output2, err2) = Run("train", "--model", "mlp", "--epochs", "2", "--output", run, "--threads", "1",
             "--resume", Path.Combine(run, "checkpoint.safetensors"));

@@ -8,7 +8,8 @@ namespace NormSharp.Benchmarks.SideBySide;
 /// <summary>
 /// The seed CNN (Conv 3×3 same → BatchNorm → ReLU → MaxPool 2, with 32, 64, 128 filters; Flatten → Dense 128 ReLU →
 /// BatchNorm → Dense 10) as NormSharp's Keras-style model and as the same libtorch nn.Sequential: one training step
-/// (batch 128, Adam, cross-entropy on the logits) and evaluation-mode inference on a batch of 1000 (softmax included).
+/// (batch 128, Adam, cross-entropy on the logits) and evaluation-mode inference on a batch of 1000 (softmax included;
+/// NormSharp through Model.Predict's fused copy, libtorch through its plain eval forward).
 /// </summary>
 public static class SeedCnnWorkloads
 {
@@ -40,14 +41,15 @@ public static class SeedCnnWorkloads
         return () => model.TrainOnBatch(images, labels);
     }
 
+    /// <summary>What Model.Predict does: builds the fused inference copy (BatchNorm folded, ReLU fused) and runs the
+    /// batch through it, softmax included.</summary>
     private static Action NormSharpInference()
     {
         var (model, images, _) = NormSharpModel(InferenceBatch);
-        model.Network.Eval();
         return () =>
         {
             using var scope = TensorScope.Begin();
-            using (Tensor.NoGrad()) model.Network.Forward(images);
+            model.Predict(images, InferenceBatch);
         };
     }
 

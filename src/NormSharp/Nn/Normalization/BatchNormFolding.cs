@@ -1,9 +1,11 @@
 namespace NormSharp.Nn;
 
 /// <summary>
-/// Folding an evaluation-mode BatchNorm into the layer before it, for inference. With s = γ/√(running_var + ε),
-/// BN(W·x + b) = W'·x + b' where W'[o, …] = s_o·W[o, …] and b'_o = s_o·(b_o − running_mean_o) + β_o: one layer
-/// instead of two, and the same outputs up to rounding.
+/// Folding an evaluation-mode BatchNorm into a neighbouring layer, for inference. In evaluation mode BN is the
+/// per-channel affine map BN(h) = s⊙h + t with s = γ/√(running_var + ε) and t = β − s⊙running_mean. Folded into the
+/// layer before it, BN(W·x + b) = W'·x + b' where W'[o, …] = s_o·W[o, …] and b'_o = s_o·b_o + t_o (<see cref="Fold"/>);
+/// folded into the Linear after it, see <see cref="FoldIntoFollowing"/>. One layer instead of two, and the same
+/// outputs up to rounding.
 /// </summary>
 public static class BatchNormFolding
 {
@@ -15,26 +17,71 @@ public static class BatchNormFolding
     public static (Tensor Weight, Tensor Bias) Fold(Tensor weight, Tensor? bias, BatchNorm batchNorm)
     {
         ArgumentNullException.ThrowIfNull(weight);
-        ArgumentNullException.ThrowIfNull(batchNorm);
-        if (!batchNorm.TrackRunningStats)
-            throw new InvalidOperationException($"BatchNormFolding: {batchNorm} has no running statistics; only evaluation-mode BatchNorm folds into a constant affine map.");
+        var (scale, shift) = AffineMap(batchNorm);
         int outputs = batchNorm.NumFeatures;
         if (weight.Rank < 1 || weight.Dims[0] != outputs)
             throw new ArgumentException($"BatchNormFolding: the weight's first axis must be the {outputs} output channels of {batchNorm}, got weight shape {ShapeUtil.Format(weight.Dims)}.");
-        if (bias is not null && (bias.Rank != 1 || bias.Length != outputs))
-            throw new ArgumentException($"BatchNormFolding: the bias must have shape ({outputs},), got {ShapeUtil.Format(bias.Dims)}.");
+        CheckBias(bias, outputs);
 
         double[] w = weight.ToDoubleArray(), b = bias?.ToDoubleArray() ?? new double[outputs];
-        double[] mean = batchNorm.RunningMean!.ToDoubleArray(), variance = batchNorm.RunningVar!.ToDoubleArray();
-        double[]? gamma = batchNorm.Weight?.ToDoubleArray(), beta = batchNorm.Bias?.ToDoubleArray();
         int perOutput = weight.Length / outputs;
         for (int o = 0; o < outputs; o++)
         {
-            double scale = (gamma?[o] ?? 1) / Math.Sqrt(variance[o] + batchNorm.Eps);
-            for (int i = 0; i < perOutput; i++) w[o * perOutput + i] *= scale;
-            b[o] = scale * (b[o] - mean[o]) + (beta?[o] ?? 0);
+            for (int i = 0; i < perOutput; i++) w[o * perOutput + i] *= scale[o];
+            b[o] = scale[o] * b[o] + shift[o];
         }
         return (Persistent(w, weight.Dims, weight.DType), Persistent(b, new[] { outputs }, weight.DType));
+    }
+
+    /// <summary>
+    /// The folded weight (out, in) and bias (out) of a Linear whose input is the output of <paramref name="batchNorm"/>
+    /// over in = C features, i.e. Linear(BN(h)) = W'·h + b' for h of shape (N, C). Substituting BN(h) = s⊙h + t:
+    /// W·(s⊙h + t) + b = (W·diag(s))·h + (b + W·t), so W'[o, i] = W[o, i]·s_i and b'_o = b_o + Σ_i W[o, i]·t_i.
+    /// A missing bias counts as zero. Uses the running statistics; computed in float64.
+    /// </summary>
+    public static (Tensor Weight, Tensor Bias) FoldIntoFollowing(Tensor weight, Tensor? bias, BatchNorm batchNorm)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        var (scale, shift) = AffineMap(batchNorm);
+        int inputs = batchNorm.NumFeatures;
+        if (weight.Rank != 2 || weight.Dims[1] != inputs)
+            throw new ArgumentException($"BatchNormFolding: a Linear weight (out, {inputs}) reading the {inputs} channels of {batchNorm} is needed, got weight shape {ShapeUtil.Format(weight.Dims)}.");
+        int outputs = weight.Dims[0];
+        CheckBias(bias, outputs);
+
+        double[] w = weight.ToDoubleArray(), b = bias?.ToDoubleArray() ?? new double[outputs];
+        for (int o = 0; o < outputs; o++)
+            for (int i = 0; i < inputs; i++)
+            {
+                b[o] += w[o * inputs + i] * shift[i];
+                w[o * inputs + i] *= scale[i];
+            }
+        return (Persistent(w, weight.Dims, weight.DType), Persistent(b, new[] { outputs }, weight.DType));
+    }
+
+    /// <summary>BN in evaluation mode as s⊙h + t per channel: s = γ/√(running_var + ε), t = β − s⊙running_mean
+    /// (Ioffe &amp; Szegedy 2015, Alg. 2, step 11); a missing γ counts as 1 and a missing β as 0.</summary>
+    private static (double[] Scale, double[] Shift) AffineMap(BatchNorm batchNorm)
+    {
+        ArgumentNullException.ThrowIfNull(batchNorm);
+        if (!batchNorm.TrackRunningStats)
+            throw new InvalidOperationException($"BatchNormFolding: {batchNorm} has no running statistics; only evaluation-mode BatchNorm folds into a constant affine map.");
+        double[] mean = batchNorm.RunningMean!.ToDoubleArray(), variance = batchNorm.RunningVar!.ToDoubleArray();
+        double[]? gamma = batchNorm.Weight?.ToDoubleArray(), beta = batchNorm.Bias?.ToDoubleArray();
+        var scale = new double[batchNorm.NumFeatures];
+        var shift = new double[batchNorm.NumFeatures];
+        for (int c = 0; c < scale.Length; c++)
+        {
+            scale[c] = (gamma?[c] ?? 1) / Math.Sqrt(variance[c] + batchNorm.Eps);
+            shift[c] = (beta?[c] ?? 0) - scale[c] * mean[c];
+        }
+        return (scale, shift);
+    }
+
+    private static void CheckBias(Tensor? bias, int outputs)
+    {
+        if (bias is not null && (bias.Rank != 1 || bias.Length != outputs))
+            throw new ArgumentException($"BatchNormFolding: the bias must have shape ({outputs},), got {ShapeUtil.Format(bias.Dims)}.");
     }
 
     /// <summary>A new Linear computing <paramref name="batchNorm"/>(<paramref name="linear"/>(x)) in evaluation mode.</summary>
@@ -62,10 +109,16 @@ public static class BatchNormFolding
         return fused;
     }
 
+    /// <summary>A tensor outside any scope holding <paramref name="values"/>, rounded once to <paramref name="dtype"/>.</summary>
     private static Tensor Persistent(double[] values, int[] shape, DType dtype)
     {
         Tensor t = Tensor.Allocate(dtype, shape, clear: false, scoped: false);
-        using (TensorScope.Begin()) t.CopyFrom(Tensor.FromArray(values, shape));
+        if (dtype == DType.Float64) values.CopyTo(t.SpanD);
+        else
+        {
+            Span<float> rounded = t.SpanF;
+            for (int i = 0; i < values.Length; i++) rounded[i] = (float)values[i];
+        }
         return t;
     }
 }

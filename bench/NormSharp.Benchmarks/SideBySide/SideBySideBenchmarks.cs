@@ -31,8 +31,8 @@ public class SideBySideBenchmarks
     }
 
     [Benchmark]
-    public void NormSharp() => _normSharp();
+    public void NormSharpEngine() => _normSharp();
 
     [Benchmark(Baseline = true)]
-    public void LibTorchPeer() => (_libTorch ?? throw new InvalidOperationException(SideBySide.LibTorch.Describe()))();
+    public void LibTorchEngine() => (_libTorch ?? throw new InvalidOperationException(SideBySide.LibTorch.Describe()))();
 }

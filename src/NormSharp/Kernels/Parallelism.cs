@@ -10,7 +10,9 @@ internal interface IChunkBody
 
 /// <summary>
 /// How many threads NormSharp's kernels use. Work is split into a fixed number of contiguous chunks that depends only
-/// on the thread count, never on timing, so results are bit-reproducible for a given seed and thread count.
+/// on the thread count, never on timing, so results are bit-reproducible for a given seed and thread count. The chunks
+/// run on the calling thread and on up to <see cref="ThreadCount"/> − 1 background threads ("NormSharp worker N")
+/// that NormSharp starts on first use and keeps.
 /// </summary>
 public static class Parallelism
 {

@@ -40,7 +40,7 @@ public class ParallelismTests
     }
 
     [Fact]
-    public void The_calling_thread_runs_the_first_chunk_and_workers_the_others()
+    public void The_calling_thread_runs_the_first_chunk()
     {
         var calls = WithThreads(3, () =>
         {
@@ -50,7 +50,21 @@ public class ParallelismTests
         }).OrderBy(c => c.Start).ToArray();
         Assert.Equal(new[] { 0, 3, 6 }, calls.Select(c => c.Start));
         Assert.Equal(Environment.CurrentManagedThreadId, calls[0].Thread);
-        Assert.Equal(3, calls.Select(c => c.Thread).Distinct().Count());
+    }
+
+    [Fact]
+    public void The_chunks_run_at_the_same_time_on_as_many_threads()
+    {
+        // Each chunk waits for the two others: this ends only if the three run at once on three threads.
+        using var allThree = new Barrier(3);
+        var met = new ConcurrentBag<(bool Met, int Thread)>();
+        WithThreads(3, () =>
+        {
+            Parallelism.For(3, (_, _) => met.Add((allThree.SignalAndWait(TimeSpan.FromSeconds(30)), Environment.CurrentManagedThreadId)), Plenty);
+            return 0;
+        });
+        Assert.All(met, m => Assert.True(m.Met));
+        Assert.Equal(3, met.Select(m => m.Thread).Distinct().Count());
     }
 
     [Fact]
@@ -75,7 +89,7 @@ public class ParallelismTests
     }
 
     [Fact]
-    public void An_exception_in_a_worker_chunk_reaches_the_caller_after_every_chunk_ends()
+    public void An_exception_in_another_chunk_reaches_the_caller_after_every_chunk_ends()
     {
         int finished = 0;
         var error = WithThreads(3, () => Assert.Throws<InvalidOperationException>(() => Parallelism.For(3, (start, _) =>

@@ -7,10 +7,10 @@ namespace NormSharp;
 /// <see cref="Parallelism.ThreadCount"/> grows, that sleep until a loop wakes them. The chunks are fixed by the loop,
 /// but who runs which is not: the calling thread runs chunk 0, then it and the workers claim the others one at a time
 /// until none is left, so a worker that the operating system is slow to schedule (the cores may be shared) leaves its
-/// chunk to another thread instead of holding up the loop. Then the caller waits for the chunks still running. One loop at a time owns the
-/// workers: a loop started meanwhile on another thread runs its chunks one after another on that thread (the same
-/// chunks, so the same results). A loop allocates nothing: its body is copied into a slot kept for its type, and the
-/// wake-up and completion signals are reused.
+/// chunk to another thread instead of holding up the loop. Then the caller waits for the chunks still running.
+/// One loop at a time owns the workers: a loop started meanwhile on another thread runs its chunks one after another
+/// on that thread (the same chunks, so the same results). A loop allocates nothing: its body is copied into a slot
+/// kept for its type, and the wake-up and completion signals are reused.
 /// </summary>
 internal static class WorkerPool
 {

@@ -5,8 +5,8 @@ namespace NormSharp;
 /// <summary>
 /// The pool behind tensor storage in a <see cref="TensorScope"/> and kernel scratch buffers. Unlike
 /// <c>ArrayPool.Shared</c>, whose fast path keeps returned arrays per thread, this pool is shared by all threads, so an
-/// array returned by one worker thread is found by whichever thread asks next: the thread-pool threads that
-/// <see cref="Parallelism"/> borrows change from call to call, and a steady training step must still reuse its arrays.
+/// array returned by one worker thread is found by whichever thread asks next: the chunks of a
+/// <see cref="Parallelism"/> loop run on several threads, and a steady training step must still reuse its arrays.
 /// </summary>
 internal static class BufferPool<T>
 {

@@ -45,10 +45,10 @@ internal static partial class Gemm
     {
         // Only the last column panel is padded, so a narrow C wastes most of each tile: compute Cᵀ = op(B)ᵀ·op(A)ᵀ
         // instead when that pads less. Products commute exactly, so both give the same bits.
-        if (PaddedWidth(n) * (long)m > PaddedWidth(m) * (long)n * 5 / 4)
-            new PackedGemm(path, !transB, !transA, n, m, k, b, ldb, a, lda, c, ldc, accumulate, transposedC: true).Run();
-        else
-            new PackedGemm(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, transposedC: false).Run();
+        var gemm = PaddedWidth(n) * (long)m > PaddedWidth(m) * (long)n * 5 / 4
+            ? new PackedGemm(path, !transB, !transA, n, m, k, b, ldb, a, lda, c, ldc, accumulate, transposedC: true)
+            : new PackedGemm(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, transposedC: false);
+        gemm.Run();
     }
 
     /// <summary>Panels per part when <paramref name="total"/> items, <paramref name="width"/> to a panel, are cut
@@ -64,8 +64,9 @@ internal static partial class Gemm
     private static unsafe float* AlignTo64(float* p) => (float*)(((nuint)p + 63) & ~(nuint)63);
 
     /// <summary>One multiply C = op(A)·op(B) (+ C), where C's element (i, j) is at c[i·ldc + j], or at c[j·ldc + i]
-    /// when <paramref name="transposedC"/> is set; its methods are the bodies the threads run.</summary>
-    private sealed unsafe class PackedGemm(GemmKernelPath path, bool transA, bool transB, int m, int n, int k,
+    /// when <paramref name="transposedC"/> is set; its methods are the bodies the threads run. A struct, and the
+    /// loop bodies structs that hold a copy of it, so that a multiply allocates nothing.</summary>
+    private unsafe struct PackedGemm(GemmKernelPath path, bool transA, bool transB, int m, int n, int k,
         float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool transposedC)
     {
         // Equal depth blocks (k = 1152 gives 3 × 384 rather than 2 × 512 + 128); they depend on k only.
@@ -78,8 +79,8 @@ internal static partial class Gemm
         private int _sharedStart, _sharedCount;
         private float* _shared;
 
-        private int SharedWidth => _threadsOwnRows ? TileCols : TileRows;
-        private int OwnWidth => _threadsOwnRows ? TileRows : TileCols;
+        private readonly int SharedWidth => _threadsOwnRows ? TileCols : TileRows;
+        private readonly int OwnWidth => _threadsOwnRows ? TileRows : TileCols;
 
         public void Run()
         {
@@ -95,16 +96,26 @@ internal static partial class Gemm
                     _sharedCount = Math.Min(slab, sharedTotal - _sharedStart);
                     int sharedPanels = (_sharedCount + SharedWidth - 1) / SharedWidth;
                     // Packing a float costs about as much as 32 multiply-adds.
-                    Parallelism.For(sharedPanels, PackShared, workPerItem: SharedWidth * (long)k / 2);
-                    Parallelism.For(ownPanels, ComputeOwn, workPerItem: (long)OwnWidth * _sharedCount * k / MultiplyAddsPerWorkUnit);
+                    Parallelism.For(sharedPanels, new PackSharedChunks(this), workPerItem: SharedWidth * (long)k / 2);
+                    Parallelism.For(ownPanels, new ComputeOwnChunks(this), workPerItem: (long)OwnWidth * _sharedCount * k / MultiplyAddsPerWorkUnit);
                 }
             }
             BufferPool<float>.Shared.Return(buffer);
         }
 
+        private readonly struct PackSharedChunks(PackedGemm gemm) : IChunkBody
+        {
+            public void Run(int start, int end) => gemm.PackShared(start, end);
+        }
+
+        private readonly struct ComputeOwnChunks(PackedGemm gemm) : IChunkBody
+        {
+            public void Run(int start, int end) => gemm.ComputeOwn(start, end);
+        }
+
         /// <summary>Packs shared panels [start, end) of the current slab for every depth block. The block starting at
         /// depth d holds its panels from offset d·(slab panels)·width.</summary>
-        private void PackShared(int start, int end)
+        private readonly void PackShared(int start, int end)
         {
             int panels = (_sharedCount + SharedWidth - 1) / SharedWidth;
             for (int depthStart = 0; depthStart < k; depthStart += _depthMax)
@@ -118,7 +129,7 @@ internal static partial class Gemm
 
         /// <summary>Computes every tile in own panels [start, end) × the shared slab, packing the own panels a group
         /// and a depth block at a time into a buffer of this thread's.</summary>
-        private void ComputeOwn(int start, int end)
+        private readonly void ComputeOwn(int start, int end)
         {
             int groupPanels = EqualParts(end - start, 1, OwnPackFloats / (OwnWidth * _depthMax));
             int ownLimit = _threadsOwnRows ? m : n;
@@ -152,7 +163,7 @@ internal static partial class Gemm
         /// zeroed (the tile computes them); rows past the end are left unset (the kernel for a short panel does not
         /// read them).</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void PackPanels(bool rowsOfA, int first, int panels, int limit, int depthStart, int depth, float* dst)
+        private readonly void PackPanels(bool rowsOfA, int first, int panels, int limit, int depthStart, int depth, float* dst)
         {
             int width = rowsOfA ? TileRows : TileCols, count = Math.Min(limit - first, panels * width);
             int fullPanels = count / width, tail = count - fullPanels * width;
@@ -189,7 +200,7 @@ internal static partial class Gemm
         // SkipLocalsInit: the scratch tile is written before it is read (its unused lanes only feed discarded results),
         // and zeroing it on every call showed up as 8 % of a training step's samples.
         [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
-        private void ComputeTiles(int firstRow, int rowCount, float* panelsA, int firstColumn, int columnCount, float* panelsB,
+        private readonly void ComputeTiles(int firstRow, int rowCount, float* panelsA, int firstColumn, int columnCount, float* panelsB,
             int depthStart, int depth)
         {
             // The first depth block overwrites C unless accumulating; later blocks add to it.
@@ -224,7 +235,7 @@ internal static partial class Gemm
         }
 
         /// <summary>Moves a rows × columns tile between C and the scratch tile (row stride 32).</summary>
-        private void CopyTile(float* cTile, float* scratch, int rows, int columns, bool toScratch)
+        private readonly void CopyTile(float* cTile, float* scratch, int rows, int columns, bool toScratch)
         {
             if (transposedC)
             {

@@ -48,6 +48,36 @@ public class AllocationTests
         Assert.True(perStep < 1_000_000, $"{perStep} bytes allocated per step on the training thread");
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Steady_state_seed_cnn_step_allocates_under_64_KiB_on_all_threads(int threads)
+    {
+        // The benchmark's step: batch 128, Adam, Model.TrainOnBatch.
+        var model = SeedModels.Cnn(generator: new RandomGenerator(1));
+        model.Compile(new Adam(model.Network.Parameters()));
+        var x = Tensor.Normal(new[] { 128, 1, 28, 28 }, generator: new RandomGenerator(2));
+        int[] y = Enumerable.Range(0, 128).Select(i => i * 7 % 10).ToArray();
+        model.Network.Train();
+        int saved = Parallelism.ThreadCount;
+        Parallelism.ThreadCount = threads;
+        long[] steps = new long[5];
+        try
+        {
+            for (int i = 0; i < 2; i++) model.TrainOnBatch(x, y);
+            for (int i = 0; i < steps.Length; i++)
+            {
+                long before = GC.GetTotalAllocatedBytes(precise: true);
+                model.TrainOnBatch(x, y);
+                steps[i] = GC.GetTotalAllocatedBytes(precise: true) - before;
+            }
+        }
+        finally { Parallelism.ThreadCount = saved; }
+        // The count covers every thread in the process, the test host's too (it reports finished tests meanwhile),
+        // which can only add: the least of five identical steps is the step's own.
+        Assert.True(steps.Min() < 64 * 1024, $"bytes allocated per step over all threads at {threads} thread(s): {string.Join(", ", steps)}");
+    }
+
     [EventSource(Name = "NormSharp-Tests-ThreadMarker")]
     private sealed class ThreadMarker : EventSource
     {

@@ -67,7 +67,7 @@ internal static class Im2Col
                     Span<T> row = columns.Slice(tap * rowStride, plane);
                     row[..start].Clear();
                     row[end..].Clear();
-                    image.Slice(c * plane + start + d, end - start).CopyTo(row[start..end]);
+                    VectorCopy.Copy(image.Slice(c * plane + start + d, end - start), row[start..end]);
                     ClearWrappedColumns(row, width, shift);
                 }
     }

@@ -66,6 +66,15 @@ internal static class Pooling
                     {
                         int tap = Max4(top[2 * ow], top[2 * ow + 1], bottom[2 * ow], bottom[2 * ow + 1]).Tap;
                         T d = dyRow[ow];
+                        if (typeof(T) == typeof(float))
+                        {
+                            // A lane mask rather than four conditional stores: which tap wins is unpredictable.
+                            Vector128<float> spread = Vector128.Create(Unsafe.As<T, float>(ref d))
+                                & Vector128.Equals(Vector128.Create(tap), Vector128.Create(0, 1, 2, 3)).AsSingle();
+                            Unsafe.WriteUnaligned(ref Unsafe.As<T, byte>(ref dxTop[2 * ow]), spread.AsUInt64().GetElement(0));
+                            Unsafe.WriteUnaligned(ref Unsafe.As<T, byte>(ref dxBottom[2 * ow]), spread.AsUInt64().GetElement(1));
+                            continue;
+                        }
                         dxTop[2 * ow] = tap == 0 ? d : T.Zero;
                         dxTop[2 * ow + 1] = tap == 1 ? d : T.Zero;
                         dxBottom[2 * ow] = tap == 2 ? d : T.Zero;

@@ -4,12 +4,13 @@ namespace NormSharp.Kernels;
 
 // The column path: every group is one strided column of an (N, C) matrix (BatchNorm1d on (N, C), or channels-last
 // data with the channel axis last). A group's elements are not contiguous, so the kernels vectorize across
-// channels instead: each row adds into per-column float64 sums. Columns are processed in strips of fixed width, so a
-// strip's rows stay in cache between the statistics and the normalization and every column's sums are added in row
-// order whatever the thread count.
+// channels instead: a vector holds 16 (or 8) neighbouring channels of one row and the sums walk down the rows in
+// registers, in the element type for a few rows and then in float64. Columns are processed in strips of fixed width,
+// so a strip's rows stay in cache between the statistics and the normalization and every column's sums are added in
+// row order whatever the thread count.
 internal static partial class NormalizationKernels
 {
-    /// <summary>Columns per strip: 256 float64 sums (2 KiB) per statistic stay in L1 while the rows stream by.</summary>
+    /// <summary>Columns per strip: a strip of 256 columns of a few hundred rows stays in L2 between its passes.</summary>
     private const int ColumnStrip = 256;
 
     private static void ColumnsForward<T>(ReadOnlyMemory<T> input, Memory<T> output, NormalizationLayout layout, bool centered, double eps,
@@ -30,34 +31,44 @@ internal static partial class NormalizationKernels
                 if (fromBatch)
                 {
                     Span<double> variance = statistics.Variance.Span.Slice(j0, width);
-                    ColumnMeanAndVariance(x, rows, columns, j0, centered, mean, variance);
+                    ColumnMeanAndVariance(x[j0..], rows, columns, centered, mean, variance, center[..width]);
                     for (int j = 0; j < width; j++) invStd[j] = 1 / Math.Sqrt(variance[j] + eps);
                 }
                 for (int j = 0; j < width; j++)
                     (center[j], scale[j], shift[j]) = ForwardCoefficients<T>(mean[j], invStd[j], Gamma(w, j0 + j), Beta(b, j0 + j));
                 for (int n = 0; n < rows; n++)
-                    NormalizationSimd.ShiftScale(x.Slice(n * columns + j0, width), y.Slice(n * columns + j0, width),
-                        new PerElement<T>(center[..width]), new PerElement<T>(scale[..width]), new PerElement<T>(shift[..width]), streaming);
+                    NormalizationSimd.Write(y.Slice(n * columns + j0, width),
+                        new ShiftScale<T, PerElement<T>>(x.Slice(n * columns + j0, width), new(center[..width]), new(scale[..width]), new(shift[..width])), streaming);
             }
         }, (long)rows * ColumnStrip);
     }
 
-    /// <summary>Two-pass mean and biased variance of the columns [j0, j0 + width) of a (rows, columns) matrix.</summary>
-    private static void ColumnMeanAndVariance<T>(ReadOnlySpan<T> x, int rows, int columns, int j0, bool centered, Span<double> mean, Span<double> variance)
+    /// <summary>Mean and biased variance of the columns of a strip (<paramref name="strip"/> starts at its first
+    /// column; rows are <paramref name="stride"/> apart) by the group path's corrected two-pass algorithm, column by
+    /// column: the column sums give the mean, rounded to T as the centre c, then Σ(x − c) and Σ(x − c)² give mean
+    /// c + S₁/n and variance S₂/n − (S₁/n)². Not centred: mean 0 and the mean square. <paramref name="center"/> is
+    /// scratch.</summary>
+    private static void ColumnMeanAndVariance<T>(ReadOnlySpan<T> strip, int rows, int stride, bool centered, Span<double> mean, Span<double> variance, Span<T> center)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int width = mean.Length;
         mean.Clear();
         variance.Clear();
+        center.Clear();
         if (centered)
         {
-            for (int n = 0; n < rows; n++)
-                NormalizationSimd.AccumulateColumns<T, ValueTerm, Uniform<double>>(x.Slice(n * columns + j0, width), new Uniform<double>(0), mean);
-            for (int j = 0; j < width; j++) mean[j] /= rows;
+            NormalizationSimd.ColumnCenteredSums(strip, new Uniform<T>(T.Zero), strip, new Uniform<T>(T.Zero), rows, stride, mean, default);
+            for (int j = 0; j < width; j++) center[j] = T.CreateTruncating(mean[j] / rows);
+            mean.Clear();
         }
-        for (int n = 0; n < rows; n++)
-            NormalizationSimd.AccumulateColumns<T, SquaredDeviationTerm, PerElement<double>>(x.Slice(n * columns + j0, width), new PerElement<double>(mean), variance);
-        for (int j = 0; j < width; j++) variance[j] /= rows;
+        // mean and variance hold S₁ and S₂ until the last loop.
+        NormalizationSimd.ColumnCenteredSums(strip, new PerElement<T>(center), strip, new PerElement<T>(center), rows, stride, mean, variance);
+        for (int j = 0; j < width; j++)
+        {
+            double shift = centered ? mean[j] / rows : 0;
+            mean[j] = double.CreateTruncating(center[j]) + shift;
+            variance[j] = Math.Max(variance[j] / rows - shift * shift, 0);
+        }
     }
 
     private static void ColumnsBackward<T>(ReadOnlyMemory<T> input, ReadOnlyMemory<T> gradOutput, Memory<T> gradInput, NormalizationLayout layout,
@@ -78,9 +89,10 @@ internal static partial class NormalizationKernels
                 Span<double> sumDy = unitSums.AsSpan(j0, width), sumDyXhat = unitSums.AsSpan(columns + j0, width);
                 sumDy.Clear();
                 sumDyXhat.Clear();
-                for (int n = 0; n < rows; n++)
-                    NormalizationSimd.AccumulateColumnPairs(dy.Slice(n * columns + j0, width), x.Slice(n * columns + j0, width), new PerElement<double>(mean), sumDy, sumDyXhat);
-                for (int j = 0; j < width; j++) sumDyXhat[j] *= invStd[j];
+                for (int j = 0; j < width; j++) center[j] = T.CreateTruncating(mean[j]);
+                // Σ dy·(x − μ) = Σ dy·(x − c) − (μ − c)·Σ dy, with c = μ rounded to T.
+                NormalizationSimd.ColumnCenteredSums(dy[j0..], new Uniform<T>(T.Zero), x[j0..], new PerElement<T>(center[..width]), rows, columns, sumDy, sumDyXhat);
+                for (int j = 0; j < width; j++) sumDyXhat[j] = (sumDyXhat[j] - (mean[j] - double.CreateTruncating(center[j])) * sumDy[j]) * invStd[j];
                 if (dx.IsEmpty) continue;
                 for (int j = 0; j < width; j++)
                 {
@@ -91,8 +103,8 @@ internal static partial class NormalizationKernels
                 for (int n = 0; n < rows; n++)
                 {
                     int start = n * columns + j0;
-                    NormalizationSimd.CombineGradient(dy.Slice(start, width), x.Slice(start, width), dx.Slice(start, width),
-                        new PerElement<T>(a[..width]), new PerElement<T>(center[..width]), new PerElement<T>(k[..width]), new PerElement<T>(l[..width]), streaming);
+                    NormalizationSimd.Write(dx.Slice(start, width), new GradientFromSums<T, PerElement<T>>(dy.Slice(start, width), x.Slice(start, width),
+                        new(a[..width]), new(center[..width]), new(k[..width]), new(l[..width])), streaming);
                 }
             }
         }, 2L * rows * ColumnStrip);

@@ -358,9 +358,10 @@ internal static class NormalizationSimd
     /// Per-column (Σₙ (a[n, j] − p_j), Σₙ (a[n, j] − p_j)·(b[n, j] − q_j)) added into <paramref name="sum"/> and
     /// <paramref name="products"/> for the columns of a strip of a (rows, stride) matrix (the spans start at the
     /// strip's first column; its width is sum.Length). The column path's counterpart of
-    /// <see cref="CenteredSums{T}"/>: a vector holds one row's part of 16 (or 8) columns and walks down them, adding
-    /// BlockRows rows in the element type before widening, so each element costs one add and one fused
-    /// multiply-add. An empty <paramref name="products"/> skips the second sum.
+    /// <see cref="CenteredSums{T}"/>: four vectors hold one row's part of 64 (or 32) neighbouring columns and walk
+    /// down the rows together, adding BlockRows rows in the element type before widening, so each element costs one
+    /// add and one fused multiply-add and each row visit reads four whole cache lines. An empty
+    /// <paramref name="products"/> skips the second sum.
     /// </summary>
     public static void ColumnCenteredSums<T, TCenterA, TCenterB>(ReadOnlySpan<T> a, TCenterA centerA, ReadOnlySpan<T> b, TCenterB centerB,
         int rows, int stride, Span<double> sum, Span<double> products)
@@ -380,24 +381,150 @@ internal static class NormalizationSimd
                 }
             return;
         }
-        for (int j0 = 0; j0 < columns; j0 += width)
+        for (int first = 0; first < columns; first += 4 * width)
         {
-            // The last vector ends with the strip; its lanes that the vector before it covered add nothing.
-            int j = Math.Min(j0, columns - width);
-            Vector512<T> lanes = LanesFrom<T>(j0 - j), p = centerA.VectorAt(j), q = centerB.VectorAt(j);
+            // A vector that would pass the strip's end ends with it instead; its lanes that another vector covers
+            // (all of them, for a strip narrower than four vectors) add nothing.
+            int last = columns - width;
+            int j0 = Math.Min(first, last), j1 = Math.Min(first + width, last), j2 = Math.Min(first + 2 * width, last), j3 = Math.Min(first + 3 * width, last);
+            Vector512<T> p0 = centerA.VectorAt(j0), p1 = centerA.VectorAt(j1), p2 = centerA.VectorAt(j2), p3 = centerA.VectorAt(j3);
+            Vector512<T> q0 = centerB.VectorAt(j0), q1 = centerB.VectorAt(j1), q2 = centerB.VectorAt(j2), q3 = centerB.VectorAt(j3);
             for (int block = 0; block < rows; block += BlockRows)
             {
-                Vector512<T> s = Vector512<T>.Zero, m = s;
+                Vector512<T> s0 = Vector512<T>.Zero, s1 = s0, s2 = s0, s3 = s0, m0 = s0, m1 = s0, m2 = s0, m3 = s0;
                 for (int n = block, end = Math.Min(rows, block + BlockRows); n < end; n++)
                 {
-                    Vector512<T> d = Load(a, n * stride + j) - p;
-                    s += d;
-                    if (wantProducts) m = MultiplyAdd(d, Load(b, n * stride + j) - q, m);
+                    int row = n * stride;
+                    Vector512<T> d0 = Load(a, row + j0) - p0, d1 = Load(a, row + j1) - p1, d2 = Load(a, row + j2) - p2, d3 = Load(a, row + j3) - p3;
+                    s0 += d0;
+                    s1 += d1;
+                    s2 += d2;
+                    s3 += d3;
+                    if (!wantProducts) continue;
+                    m0 = MultiplyAdd(d0, Load(b, row + j0) - q0, m0);
+                    m1 = MultiplyAdd(d1, Load(b, row + j1) - q1, m1);
+                    m2 = MultiplyAdd(d2, Load(b, row + j2) - q2, m2);
+                    m3 = MultiplyAdd(d3, Load(b, row + j3) - q3, m3);
                 }
-                AddWidened(sum, j, Vector512.ConditionalSelect(lanes, s, Vector512<T>.Zero));
-                if (wantProducts) AddWidened(products, j, Vector512.ConditionalSelect(lanes, m, Vector512<T>.Zero));
+                AddColumnSums(sum, products, j0, first - j0, s0, m0);
+                AddColumnSums(sum, products, j1, first + width - j1, s1, m1);
+                AddColumnSums(sum, products, j2, first + 2 * width - j2, s2, m2);
+                AddColumnSums(sum, products, j3, first + 3 * width - j3, s3, m3);
             }
         }
+    }
+
+    /// <summary>
+    /// Mean and M₂ = Σ(x − mean)² of every column of a strip of a (rows, stride) matrix (the span starts at the
+    /// strip's first column; its width is mean.Length), reading the strip once. Each block of BlockRows rows is summed
+    /// twice while it is in L1: once for its centre c (the block mean rounded to T), once for S₁ = Σ(x − c) and
+    /// S₂ = Σ(x − c)², the corrected two-pass algorithm inside the block, exact however large the mean is against the
+    /// spread. The blocks are merged in float64 by Chan, Golub &amp; LeVeque's (1979) pairwise update:
+    /// δ = mean_B − mean_A, mean += δ·n_B/n, M₂ += M₂_B + δ²·n_A·n_B/n. Four vectors of columns walk down the rows
+    /// together, as in <see cref="ColumnCenteredSums{T, TCenterA, TCenterB}"/>.
+    /// </summary>
+    public static void ColumnMeanAndM2<T>(ReadOnlySpan<T> x, int rows, int stride, Span<double> mean, Span<double> m2)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int width = Vector512<T>.Count, columns = mean.Length;
+        if (!Vectorizes<T>(columns))
+        {
+            for (int j = 0; j < columns; j++)
+            {
+                double sum = 0, squares = 0;
+                for (int n = 0; n < rows; n++) sum += Wide(x[n * stride + j]);
+                mean[j] = sum / rows;
+                for (int n = 0; n < rows; n++) squares += (Wide(x[n * stride + j]) - mean[j]) * (Wide(x[n * stride + j]) - mean[j]);
+                m2[j] = squares;
+            }
+            return;
+        }
+        for (int first = 0; first < columns; first += 4 * width)
+        {
+            int last = columns - width;
+            int j0 = Math.Min(first, last), j1 = Math.Min(first + width, last), j2 = Math.Min(first + 2 * width, last), j3 = Math.Min(first + 3 * width, last);
+            for (int block = 0; block < rows; block += BlockRows)
+            {
+                int end = Math.Min(rows, block + BlockRows);
+                Vector512<T> c0 = Vector512<T>.Zero, c1 = c0, c2 = c0, c3 = c0;
+                for (int n = block; n < end; n++)
+                {
+                    int row = n * stride;
+                    c0 += Load(x, row + j0);
+                    c1 += Load(x, row + j1);
+                    c2 += Load(x, row + j2);
+                    c3 += Load(x, row + j3);
+                }
+                T inverseCount = T.One / T.CreateTruncating(end - block);
+                c0 *= inverseCount;
+                c1 *= inverseCount;
+                c2 *= inverseCount;
+                c3 *= inverseCount;
+                Vector512<T> s0 = Vector512<T>.Zero, s1 = s0, s2 = s0, s3 = s0, q0 = s0, q1 = s0, q2 = s0, q3 = s0;
+                for (int n = block; n < end; n++)
+                {
+                    int row = n * stride;
+                    Vector512<T> d0 = Load(x, row + j0) - c0, d1 = Load(x, row + j1) - c1, d2 = Load(x, row + j2) - c2, d3 = Load(x, row + j3) - c3;
+                    s0 += d0;
+                    s1 += d1;
+                    s2 += d2;
+                    s3 += d3;
+                    q0 = MultiplyAdd(d0, d0, q0);
+                    q1 = MultiplyAdd(d1, d1, q1);
+                    q2 = MultiplyAdd(d2, d2, q2);
+                    q3 = MultiplyAdd(d3, d3, q3);
+                }
+                MergeColumnBlock(mean, m2, j0, first - j0, block, end - block, c0, s0, q0);
+                MergeColumnBlock(mean, m2, j1, first + width - j1, block, end - block, c1, s1, q1);
+                MergeColumnBlock(mean, m2, j2, first + 2 * width - j2, block, end - block, c2, s2, q2);
+                MergeColumnBlock(mean, m2, j3, first + 3 * width - j3, block, end - block, c3, s3, q3);
+            }
+        }
+    }
+
+    /// <summary>Merges one block's (centre, S₁, S₂) of the columns from <paramref name="j"/> + firstLane on into the
+    /// running float64 mean and M₂ of the rows before it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MergeColumnBlock<T>(Span<double> mean, Span<double> m2, int j, int firstLane, int before, int count,
+        Vector512<T> center, Vector512<T> sum, Vector512<T> squares)
+    {
+        if (firstLane >= Vector512<T>.Count) return;
+        if (typeof(T) != typeof(float))
+        {
+            MergeColumnBlock(mean, m2, j, LanesFrom<double>(firstLane), before, count, center.AsDouble(), sum.AsDouble(), squares.AsDouble());
+            return;
+        }
+        var (centerLower, centerUpper) = Vector512.Widen(center.AsSingle());
+        var (sumLower, sumUpper) = Vector512.Widen(sum.AsSingle());
+        var (squaresLower, squaresUpper) = Vector512.Widen(squares.AsSingle());
+        MergeColumnBlock(mean, m2, j, LanesFrom<double>(firstLane), before, count, centerLower, sumLower, squaresLower);
+        MergeColumnBlock(mean, m2, j + 8, LanesFrom<double>(firstLane - 8), before, count, centerUpper, sumUpper, squaresUpper);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MergeColumnBlock(Span<double> mean, Span<double> m2, int j, Vector512<double> lanes, int before, int count,
+        Vector512<double> center, Vector512<double> sum, Vector512<double> squares)
+    {
+        ref double meanAt = ref MemoryMarshal.GetReference(mean), m2At = ref MemoryMarshal.GetReference(m2);
+        Vector512<double> shift = sum / count, blockMean = center + shift, blockM2 = squares - sum * shift;
+        Vector512<double> oldMean = Vector512.LoadUnsafe(ref meanAt, (nuint)j), oldM2 = Vector512.LoadUnsafe(ref m2At, (nuint)j);
+        Vector512<double> delta = blockMean - oldMean;
+        double total = before + count;
+        Vector512<double> newMean = before == 0 ? blockMean : oldMean + delta * (count / total);
+        Vector512<double> newM2 = before == 0 ? blockM2 : oldM2 + blockM2 + delta * delta * (before * (double)count / total);
+        Vector512.ConditionalSelect(lanes, newMean, oldMean).StoreUnsafe(ref meanAt, (nuint)j);
+        Vector512.ConditionalSelect(lanes, newM2, oldM2).StoreUnsafe(ref m2At, (nuint)j);
+    }
+
+    /// <summary>Adds the lanes from <paramref name="firstLane"/> on of one vector's column sums (and products,
+    /// unless that span is empty) into the float64 totals at column <paramref name="j"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddColumnSums<T>(Span<double> sum, Span<double> products, int j, int firstLane, Vector512<T> s, Vector512<T> m)
+    {
+        if (firstLane >= Vector512<T>.Count) return;
+        Vector512<T> lanes = LanesFrom<T>(firstLane);
+        AddWidened(sum, j, Vector512.ConditionalSelect(lanes, s, Vector512<T>.Zero));
+        if (!products.IsEmpty) AddWidened(products, j, Vector512.ConditionalSelect(lanes, m, Vector512<T>.Zero));
     }
 
     /// <summary>Writes out[i] = op(i) for every i. The whole vectors start on a 64-byte boundary (a Vector512 store

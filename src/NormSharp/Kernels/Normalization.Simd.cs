@@ -134,8 +134,8 @@ internal readonly ref struct RowGradient<T, TWeight>(ReadOnlySpan<T> dy, ReadOnl
 
 internal static class NormalizationSimd
 {
-    /// <summary>Vectors summed in the element type before the partial sums move to float64 (two accumulators, so
-    /// each lane holds at most BlockVectors/2 terms).</summary>
+    /// <summary>Vectors summed in the element type before the partial sums move to float64 (in two accumulators
+    /// added at the end, so each lane holds at most BlockVectors terms).</summary>
     private const int BlockVectors = 16;
 
     /// <summary>Rows a column sum adds in the element type before it moves to float64.</summary>
@@ -216,7 +216,7 @@ internal static class NormalizationSimd
                     s1 += Load(run, i + width);
                 }
                 if (i < end) s0 += Load(run, i);
-                total += Widened(s0) + Widened(s1);
+                total += Widened(s0 + s1);
             }
             if (whole < run.Length)
                 total += Widened(Vector512.ConditionalSelect(LanesFrom<T>(whole - run.Length + width), Load(run, run.Length - width), Vector512<T>.Zero));
@@ -237,6 +237,8 @@ internal static class NormalizationSimd
         double scalarSum = 0, scalarProducts = 0;
         Vector512<double> sum = Vector512<double>.Zero, products = sum;
         Vector512<T> p = Vector512.Create(centerA), q = Vector512.Create(centerB);
+        // The variance's sums read one span: (x − c)² needs no second load.
+        bool squares = Unsafe.AreSame(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b)) && centerA == centerB;
         for (int r = 0; r < runs.Count; r++)
         {
             ReadOnlySpan<T> runA = a.Slice(runs.Start(r), runs.Length), runB = b.Slice(runs.Start(r), runs.Length);
@@ -259,17 +261,17 @@ internal static class NormalizationSimd
                     Vector512<T> a0 = Load(runA, i) - p, a1 = Load(runA, i + width) - p;
                     s0 += a0;
                     s1 += a1;
-                    m0 = MultiplyAdd(a0, Load(runB, i) - q, m0);
-                    m1 = MultiplyAdd(a1, Load(runB, i + width) - q, m1);
+                    m0 = MultiplyAdd(a0, squares ? a0 : Load(runB, i) - q, m0);
+                    m1 = MultiplyAdd(a1, squares ? a1 : Load(runB, i + width) - q, m1);
                 }
                 if (i < end)
                 {
                     Vector512<T> a0 = Load(runA, i) - p;
                     s0 += a0;
-                    m0 = MultiplyAdd(a0, Load(runB, i) - q, m0);
+                    m0 = MultiplyAdd(a0, squares ? a0 : Load(runB, i) - q, m0);
                 }
-                sum += Widened(s0) + Widened(s1);
-                products += Widened(m0) + Widened(m1);
+                sum += Widened(s0 + s1);
+                products += Widened(m0 + m1);
             }
             if (whole < runA.Length)
             {

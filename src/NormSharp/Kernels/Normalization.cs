@@ -28,6 +28,11 @@ internal static partial class NormalizationKernels
             ColumnsForward(input, output, layout, plan.Centered, eps, weight, bias, statistics, fromBatch: true);
             return;
         }
+        if (layout.Outer > 1 && plan.Centered && !plan.ElementwiseAffine && Environment.GetEnvironmentVariable("NS_GROUP") is null)
+        {
+            BatchForward(input, output, plan, eps, weight, bias, statistics);
+            return;
+        }
         bool streaming = Streams<T>(input.Length);
         Parallelism.For(layout.Groups, (first, end) =>
         {
@@ -35,7 +40,7 @@ internal static partial class NormalizationKernels
             Span<double> mean = statistics.Mean.Span, variance = statistics.Variance.Span, invStd = statistics.InvStd.Span;
             for (int g = first; g < end; g++)
             {
-                (mean[g], variance[g]) = GroupMeanAndVariance(x, layout, g, plan.Centered);
+                (mean[g], variance[g]) = MeanAndVariance(x, layout.GroupRuns(g), plan.Centered);
                 invStd[g] = 1 / Math.Sqrt(variance[g] + eps);
                 if (plan.ElementwiseAffine) NormalizeRow(x, output.Span, layout, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
                 else NormalizeGroup(x, output.Span, layout, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
@@ -146,16 +151,15 @@ internal static partial class NormalizationKernels
         }, 2L * layout.GroupSize);
     }
 
-    /// <summary>Mean and biased variance of group <paramref name="group"/> by the corrected two-pass algorithm
+    /// <summary>Mean and biased variance of the elements of <paramref name="runs"/> (a group, or a piece of a run) by the corrected two-pass algorithm
     /// (Chan, Golub &amp; LeVeque 1983): a first pass for the mean μ₀, then S₁ = Σ(x − c) and S₂ = Σ(x − c)² about
     /// c = μ₀ rounded to <typeparamref name="T"/>, giving mean c + S₁/n and variance S₂/n − (S₁/n)². Unlike
     /// Σx² − (Σx)²/n it stays exact when the mean is many times the spread, and a constant group gives exactly 0.
     /// Not centred (RMSNorm): mean 0 and the mean square.</summary>
-    private static (double Mean, double Variance) GroupMeanAndVariance<T>(ReadOnlySpan<T> x, NormalizationLayout layout, int group, bool centered)
+    private static (double Mean, double Variance) MeanAndVariance<T>(ReadOnlySpan<T> x, Runs runs, bool centered)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Runs runs = layout.GroupRuns(group);
-        double count = layout.GroupSize;
+        double count = (double)runs.Count * runs.Length;
         T center = T.CreateTruncating(centered ? NormalizationSimd.Sum(x, runs) / count : 0);
         var (sum, squares) = NormalizationSimd.CenteredSums(x, center, x, center, runs);
         if (!centered) return (0, squares / count);

@@ -8,11 +8,12 @@ namespace NormSharp.Kernels;
 /// The CPU kernels of the normalization family, organized like PyTorch's batch_norm_kernel.cpp: one path per memory
 /// layout, and per path three phases — statistics, normalization, backward. The group path (this file) walks
 /// each group's contiguous runs: it computes the group's statistics in two passes (mean, then Σ(x − mean)², in
-/// float64) and normalizes right after, so the second and third reads of a group come from cache. The column path
-/// (<c>Normalization.Columns.cs</c>) serves groups that are strided columns; the row path
-/// (<c>Normalization.Rows.cs</c>) serves LayerNorm/RMSNorm's per-element γ and β in the backward pass. Work is
-/// parallel over groups (or column strips, or fixed row blocks) and each result is computed by one thread in a
-/// fixed order, so outputs are identical for every thread count.
+/// float64) and normalizes right after, so the second and third reads of a group come from cache. The batch path
+/// (<c>Normalization.Batch.cs</c>) serves BatchNorm's training forward on (N, C, S), whose groups are far-apart runs,
+/// in memory order; the column path (<c>Normalization.Columns.cs</c>) serves groups that are strided columns; the
+/// row path (<c>Normalization.Rows.cs</c>) serves LayerNorm/RMSNorm's per-element γ and β. Work is parallel over
+/// groups (or pieces, column strips, rows, fixed row blocks) and each result is computed by one thread in a fixed
+/// order, so outputs are identical for every thread count.
 /// </summary>
 internal static partial class NormalizationKernels
 {
@@ -28,7 +29,7 @@ internal static partial class NormalizationKernels
             ColumnsForward(input, output, layout, plan.Centered, eps, weight, bias, statistics, fromBatch: true);
             return;
         }
-        if (layout.Outer > 1 && plan.Centered && !plan.ElementwiseAffine && Environment.GetEnvironmentVariable("NS_GROUP") is null)
+        if (layout.Outer > 1 && plan.Centered && !plan.ElementwiseAffine)
         {
             BatchForward(input, output, plan, eps, weight, bias, statistics);
             return;

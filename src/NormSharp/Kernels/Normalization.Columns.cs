@@ -4,12 +4,13 @@ namespace NormSharp.Kernels;
 
 // The column path: every group is one strided column of an (N, C) matrix (BatchNorm1d on (N, C), or channels-last
 // data with the channel axis last). A group's elements are not contiguous, so the kernels vectorize across
-// channels instead: each row adds into per-column float64 sums. Columns are processed in strips of fixed width, so a
-// strip's rows stay in cache between the statistics and the normalization and every column's sums are added in row
-// order whatever the thread count.
+// channels instead: a vector holds 16 (or 8) neighbouring channels of one row and the sums walk down the rows in
+// registers, in the element type for a few rows and then in float64. The statistics are gathered per strip of
+// columns (each column's sums are added in row order whatever the thread count); once every column's coefficients
+// are known, the element-wise pass runs over whole rows, one call per row.
 internal static partial class NormalizationKernels
 {
-    /// <summary>Columns per strip: 256 float64 sums (2 KiB) per statistic stay in L1 while the rows stream by.</summary>
+    /// <summary>Columns per strip of the statistics: the unit of parallel work.</summary>
     private const int ColumnStrip = 256;
 
     private static void ColumnsForward<T>(ReadOnlyMemory<T> input, Memory<T> output, NormalizationLayout layout, bool centered, double eps,
@@ -17,47 +18,54 @@ internal static partial class NormalizationKernels
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int rows = layout.Outer, columns = layout.Groups;
-        bool streaming = Streams<T>(input.Length);
+        // Per column: centre, scale and shift of y = (x − c)·scale + shift, side by side.
+        T[] coefficients = BufferPool<T>.Shared.Rent(3 * columns);
         Parallelism.For(StripCount(columns), (first, end) =>
         {
-            Span<T> center = stackalloc T[ColumnStrip], scale = stackalloc T[ColumnStrip], shift = stackalloc T[ColumnStrip];
             ReadOnlySpan<T> x = input.Span, w = weight.Span, b = bias.Span;
-            Span<T> y = output.Span;
             for (int strip = first; strip < end; strip++)
             {
                 int j0 = strip * ColumnStrip, width = Math.Min(ColumnStrip, columns - j0);
                 Span<double> mean = statistics.Mean.Span.Slice(j0, width), invStd = statistics.InvStd.Span.Slice(j0, width);
+                Span<T> center = coefficients.AsSpan(j0, width), scale = coefficients.AsSpan(columns + j0, width), shift = coefficients.AsSpan(2 * columns + j0, width);
                 if (fromBatch)
                 {
                     Span<double> variance = statistics.Variance.Span.Slice(j0, width);
-                    ColumnMeanAndVariance(x, rows, columns, j0, centered, mean, variance);
+                    ColumnMeanAndVariance(x[j0..], rows, columns, centered, mean, variance);
                     for (int j = 0; j < width; j++) invStd[j] = 1 / Math.Sqrt(variance[j] + eps);
                 }
                 for (int j = 0; j < width; j++)
                     (center[j], scale[j], shift[j]) = ForwardCoefficients<T>(mean[j], invStd[j], Gamma(w, j0 + j), Beta(b, j0 + j));
-                for (int n = 0; n < rows; n++)
-                    NormalizationSimd.ShiftScale(x.Slice(n * columns + j0, width), y.Slice(n * columns + j0, width),
-                        new PerElement<T>(center[..width]), new PerElement<T>(scale[..width]), new PerElement<T>(shift[..width]), streaming);
             }
-        }, (long)rows * ColumnStrip);
+        }, fromBatch ? 2L * rows * ColumnStrip : ColumnStrip);
+        bool streaming = Streams<T>(input.Length);
+        Parallelism.For(rows, (first, end) =>
+        {
+            ReadOnlySpan<T> x = input.Span;
+            Span<T> y = output.Span;
+            var center = new PerElement<T>(coefficients.AsSpan(0, columns));
+            var scale = new PerElement<T>(coefficients.AsSpan(columns, columns));
+            var shift = new PerElement<T>(coefficients.AsSpan(2 * columns, columns));
+            for (int n = first; n < end; n++)
+                NormalizationSimd.Write(y.Slice(n * columns, columns), new ShiftScale<T, PerElement<T>>(x.Slice(n * columns, columns), center, scale, shift), streaming);
+        }, columns);
+        BufferPool<T>.Shared.Return(coefficients);
     }
 
-    /// <summary>Two-pass mean and biased variance of the columns [j0, j0 + width) of a (rows, columns) matrix.</summary>
-    private static void ColumnMeanAndVariance<T>(ReadOnlySpan<T> x, int rows, int columns, int j0, bool centered, Span<double> mean, Span<double> variance)
+    /// <summary>Mean and biased variance of the columns of a strip (<paramref name="strip"/> starts at its first
+    /// column; rows are <paramref name="stride"/> apart); not centred: mean 0 and the mean square.</summary>
+    private static void ColumnMeanAndVariance<T>(ReadOnlySpan<T> strip, int rows, int stride, bool centered, Span<double> mean, Span<double> variance)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int width = mean.Length;
-        mean.Clear();
-        variance.Clear();
-        if (centered)
+        if (centered) NormalizationSimd.ColumnMeanAndM2(strip, rows, stride, mean, variance);
+        else
         {
-            for (int n = 0; n < rows; n++)
-                NormalizationSimd.AccumulateColumns<T, ValueTerm, Uniform<double>>(x.Slice(n * columns + j0, width), new Uniform<double>(0), mean);
-            for (int j = 0; j < width; j++) mean[j] /= rows;
+            mean.Clear();
+            variance.Clear();
+            NormalizationSimd.ColumnCenteredSums(strip, new Uniform<T>(T.Zero), strip, new Uniform<T>(T.Zero), rows, stride, mean, variance);
+            mean.Clear();
         }
-        for (int n = 0; n < rows; n++)
-            NormalizationSimd.AccumulateColumns<T, SquaredDeviationTerm, PerElement<double>>(x.Slice(n * columns + j0, width), new PerElement<double>(mean), variance);
-        for (int j = 0; j < width; j++) variance[j] /= rows;
+        for (int j = 0; j < variance.Length; j++) variance[j] = Math.Max(variance[j] / rows, 0);
     }
 
     private static void ColumnsBackward<T>(ReadOnlyMemory<T> input, ReadOnlyMemory<T> gradOutput, Memory<T> gradInput, NormalizationLayout layout,
@@ -65,37 +73,51 @@ internal static partial class NormalizationKernels
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int rows = layout.Outer, columns = layout.Groups;
-        bool streaming = Streams<T>(input.Length);
+        // Per column: centre, a, k and l of dx = dy·a + (x − c)·k + l, side by side.
+        T[] coefficients = BufferPool<T>.Shared.Rent(4 * columns);
         Parallelism.For(StripCount(columns), (first, end) =>
         {
-            Span<T> center = stackalloc T[ColumnStrip], a = stackalloc T[ColumnStrip], k = stackalloc T[ColumnStrip], l = stackalloc T[ColumnStrip];
             ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span, w = weight.Span;
-            Span<T> dx = gradInput.Span;
             for (int strip = first; strip < end; strip++)
             {
                 int j0 = strip * ColumnStrip, width = Math.Min(ColumnStrip, columns - j0);
                 ReadOnlySpan<double> mean = statistics.Mean.Span.Slice(j0, width), invStd = statistics.InvStd.Span.Slice(j0, width);
                 Span<double> sumDy = unitSums.AsSpan(j0, width), sumDyXhat = unitSums.AsSpan(columns + j0, width);
+                Span<T> center = coefficients.AsSpan(j0, width);
                 sumDy.Clear();
                 sumDyXhat.Clear();
-                for (int n = 0; n < rows; n++)
-                    NormalizationSimd.AccumulateColumnPairs(dy.Slice(n * columns + j0, width), x.Slice(n * columns + j0, width), new PerElement<double>(mean), sumDy, sumDyXhat);
-                for (int j = 0; j < width; j++) sumDyXhat[j] *= invStd[j];
-                if (dx.IsEmpty) continue;
+                for (int j = 0; j < width; j++) center[j] = T.CreateTruncating(mean[j]);
+                // Σ dy·(x − μ) = Σ dy·(x − c) − (μ − c)·Σ dy, with c = μ rounded to T.
+                NormalizationSimd.ColumnCenteredSums(dy[j0..], new Uniform<T>(T.Zero), x[j0..], new PerElement<T>(center), rows, columns, sumDy, sumDyXhat);
                 for (int j = 0; j < width; j++)
                 {
+                    sumDyXhat[j] = (sumDyXhat[j] - (mean[j] - double.CreateTruncating(center[j])) * sumDy[j]) * invStd[j];
                     double gamma = Gamma(w, j0 + j);
                     var (meanDy, meanDyXhat) = GradientMeans(centered, statisticsFromBatch, gamma * sumDy[j], gamma * sumDyXhat[j], rows);
-                    (center[j], a[j], k[j], l[j]) = GradientCoefficients<T>(mean[j], invStd[j], gamma, meanDy, meanDyXhat);
-                }
-                for (int n = 0; n < rows; n++)
-                {
-                    int start = n * columns + j0;
-                    NormalizationSimd.CombineGradient(dy.Slice(start, width), x.Slice(start, width), dx.Slice(start, width),
-                        new PerElement<T>(a[..width]), new PerElement<T>(center[..width]), new PerElement<T>(k[..width]), new PerElement<T>(l[..width]), streaming);
+                    (center[j], coefficients[columns + j0 + j], coefficients[2 * columns + j0 + j], coefficients[3 * columns + j0 + j]) =
+                        GradientCoefficients<T>(mean[j], invStd[j], gamma, meanDy, meanDyXhat);
                 }
             }
         }, 2L * rows * ColumnStrip);
+        if (!gradInput.IsEmpty)
+        {
+            bool streaming = Streams<T>(input.Length);
+            Parallelism.For(rows, (first, end) =>
+            {
+                ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span;
+                Span<T> dx = gradInput.Span;
+                var center = new PerElement<T>(coefficients.AsSpan(0, columns));
+                var a = new PerElement<T>(coefficients.AsSpan(columns, columns));
+                var k = new PerElement<T>(coefficients.AsSpan(2 * columns, columns));
+                var l = new PerElement<T>(coefficients.AsSpan(3 * columns, columns));
+                for (int n = first; n < end; n++)
+                {
+                    int start = n * columns;
+                    NormalizationSimd.Write(dx.Slice(start, columns), new GradientFromSums<T, PerElement<T>>(dy.Slice(start, columns), x.Slice(start, columns), a, center, k, l), streaming);
+                }
+            }, 2L * columns);
+        }
+        BufferPool<T>.Shared.Return(coefficients);
     }
 
     private static int StripCount(int columns) => (columns + ColumnStrip - 1) / ColumnStrip;

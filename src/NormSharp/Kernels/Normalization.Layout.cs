@@ -55,6 +55,13 @@ internal readonly record struct NormalizationLayout(int Outer, int Groups, int S
     /// <summary>Where group <paramref name="group"/>'s run at outer index <paramref name="outer"/> starts.</summary>
     public int RunStart(int outer, int group) => (outer * Groups + group) * Run;
 
+    /// <summary>The runs of group <paramref name="group"/>: one per outer index, Groups·Run elements apart.</summary>
+    public Runs GroupRuns(int group) => new(RunStart(0, group), Outer, Run, Groups * Run);
+
+    /// <summary>The runs of segment <paramref name="segment"/> of group <paramref name="group"/> (one affine
+    /// channel): one per outer index.</summary>
+    public Runs SegmentRuns(int group, int segment) => new(RunStart(0, group) + segment * SegmentLength, Outer, SegmentLength, Groups * Run);
+
     /// <summary>True when each group is a single strided column (BatchNorm on (N, C) or channels-last data): the
     /// kernels then vectorize across channels instead of along a group.</summary>
     public bool ChannelsAreContiguous => Outer > 1 && Run == 1;

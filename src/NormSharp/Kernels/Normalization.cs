@@ -8,11 +8,12 @@ namespace NormSharp.Kernels;
 /// The CPU kernels of the normalization family, organized like PyTorch's batch_norm_kernel.cpp: one path per memory
 /// layout, and per path three phases — statistics, normalization, backward. The group path (this file) walks
 /// each group's contiguous runs: it computes the group's statistics in two passes (mean, then Σ(x − mean)², in
-/// float64) and normalizes right after, so the second and third reads of a group come from cache. The column path
-/// (<c>Normalization.Columns.cs</c>) serves groups that are strided columns; the row path
-/// (<c>Normalization.Rows.cs</c>) serves LayerNorm/RMSNorm's per-element γ and β in the backward pass. Work is
-/// parallel over groups (or column strips, or fixed row blocks) and each result is computed by one thread in a
-/// fixed order, so outputs are identical for every thread count.
+/// float64) and normalizes right after, so the second and third reads of a group come from cache. The batch path
+/// (<c>Normalization.Batch.cs</c>) serves BatchNorm's training forward on (N, C, S), whose groups are far-apart runs,
+/// in memory order; the column path (<c>Normalization.Columns.cs</c>) serves groups that are strided columns; the
+/// row path (<c>Normalization.Rows.cs</c>) serves LayerNorm/RMSNorm's per-element γ and β. Work is parallel over
+/// groups (or pieces, column strips, rows, fixed row blocks) and each result is computed by one thread in a fixed
+/// order, so outputs are identical for every thread count.
 /// </summary>
 internal static partial class NormalizationKernels
 {
@@ -28,17 +29,22 @@ internal static partial class NormalizationKernels
             ColumnsForward(input, output, layout, plan.Centered, eps, weight, bias, statistics, fromBatch: true);
             return;
         }
-        // An elementwise affine reads y back right away, so only a per-channel output may bypass the cache.
-        bool streaming = Streams<T>(input.Length) && !plan.ElementwiseAffine;
+        if (layout.Outer > 1 && plan.Centered && !plan.ElementwiseAffine)
+        {
+            BatchForward(input, output, plan, eps, weight, bias, statistics);
+            return;
+        }
+        bool streaming = Streams<T>(input.Length);
         Parallelism.For(layout.Groups, (first, end) =>
         {
             ReadOnlySpan<T> x = input.Span;
             Span<double> mean = statistics.Mean.Span, variance = statistics.Variance.Span, invStd = statistics.InvStd.Span;
             for (int g = first; g < end; g++)
             {
-                (mean[g], variance[g]) = GroupMeanAndVariance(x, layout, g, plan.Centered);
+                (mean[g], variance[g]) = MeanAndVariance(x, layout.GroupRuns(g), plan.Centered);
                 invStd[g] = 1 / Math.Sqrt(variance[g] + eps);
-                NormalizeGroup(x, output.Span, plan, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
+                if (plan.ElementwiseAffine) NormalizeRow(x, output.Span, layout, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
+                else NormalizeGroup(x, output.Span, layout, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
             }
         }, layout.GroupSize);
     }
@@ -69,7 +75,7 @@ internal static partial class NormalizationKernels
             {
                 int unit = r % layout.Units, g = unit / layout.Segments, channel = layout.Channel(g, unit % layout.Segments);
                 var (center, scale, shift) = ForwardCoefficients<T>(mean[g], invStd[g], Gamma(w, channel), Beta(b, channel));
-                NormalizationSimd.ShiftScale(x.Slice(r * length, length), y.Slice(r * length, length), new Uniform<T>(center), new Uniform<T>(scale), new Uniform<T>(shift), streaming);
+                NormalizationSimd.Write(y.Slice(r * length, length), new ShiftScale<T, Uniform<T>>(x.Slice(r * length, length), new(center), new(scale), new(shift)), streaming);
             }
         }, length);
     }
@@ -122,14 +128,7 @@ internal static partial class NormalizationKernels
                 {
                     // Σ dy·(x − μ) = Σ dy·(x − c) − (μ − c)·Σ dy, with c = μ rounded to T.
                     T center = T.CreateTruncating(mean);
-                    double sumDy = 0, sumDyCentered = 0;
-                    for (int a = 0; a < layout.Outer; a++)
-                    {
-                        int start = layout.RunStart(a, g) + s * length;
-                        var (p, q) = NormalizationSimd.CenteredSums(dy.Slice(start, length), T.Zero, x.Slice(start, length), center);
-                        sumDy += p;
-                        sumDyCentered += q;
-                    }
+                    var (sumDy, sumDyCentered) = NormalizationSimd.CenteredSums(dy, T.Zero, x, center, layout.SegmentRuns(g, s));
                     int u = g * layout.Segments + s;
                     double gamma = Gamma(w, layout.Channel(g, s));
                     unitSums[u] = sumDy;
@@ -145,71 +144,46 @@ internal static partial class NormalizationKernels
                     for (int o = 0; o < layout.Outer; o++)
                     {
                         int start = layout.RunStart(o, g) + s * length;
-                        NormalizationSimd.CombineGradient(dy.Slice(start, length), x.Slice(start, length), dx.Slice(start, length),
-                            new Uniform<T>(a), new Uniform<T>(center), new Uniform<T>(k), new Uniform<T>(l), streaming);
+                        NormalizationSimd.Write(dx.Slice(start, length),
+                            new GradientFromSums<T, Uniform<T>>(dy.Slice(start, length), x.Slice(start, length), new(a), new(center), new(k), new(l)), streaming);
                     }
                 }
             }
         }, 2L * layout.GroupSize);
     }
 
-    /// <summary>Mean and biased variance of group <paramref name="group"/> by the corrected two-pass algorithm
+    /// <summary>Mean and biased variance of the elements of <paramref name="runs"/> (a group, or a piece of a run) by the corrected two-pass algorithm
     /// (Chan, Golub &amp; LeVeque 1983): a first pass for the mean μ₀, then S₁ = Σ(x − c) and S₂ = Σ(x − c)² about
     /// c = μ₀ rounded to <typeparamref name="T"/>, giving mean c + S₁/n and variance S₂/n − (S₁/n)². Unlike
     /// Σx² − (Σx)²/n it stays exact when the mean is many times the spread, and a constant group gives exactly 0.
     /// Not centred (RMSNorm): mean 0 and the mean square.</summary>
-    private static (double Mean, double Variance) GroupMeanAndVariance<T>(ReadOnlySpan<T> x, NormalizationLayout layout, int group, bool centered)
+    private static (double Mean, double Variance) MeanAndVariance<T>(ReadOnlySpan<T> x, Runs runs, bool centered)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int run = layout.Run;
-        double count = layout.GroupSize, roughMean = 0;
-        if (centered)
-        {
-            for (int a = 0; a < layout.Outer; a++)
-            {
-                if (a + 1 < layout.Outer) NormalizationSimd.Prefetch(x.Slice(layout.RunStart(a + 1, group), run));
-                roughMean += NormalizationSimd.Sum(x.Slice(layout.RunStart(a, group), run));
-            }
-            roughMean /= count;
-        }
-        T center = T.CreateTruncating(roughMean);
-        double sum = 0, squares = 0;
-        for (int a = 0; a < layout.Outer; a++)
-        {
-            ReadOnlySpan<T> values = x.Slice(layout.RunStart(a, group), run);
-            var (s1, s2) = NormalizationSimd.CenteredSums(values, center, values, center);
-            sum += s1;
-            squares += s2;
-        }
+        double count = (double)runs.Count * runs.Length;
+        T center = T.CreateTruncating(centered ? NormalizationSimd.Sum(x, runs) / count : 0);
+        var (sum, squares) = NormalizationSimd.CenteredSums(x, center, x, center, runs);
         if (!centered) return (0, squares / count);
         double shift = sum / count;
         return (double.CreateTruncating(center) + shift, Math.Max(squares / count - shift * shift, 0));
     }
 
-    /// <summary>Writes group <paramref name="group"/>'s output; with an elementwise affine, x̂ first and then ·γ + β
-    /// along the row.</summary>
-    private static void NormalizeGroup<T>(ReadOnlySpan<T> x, Span<T> y, NormalizationPlan plan, int group, double mean, double invStd,
+    /// <summary>Writes group <paramref name="group"/>'s output with its per-channel γ and β.</summary>
+    private static void NormalizeGroup<T>(ReadOnlySpan<T> x, Span<T> y, NormalizationLayout layout, int group, double mean, double invStd,
         ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, bool streaming)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        NormalizationLayout layout = plan.Layout;
         int length = layout.SegmentLength;
-        ReadOnlySpan<T> channelWeight = plan.ElementwiseAffine ? default : weight, channelBias = plan.ElementwiseAffine ? default : bias;
         for (int s = 0; s < layout.Segments; s++)
         {
             int channel = layout.Channel(group, s);
-            var (center, scale, shift) = ForwardCoefficients<T>(mean, invStd, Gamma(channelWeight, channel), Beta(channelBias, channel));
+            var (center, scale, shift) = ForwardCoefficients<T>(mean, invStd, Gamma(weight, channel), Beta(bias, channel));
             for (int a = 0; a < layout.Outer; a++)
             {
                 int start = layout.RunStart(a, group) + s * length;
-                NormalizationSimd.ShiftScale(x.Slice(start, length), y.Slice(start, length), new Uniform<T>(center), new Uniform<T>(scale), new Uniform<T>(shift), streaming);
+                NormalizationSimd.Write(y.Slice(start, length), new ShiftScale<T, Uniform<T>>(x.Slice(start, length), new(center), new(scale), new(shift)), streaming);
             }
         }
-        if (!plan.ElementwiseAffine) return;
-        Span<T> row = y.Slice(layout.RunStart(0, group), layout.Run);
-        if (weight.IsEmpty) TensorPrimitives.Add(row, bias, row);
-        else if (bias.IsEmpty) TensorPrimitives.Multiply(row, weight, row);
-        else TensorPrimitives.FusedMultiplyAdd(row, weight, bias, row);
     }
 
     /// <summary>y = (x − μ)·γ/σ + β written as (x − c)·scale + shift, with c = μ rounded to <typeparamref name="T"/>

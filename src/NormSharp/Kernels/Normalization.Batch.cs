@@ -1,0 +1,60 @@
+using System.Numerics;
+
+namespace NormSharp.Kernels;
+
+// The batch path: BatchNorm's training forward on (N, C, S) with S > 1. A channel's N runs lie C·S elements apart,
+// and walking them channel by channel makes the hardware prefetcher start over at every run, so this path walks
+// memory in order instead, in three steps: every piece of every run gets its own mean and M₂ = Σ(x − mean)² (the
+// corrected two-pass algorithm while the piece is in L1), each channel merges its pieces in a fixed order, and every
+// run is then normalized in order as in evaluation mode. The input is read twice, both times as one stream, and the
+// merge order does not depend on the thread count.
+internal static partial class NormalizationKernels
+{
+    /// <summary>Elements of the longest piece: 8 KiB of float32, which stays in L1 between its two passes.</summary>
+    private const int PieceLength = 2048;
+
+    private static void BatchForward<T>(ReadOnlyMemory<T> input, Memory<T> output, NormalizationPlan plan, double eps,
+        ReadOnlyMemory<T> weight, ReadOnlyMemory<T> bias, GroupStatistics statistics)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        NormalizationLayout layout = plan.Layout;
+        int channels = layout.Groups, runs = layout.Outer * channels, length = layout.Run;
+        int piecesPerRun = (length + PieceLength - 1) / PieceLength, pieceLength = (length + piecesPerRun - 1) / piecesPerRun;
+        // pieceStatistics[2·p] and [2·p + 1]: mean and M₂ of piece p, pieces in memory order.
+        double[] pieceStatistics = BufferPool<double>.Shared.Rent(2 * runs * piecesPerRun);
+        Parallelism.For(runs * piecesPerRun, (first, end) =>
+        {
+            ReadOnlySpan<T> x = input.Span;
+            for (int p = first; p < end; p++)
+            {
+                int offset = p % piecesPerRun * pieceLength, count = Math.Min(pieceLength, length - offset);
+                var (mean, variance) = MeanAndVariance(x, new Runs(p / piecesPerRun * length + offset, 1, count, 0), centered: true);
+                (pieceStatistics[2 * p], pieceStatistics[2 * p + 1]) = (mean, variance * count);
+            }
+        }, pieceLength);
+        Span<double> groupMean = statistics.Mean.Span, groupVariance = statistics.Variance.Span, groupInvStd = statistics.InvStd.Span;
+        for (int c = 0; c < channels; c++)
+        {
+            double count = 0, mean = 0, m2 = 0;
+            for (int n = 0; n < layout.Outer; n++)
+                for (int k = 0, p = (n * channels + c) * piecesPerRun; k < piecesPerRun; k++, p++)
+                    Merge(ref count, ref mean, ref m2, Math.Min(pieceLength, length - k * pieceLength), pieceStatistics[2 * p], pieceStatistics[2 * p + 1]);
+            groupMean[c] = mean;
+            groupVariance[c] = Math.Max(m2 / count, 0);
+            groupInvStd[c] = 1 / Math.Sqrt(groupVariance[c] + eps);
+        }
+        BufferPool<double>.Shared.Return(pieceStatistics);
+        ForwardWithStatistics(input, output, plan, weight, bias, statistics);
+    }
+
+    /// <summary>Adds a part of (count_B, mean_B, M₂_B) to the running (count, mean, M₂) by the pairwise update of
+    /// Chan, Golub &amp; LeVeque (1979): δ = mean_B − mean, mean += δ·n_B/n, M₂ += M₂_B + δ²·n·n_B/n with n the
+    /// combined count. Exact for a constant channel (δ = 0) and free of the cancellation of Σx² − (Σx)²/n.</summary>
+    private static void Merge(ref double count, ref double mean, ref double m2, double countB, double meanB, double m2B)
+    {
+        double total = count + countB, delta = meanB - mean;
+        mean += delta * (countB / total);
+        m2 += m2B + delta * delta * (count * countB / total);
+        count = total;
+    }
+}

@@ -314,16 +314,17 @@ internal static class NormalizationSimd
         int whole = length - length % width;
         for (int block = 0; block < whole; block += BlockVectors * width)
         {
-            Vector512<T> s = Vector512<T>.Zero, m = s;
-            for (int i = block, end = Math.Min(whole, block + BlockVectors * width); i < end; i += width)
+            // Two pairs of accumulators, so that each sum waits on the add before last.
+            Vector512<T> s = Vector512<T>.Zero, m = s, otherS = s, otherM = s;
+            int i = block, end = Math.Min(whole, block + BlockVectors * width);
+            for (; i < end - width; i += 2 * width)
             {
-                Vector512<T> d = Load(dy, i), h = xhat.VectorAt(i), g = d * weight.VectorAt(i);
-                s += g;
-                m = MultiplyAdd(g, h, m);
-                if (columns) AccumulateColumns(columnDy, columnDyXhat, i, d, h);
+                RowGradientStep(dy, xhat, weight, columnDy, columnDyXhat, i, ref s, ref m);
+                RowGradientStep(dy, xhat, weight, columnDy, columnDyXhat, i + width, ref otherS, ref otherM);
             }
-            sum += Widened(s);
-            products += Widened(m);
+            if (i < end) RowGradientStep(dy, xhat, weight, columnDy, columnDyXhat, i, ref s, ref m);
+            sum += Widened(s + otherS);
+            products += Widened(m + otherM);
         }
         if (whole < length)
         {
@@ -335,6 +336,19 @@ internal static class NormalizationSimd
             if (columns) AccumulateColumns(columnDy, columnDyXhat, last, d, h);
         }
         return (Vector512.Sum(sum), Vector512.Sum(products));
+    }
+
+    /// <summary>One vector of <see cref="RowGradientSums{T, TWeight}"/>: g = dy·γ into Σg, g·x̂ into Σg·x̂, and the
+    /// column sums unless <paramref name="columnDy"/> is empty.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RowGradientStep<T, TWeight>(ReadOnlySpan<T> dy, in ShiftScale<T, Uniform<T>> xhat, in TWeight weight,
+        Span<T> columnDy, Span<T> columnDyXhat, int i, ref Vector512<T> sumG, ref Vector512<T> sumGXhat)
+        where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct
+    {
+        Vector512<T> d = Load(dy, i), h = xhat.VectorAt(i), g = d * weight.VectorAt(i);
+        sumG += g;
+        sumGXhat = MultiplyAdd(g, h, sumGXhat);
+        if (!columnDy.IsEmpty) AccumulateColumns(columnDy, columnDyXhat, i, d, h);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -29,7 +29,7 @@ internal static partial class NormalizationKernels
             ColumnsForward(input, output, layout, plan.Centered, eps, weight, bias, statistics, fromBatch: true);
             return;
         }
-        if (layout.Outer > 1 && plan.Centered && !plan.ElementwiseAffine)
+        if (layout.Outer > 1 && layout.Run >= MemoryOrderRun && plan.Centered && !plan.ElementwiseAffine)
         {
             BatchForward(input, output, plan, eps, weight, bias, statistics);
             return;

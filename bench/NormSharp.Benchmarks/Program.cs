@@ -6,7 +6,8 @@ namespace NormSharp.Benchmarks;
 /// <summary>
 /// <c>dotnet run -c Release --project bench/NormSharp.Benchmarks -- quick [--threads 1,2] [--seconds S] [word...]</c>
 /// runs the quick side-by-side comparison with libtorch (the workloads whose suite or name contains a word: gemm,
-/// normalization, conv, seed-cnn, layers, or any part of a case name); any other arguments go to BenchmarkDotNet
+/// normalization, conv, seed-cnn, layers, or any part of a case name; <c>memory [--steps N] [--rounds R]</c> runs
+/// <see cref="MemoryComparison"/> at the first thread count); any other arguments go to BenchmarkDotNet
 /// (e.g. <c>--filter *SideBySide*</c>).
 /// </summary>
 public static class Program
@@ -14,11 +15,14 @@ public static class Program
     public static int Main(string[] args)
     {
         if (!LibTorch.Available && LibTorch.RestartWithShimIfNeeded(args) is int exitCode) return exitCode;
+        if (args.Length == 5 && args[0] == "memory-run")
+            return MemoryComparison.RunOne(args[1], args[2], int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture));
         if (args.Length > 0 && args[0] == "quick")
         {
             var filters = new List<string>();
             int[] threads = { 1, 2 };
             double seconds = 1.0;
+            int steps = 500, rounds = 1;
             for (int i = 1; i < args.Length; i++)
             {
                 if (args[i] == "--threads" && i + 1 < args.Length)
@@ -27,7 +31,17 @@ public static class Program
                 else if (args[i] == "--seconds" && i + 1 < args.Length)
                     seconds = double.TryParse(args[++i], System.Globalization.CultureInfo.InvariantCulture, out double s) && s > 0 ? s
                         : throw new ArgumentException($"--seconds takes a positive number, got '{args[i]}'.");
+                else if (args[i] == "--steps" && i + 1 < args.Length)
+                    steps = int.TryParse(args[++i], out int n) && n > MemoryComparison.WarmupSteps ? n
+                        : throw new ArgumentException($"--steps takes a count above {MemoryComparison.WarmupSteps}, got '{args[i]}'.");
+                else if (args[i] == "--rounds" && i + 1 < args.Length)
+                    rounds = int.TryParse(args[++i], out int n) && n >= 1 ? n : throw new ArgumentException($"--rounds takes a count ≥ 1, got '{args[i]}'.");
                 else filters.Add(args[i]);
+            }
+            if (filters.Remove("memory"))
+            {
+                MemoryComparison.Run(Console.Out, steps, rounds, threads[0]);
+                if (filters.Count == 0) return 0;
             }
             QuickComparison.Run(Console.Out, filters, threads, seconds);
             return 0;

@@ -64,7 +64,8 @@ public static class SeedCnnWorkloads
             ("dense2", nn.Linear(128, 10)));
     }
 
-    private static Action LibTorchTrainStep()
+    /// <summary>libtorch's training step on the seed CNN: a dispose scope per step, as TorchSharp needs.</summary>
+    public static Action LibTorchTrainStep()
     {
         var model = LibTorchModel();
         var optimizer = optim.Adam(model.parameters(), 1e-3);

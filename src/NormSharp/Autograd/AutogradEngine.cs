@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace NormSharp.Autograd;
 
 /// <summary>
@@ -20,6 +22,17 @@ internal static class AutogradEngine
 
     public static void Backward(Tensor root, Tensor? gradient, bool retainGraph)
     {
+        Run(root, gradient, retainGraph);
+        if (retainGraph) return;
+        // The pass is over and its frame gone: this thread holds no span, and the graph's buffers that nothing else
+        // reaches are garbage now, so this is the moment a collection reclaims a whole step.
+        StorageGuard.SafePoint();
+        StorageLease.CollectAfterBackward();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Run(Tensor root, Tensor? gradient, bool retainGraph)
+    {
         if (!root.RequiresGrad)
             throw new InvalidOperationException("Backward: the tensor does not require a gradient and has no recorded operation behind it.");
         if (gradient is null)
@@ -31,6 +44,8 @@ internal static class AutogradEngine
         else if (!ShapeUtil.SameShape(gradient.Dims, root.Dims))
             throw new ArgumentException($"Backward: the gradient has shape {ShapeUtil.Format(gradient.Dims)} but the output has shape {ShapeUtil.Format(root.Dims)}.");
 
+        // Entering backward, this thread runs no kernel: what it touched so far may be recycled (StorageGuard).
+        StorageGuard.SafePoint();
         using NoGradScope _ = GradMode.Disable();
         if (root.GradFn is null)
         {
@@ -40,6 +55,8 @@ internal static class AutogradEngine
 
         List<Tensor> order = TopologicalOrder(root);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = gradient };
+        // Gradients this pass made and nothing else can hold; each is disposed, returning its buffer to the pool,
+        // once it has been consumed.
         var owned = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         for (int i = order.Count - 1; i >= 0; i--)
         {
@@ -48,17 +65,25 @@ internal static class AutogradEngine
             Node node = t.GradFn!;
             BackwardFunction fn = node.Backward
                 ?? throw new InvalidOperationException($"Backward: the graph through '{node.Name}' was already freed by an earlier backward pass; pass retainGraph: true to backward through it twice.");
+            Tensor[] inputs = node.Inputs;
+            long firstNewSerial = Storage.NextSerial;
             Tensor?[] inputGrads = fn(g.DType == t.DType ? g : g.To(t.DType));
-            if (!retainGraph) node.Backward = null;
-            for (int k = 0; k < node.Inputs.Length; k++)
+            if (!retainGraph) node.Free();
+            for (int k = 0; k < inputs.Length; k++)
             {
-                Tensor input = node.Inputs[k];
+                Tensor input = inputs[k];
                 Tensor? gi = inputGrads[k];
                 if (gi is null || !input.RequiresGrad) continue;
                 if (!ShapeUtil.SameShape(gi.Dims, input.Dims))
                     throw new InvalidOperationException($"Backward of '{node.Name}' produced a gradient of shape {ShapeUtil.Format(gi.Dims)} for an input of shape {ShapeUtil.Format(input.Dims)}.");
+                bool made = MadeBy(gi, inputGrads, firstNewSerial);
                 if (input.GradFn is null) AccumulateIntoLeaf(input, gi);
-                else if (!grads.TryGetValue(input, out Tensor? existing)) grads[input] = gi;
+                else if (!grads.TryGetValue(input, out Tensor? existing))
+                {
+                    grads[input] = gi;
+                    if (made) owned.Add(gi);
+                    continue;
+                }
                 else if (owned.Contains(existing)) existing.AddInPlace(gi);
                 else
                 {
@@ -69,8 +94,25 @@ internal static class AutogradEngine
                     grads[input] = sum;
                     owned.Add(sum);
                 }
+                if (made) gi.Dispose();
             }
+            // A backward function may have handed g on as the gradient of one or more inputs; then it lives on in
+            // their slots, unowned (no slot may add into it in place). Otherwise this pass is done with it.
+            if (owned.Remove(g) && Array.IndexOf(inputGrads, g) < 0) g.Dispose();
         }
+    }
+
+    /// <summary>Whether the backward function just created <paramref name="gradient"/> (its buffer is newer than the
+    /// call), no view shares its buffer, and it was returned for one input only, so that nothing but this pass can hold
+    /// it: not the user, not a saved tensor, not another input's gradient. (Backward functions return gradients they
+    /// do not keep.)</summary>
+    private static bool MadeBy(Tensor gradient, Tensor?[] inputGrads, long firstNewSerial)
+    {
+        Storage storage = gradient.Storage;
+        if (storage.Serial < firstNewSerial || storage.IsShared) return false;
+        int uses = 0;
+        foreach (Tensor? other in inputGrads) if (ReferenceEquals(other, gradient)) uses++;
+        return uses == 1;
     }
 
     private static void AccumulateIntoLeaf(Tensor leaf, Tensor gradient)

@@ -19,8 +19,18 @@ internal sealed class Node
     /// <summary>The operation's name, for error messages.</summary>
     public string Name { get; }
 
-    public Tensor[] Inputs { get; }
+    /// <summary>The tensors the operation read; empty once the node is freed.</summary>
+    public Tensor[] Inputs { get; private set; }
 
     /// <summary>Null once a backward pass has run without retaining the graph, which frees what it saved.</summary>
-    public BackwardFunction? Backward { get; set; }
+    public BackwardFunction? Backward { get; private set; }
+
+    /// <summary>Drops the backward closure (and the tensors it saved) and the links to the inputs, as a backward pass
+    /// that does not retain the graph does: an output the user keeps, such as the loss, then no longer keeps the
+    /// activations of the whole step reachable.</summary>
+    public void Free()
+    {
+        Backward = null;
+        Inputs = Array.Empty<Tensor>();
+    }
 }

@@ -134,6 +134,8 @@ internal static class WorkerPool
                 lastLoop = loop;
                 Job? job = s_job;
                 if (job is not null && RunClaimedChunks(job, loop, s_count, s_chunks)) s_done.Set();
+                // Between loops no chunk of this worker is running: what it touched may be recycled.
+                StorageGuard.SafePoint();
             }
         }
 

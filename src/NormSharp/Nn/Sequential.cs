@@ -32,6 +32,8 @@ public class Sequential : Module
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input)
     {
+        // A module's forward runs no kernel when it starts, so the buffers this thread touched before may be recycled.
+        StorageGuard.SafePoint();
         Tensor x = input;
         foreach (Module layer in _layers) x = layer.Forward(x);
         return x;

@@ -124,6 +124,7 @@ public abstract class Optimizer
     /// PyTorch). Records nothing for autograd and, after the first call has created the state, allocates nothing.</summary>
     public void Step()
     {
+        StorageGuard.SafePoint();
         using var noGrad = Tensor.NoGrad();
         for (int i = 0; i < _parameters.Length; i++)
         {
@@ -141,6 +142,7 @@ public abstract class Optimizer
     /// <summary>Zeroes every parameter's gradient in place (keeping the buffers, so training does not allocate).</summary>
     public void ZeroGrad()
     {
+        StorageGuard.SafePoint();
         foreach (Tensor p in _parameters) p.Grad?.ZeroInPlace();
     }
 

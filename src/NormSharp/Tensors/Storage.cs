@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace NormSharp;
 
 /// <summary>The element type of a <see cref="Tensor"/>.</summary>
@@ -13,8 +11,10 @@ public enum DType
 
 /// <summary>
 /// The flat buffer behind one or more tensors (a tensor and its views share one). Exactly one of the arrays is set.
-/// Buffers rented inside a <see cref="TensorScope"/> come from a pool and go back to it when the last tensor that
-/// shares them is disposed, so that a steady-state training step reuses the same large arrays.
+/// Large buffers come from <see cref="StoragePool{T}"/> and go back to it in one of two ways (docs/memory.md):
+/// deterministically, when the last tensor sharing them is disposed (by a <see cref="TensorScope"/>, by the autograd
+/// engine for gradients only it holds, or by the user); or, for tensors created outside a scope, through a
+/// <see cref="StorageLease"/> once the garbage collector finds this object unreachable.
 /// </summary>
 internal sealed class Storage
 {
@@ -23,37 +23,67 @@ internal sealed class Storage
     private int _references = 1;
     private readonly bool _pooled;
 
-    private Storage(float[]? f, double[]? d, bool pooled)
+    /// <summary>The lease that returns the array to the pool when this storage becomes unreachable; null for storages
+    /// the garbage collector or a scope looks after.</summary>
+    internal readonly StorageLease? Lease;
+
+    /// <summary>The <see cref="StorageGuard"/> epoch of the last thread that held this storage, so that a thread
+    /// records a storage once per epoch however often its kernels read it.</summary>
+    internal object? HeldIn;
+
+    /// <summary>A number that grows with every allocation, so the autograd engine can tell a gradient a backward
+    /// function just made (and that nothing else can hold) from one it passed through.</summary>
+    internal readonly long Serial;
+
+    private static long s_serial;
+
+    private Storage(float[]? f, double[]? d, bool pooled, bool leased)
     {
         Float = f;
         Double = d;
         _pooled = pooled;
+        Serial = Interlocked.Increment(ref s_serial);
+        if (leased) Lease = StorageLease.Register(this, (Array?)f ?? d!);
     }
 
+    /// <summary>The serial number the next storage will be at least.</summary>
+    internal static long NextSerial => Volatile.Read(ref s_serial) + 1;
+
+    /// <summary>A buffer of <paramref name="length"/> elements. <paramref name="pooled"/>: rented for a scope, returned
+    /// by <see cref="Release"/>. Otherwise a large buffer is rented and leased back to the pool when this storage is
+    /// collected, and a small one is a plain array (the youngest generation reclaims those cheaply).</summary>
     public static Storage Allocate(DType dtype, int length, bool clear, bool pooled)
     {
+        bool leased = !pooled && StoragePool.IsLeased(length, dtype);
         if (dtype == DType.Float32)
         {
-            float[] array = pooled ? BufferPool<float>.Shared.Rent(Math.Max(length, 1)) : new float[length];
-            if (pooled && clear) array.AsSpan(0, length).Clear();
-            return new Storage(array, null, pooled);
+            float[] array = pooled || leased ? StoragePool<float>.Rent(length) : new float[length];
+            if ((pooled || leased) && clear) array.AsSpan(0, length).Clear();
+            return new Storage(array, null, pooled, leased);
         }
-        double[] d = pooled ? BufferPool<double>.Shared.Rent(Math.Max(length, 1)) : new double[length];
-        if (pooled && clear) d.AsSpan(0, length).Clear();
-        return new Storage(null, d, pooled);
+        double[] d = pooled || leased ? StoragePool<double>.Rent(length) : new double[length];
+        if ((pooled || leased) && clear) d.AsSpan(0, length).Clear();
+        return new Storage(null, d, pooled, leased);
     }
 
-    public static Storage Wrap(float[] data) => new(data, null, pooled: false);
+    public static Storage Wrap(float[] data) => new(data, null, pooled: false, leased: false);
 
-    public static Storage Wrap(double[] data) => new(null, data, pooled: false);
+    public static Storage Wrap(double[] data) => new(null, data, pooled: false, leased: false);
 
     public void AddReference() => Interlocked.Increment(ref _references);
 
+    /// <summary>Whether more than one tensor (a view, a detached copy) shares this buffer.</summary>
+    public bool IsShared => Volatile.Read(ref _references) > 1;
+
+    /// <summary>Drops one tensor's share; the last share of a pooled or leased buffer returns it to the pool at once.
+    /// Callers dispose a tensor only where no kernel can still be reading it (a scope's end, the autograd engine after
+    /// the backward function that read a gradient has returned, or user code between operations).</summary>
     public void Release()
     {
-        if (Interlocked.Decrement(ref _references) != 0 || !_pooled) return;
-        if (Float is not null) BufferPool<float>.Shared.Return(Float);
-        if (Double is not null) BufferPool<double>.Shared.Return(Double);
+        if (Interlocked.Decrement(ref _references) != 0 || !(_pooled || Lease is not null)) return;
+        Lease?.Released();
+        if (Float is not null) StoragePool<float>.Return(Float);
+        if (Double is not null) StoragePool<double>.Return(Double);
         Float = null;
         Double = null;
     }

@@ -71,9 +71,23 @@ public sealed partial class Tensor : IDisposable
     /// <summary>True for tensors not produced by a recorded operation (inputs and parameters).</summary>
     public bool IsLeaf => GradFn is null;
 
-    internal Storage Storage => _storage ?? throw new ObjectDisposedException(nameof(Tensor), "This tensor was disposed (its TensorScope ended); keep it with TensorScope.Keep to use it afterwards.");
+    /// <summary>The buffer, for library code about to read or write its array. A leased buffer is held reachable
+    /// until this thread's next safe point (<see cref="StorageGuard"/>), so that it cannot be recycled while a kernel
+    /// that outlived this tensor's last use is still reading it.</summary>
+    internal Storage Storage
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            Storage storage = _storage ?? throw new ObjectDisposedException(nameof(Tensor), "This tensor was disposed (its TensorScope ended); keep it with TensorScope.Keep to use it afterwards.");
+            if (storage.Lease is not null) StorageGuard.Hold(storage);
+            return storage;
+        }
+    }
 
-    /// <summary>Frees the tensor's buffer if it came from a <see cref="TensorScope"/>'s pool. Using it afterwards throws.</summary>
+    /// <summary>Returns the tensor's buffer to the pool now, once no other tensor shares it, instead of when the garbage
+    /// collector finds it unreachable. Using the tensor afterwards throws. Optional: a plain loop recycles its buffers
+    /// without it, and a <see cref="TensorScope"/> disposes its tensors for you.</summary>
     public void Dispose()
     {
         Storage? s = _storage;
@@ -84,8 +98,9 @@ public sealed partial class Tensor : IDisposable
 
     // ---- creation ---------------------------------------------------------------------------------------------
 
-    /// <summary>A new tensor with uninitialized (or, with <paramref name="clear"/>, zero) contents, pooled when a
-    /// <see cref="TensorScope"/> is active and <paramref name="scoped"/> is true.</summary>
+    /// <summary>A new tensor with uninitialized (or, with <paramref name="clear"/>, zero) contents, owned by the
+    /// innermost <see cref="TensorScope"/> when one is active and <paramref name="scoped"/> is true; otherwise a large
+    /// buffer is leased back to the pool when the tensor becomes unreachable (<see cref="StorageLease"/>).</summary>
     internal static Tensor Allocate(DType dtype, int[] dims, bool clear = true, bool scoped = true)
     {
         ShapeUtil.Validate(dims, "Tensor");

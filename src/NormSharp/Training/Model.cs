@@ -210,6 +210,7 @@ public class Model
                 for (int start = 0; start < inputs.Dims[0]; start += batchSize)
                 {
                     int n = Math.Min(batchSize, inputs.Dims[0] - start);
+                    StorageGuard.SafePoint();
                     outputs.Add(network.Forward(inputs.Narrow(0, start, n)).Contiguous().CloneData());
                 }
             return outputs.Count == 1 ? outputs[0] : Tensor.Concat(outputs);

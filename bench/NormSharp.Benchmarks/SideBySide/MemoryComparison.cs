@@ -76,7 +76,8 @@ public static class MemoryComparison
     private static Result RunChild(string key, Variant variant, int steps, int threads)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (string a in Environment.GetCommandLineArgs().Skip(1).TakeWhile(a => a != "quick")) start.ArgumentList.Add(a);
+        // Run as "dotnet NormSharp.Benchmarks.dll …" the host is dotnet and the assembly comes first.
+        if (Path.GetFileNameWithoutExtension(start.FileName) == "dotnet") start.ArgumentList.Add(typeof(MemoryComparison).Assembly.Location);
         foreach (string a in new[] { "memory-run", key, variant.ToString(), steps.ToString(CultureInfo.InvariantCulture), threads.ToString(CultureInfo.InvariantCulture) })
             start.ArgumentList.Add(a);
         using Process child = Process.Start(start)!;

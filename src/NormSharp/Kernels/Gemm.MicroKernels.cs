@@ -4,14 +4,17 @@ using System.Runtime.Intrinsics.X86;
 
 namespace NormSharp.Kernels;
 
-/// <summary>Which micro-kernel computes the register tiles. All three compute every element of C as the same chain of
-/// fused multiply-adds over k, so they give bitwise-identical results; only their speed differs.</summary>
+/// <summary>Which micro-kernel computes the register tiles. All of them compute every element of C as the same chain of
+/// multiply-adds over k (fused where the CPU has FMA), so they give bitwise-identical results; only their speed
+/// differs.</summary>
 internal enum GemmKernelPath
 {
     /// <summary>One 12×32 tile held in 24 Vector512 accumulators (AVX-512).</summary>
     Vector512,
     /// <summary>Four 6×16 quarter tiles, each in 12 Vector256 accumulators (AVX2 + FMA).</summary>
     Vector256,
+    /// <summary>Eight 6×8 strips, each in 12 Vector128 accumulators (SSE, or AdvSimd on ARM64).</summary>
+    Vector128,
     /// <summary>Scalar fused multiply-adds, element by element.</summary>
     Scalar,
 }
@@ -28,6 +31,7 @@ internal static partial class Gemm
     internal static GemmKernelPath BestPath =>
         Vector512.IsHardwareAccelerated ? GemmKernelPath.Vector512
         : Vector256.IsHardwareAccelerated && Fma.IsSupported ? GemmKernelPath.Vector256
+        : Vector128.IsHardwareAccelerated ? GemmKernelPath.Vector128
         : GemmKernelPath.Scalar;
 
     /// <summary>C tile (rows × 32, row stride ldc) = (loadC ? C : 0) + Σ_p a[p]ᵀ·b[p], the sum taken from zero, over
@@ -45,14 +49,8 @@ internal static partial class Gemm
         switch (path)
         {
             case GemmKernelPath.Vector512: Tile512(rows, kc, a, b, c, ldc, loadC); break;
-            case GemmKernelPath.Vector256:
-                // The 12×32 tile as four 6×16 quarters: AVX2 has 16 ymm registers, a quarter needs 15.
-                for (int half = 0; half < TileCols; half += 16)
-                {
-                    Quarter256(Math.Min(rows, 6), kc, a, b + half, c + half, ldc, loadC);
-                    if (rows > 6) Quarter256(rows - 6, kc, a + 6, b + half, c + 6 * ldc + half, ldc, loadC);
-                }
-                break;
+            case GemmKernelPath.Vector256: TileInStrips<Simd256<float>>(rows, kc, a, b, c, ldc, loadC); break;
+            case GemmKernelPath.Vector128: TileInStrips<Simd128<float>>(rows, kc, a, b, c, ldc, loadC); break;
             default: TileScalar(rows, kc, a, b, c, ldc, loadC); break;
         }
     }
@@ -76,16 +74,29 @@ internal static partial class Gemm
         }
     }
 
-    private static unsafe void Quarter256(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
+    /// <summary>The 12×32 tile as strips of at most 6 rows × two vectors: with 16 vector registers (AVX2, SSE) a strip
+    /// needs 15, its 12 accumulators, two vectors of B and a broadcast of A.</summary>
+    private static unsafe void TileInStrips<TVector>(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
+        where TVector : struct, ISimdVector<TVector, float>
+    {
+        for (int column = 0; column < TileCols; column += 2 * TVector.Count)
+        {
+            Strip<TVector>(Math.Min(rows, 6), kc, a, b + column, c + column, ldc, loadC);
+            if (rows > 6) Strip<TVector>(rows - 6, kc, a + 6, b + column, c + 6 * ldc + column, ldc, loadC);
+        }
+    }
+
+    private static unsafe void Strip<TVector>(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
+        where TVector : struct, ISimdVector<TVector, float>
     {
         switch (rows)
         {
-            case 1: Quarter256<Rows1>(kc, a, b, c, ldc, loadC); break;
-            case 2: Quarter256<Rows2>(kc, a, b, c, ldc, loadC); break;
-            case 3: Quarter256<Rows3>(kc, a, b, c, ldc, loadC); break;
-            case 4: Quarter256<Rows4>(kc, a, b, c, ldc, loadC); break;
-            case 5: Quarter256<Rows5>(kc, a, b, c, ldc, loadC); break;
-            case 6: Quarter256<Rows6>(kc, a, b, c, ldc, loadC); break;
+            case 1: Strip<Rows1, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 2: Strip<Rows2, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 3: Strip<Rows3, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 4: Strip<Rows4, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 5: Strip<Rows5, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 6: Strip<Rows6, TVector>(kc, a, b, c, ldc, loadC); break;
         }
     }
 
@@ -147,45 +158,46 @@ internal static partial class Gemm
         if (rows > 11) { c11L.Store(c + 11 * ldc); c11H.Store(c + 11 * ldc + 16); }
     }
 
-    /// <summary>A quarter tile: R ≤ 6 rows × 16 columns as 2·R Vector256 accumulators, reading the packed panels with
-    /// the full tile's strides.</summary>
+    /// <summary>A strip: R ≤ 6 rows × two vectors of columns as 2·R accumulators, reading the packed panels with the
+    /// full tile's strides; one kernel for every width below 512 bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Quarter256<R>(int kc, float* a, float* b, float* c, nint ldc, bool loadC) where R : struct, IRowCount
+    private static unsafe void Strip<R, TVector>(int kc, float* a, float* b, float* c, nint ldc, bool loadC)
+        where R : struct, IRowCount where TVector : struct, ISimdVector<TVector, float>
     {
-        int rows = R.Value;
-        // cIL, cIH: row I of the tile, columns 0–7 and 8–15.
-        Vector256<float> c0L = default, c0H = default, c1L = default, c1H = default, c2L = default, c2H = default, c3L = default, c3H = default,
+        int rows = R.Value, w = TVector.Count;
+        // cIL, cIH: row I of the strip, its first and second vector of columns.
+        TVector c0L = default, c0H = default, c1L = default, c1H = default, c2L = default, c2H = default, c3L = default, c3H = default,
             c4L = default, c4H = default, c5L = default, c5H = default;
         for (int p = 0; p < kc; p++)
         {
-            Vector256<float> bL = Vector256.Load(b), bH = Vector256.Load(b + 8);
-            { var ai = Vector256.Create(a[0]); c0L = Vector256.FusedMultiplyAdd(ai, bL, c0L); c0H = Vector256.FusedMultiplyAdd(ai, bH, c0H); }
-            if (rows > 1) { var ai = Vector256.Create(a[1]); c1L = Vector256.FusedMultiplyAdd(ai, bL, c1L); c1H = Vector256.FusedMultiplyAdd(ai, bH, c1H); }
-            if (rows > 2) { var ai = Vector256.Create(a[2]); c2L = Vector256.FusedMultiplyAdd(ai, bL, c2L); c2H = Vector256.FusedMultiplyAdd(ai, bH, c2H); }
-            if (rows > 3) { var ai = Vector256.Create(a[3]); c3L = Vector256.FusedMultiplyAdd(ai, bL, c3L); c3H = Vector256.FusedMultiplyAdd(ai, bH, c3H); }
-            if (rows > 4) { var ai = Vector256.Create(a[4]); c4L = Vector256.FusedMultiplyAdd(ai, bL, c4L); c4H = Vector256.FusedMultiplyAdd(ai, bH, c4H); }
-            if (rows > 5) { var ai = Vector256.Create(a[5]); c5L = Vector256.FusedMultiplyAdd(ai, bL, c5L); c5H = Vector256.FusedMultiplyAdd(ai, bH, c5H); }
+            TVector bL = TVector.LoadUnsafe(in *b, 0), bH = TVector.LoadUnsafe(in *b, (nuint)w);
+            { var ai = TVector.Create(a[0]); c0L = TVector.MultiplyAdd(ai, bL, c0L); c0H = TVector.MultiplyAdd(ai, bH, c0H); }
+            if (rows > 1) { var ai = TVector.Create(a[1]); c1L = TVector.MultiplyAdd(ai, bL, c1L); c1H = TVector.MultiplyAdd(ai, bH, c1H); }
+            if (rows > 2) { var ai = TVector.Create(a[2]); c2L = TVector.MultiplyAdd(ai, bL, c2L); c2H = TVector.MultiplyAdd(ai, bH, c2H); }
+            if (rows > 3) { var ai = TVector.Create(a[3]); c3L = TVector.MultiplyAdd(ai, bL, c3L); c3H = TVector.MultiplyAdd(ai, bH, c3H); }
+            if (rows > 4) { var ai = TVector.Create(a[4]); c4L = TVector.MultiplyAdd(ai, bL, c4L); c4H = TVector.MultiplyAdd(ai, bH, c4H); }
+            if (rows > 5) { var ai = TVector.Create(a[5]); c5L = TVector.MultiplyAdd(ai, bL, c5L); c5H = TVector.MultiplyAdd(ai, bH, c5H); }
             a += TileRows;
             b += TileCols;
         }
         if (loadC)
         {
-            { c0L += Vector256.Load(c + 0 * ldc); c0H += Vector256.Load(c + 0 * ldc + 8); }
-            if (rows > 1) { c1L += Vector256.Load(c + 1 * ldc); c1H += Vector256.Load(c + 1 * ldc + 8); }
-            if (rows > 2) { c2L += Vector256.Load(c + 2 * ldc); c2H += Vector256.Load(c + 2 * ldc + 8); }
-            if (rows > 3) { c3L += Vector256.Load(c + 3 * ldc); c3H += Vector256.Load(c + 3 * ldc + 8); }
-            if (rows > 4) { c4L += Vector256.Load(c + 4 * ldc); c4H += Vector256.Load(c + 4 * ldc + 8); }
-            if (rows > 5) { c5L += Vector256.Load(c + 5 * ldc); c5H += Vector256.Load(c + 5 * ldc + 8); }
+            { c0L += TVector.LoadUnsafe(in c[0 * ldc], 0); c0H += TVector.LoadUnsafe(in c[0 * ldc], (nuint)w); }
+            if (rows > 1) { c1L += TVector.LoadUnsafe(in c[1 * ldc], 0); c1H += TVector.LoadUnsafe(in c[1 * ldc], (nuint)w); }
+            if (rows > 2) { c2L += TVector.LoadUnsafe(in c[2 * ldc], 0); c2H += TVector.LoadUnsafe(in c[2 * ldc], (nuint)w); }
+            if (rows > 3) { c3L += TVector.LoadUnsafe(in c[3 * ldc], 0); c3H += TVector.LoadUnsafe(in c[3 * ldc], (nuint)w); }
+            if (rows > 4) { c4L += TVector.LoadUnsafe(in c[4 * ldc], 0); c4H += TVector.LoadUnsafe(in c[4 * ldc], (nuint)w); }
+            if (rows > 5) { c5L += TVector.LoadUnsafe(in c[5 * ldc], 0); c5H += TVector.LoadUnsafe(in c[5 * ldc], (nuint)w); }
         }
-        { c0L.Store(c + 0 * ldc); c0H.Store(c + 0 * ldc + 8); }
-        if (rows > 1) { c1L.Store(c + 1 * ldc); c1H.Store(c + 1 * ldc + 8); }
-        if (rows > 2) { c2L.Store(c + 2 * ldc); c2H.Store(c + 2 * ldc + 8); }
-        if (rows > 3) { c3L.Store(c + 3 * ldc); c3H.Store(c + 3 * ldc + 8); }
-        if (rows > 4) { c4L.Store(c + 4 * ldc); c4H.Store(c + 4 * ldc + 8); }
-        if (rows > 5) { c5L.Store(c + 5 * ldc); c5H.Store(c + 5 * ldc + 8); }
+        { c0L.StoreUnsafe(ref c[0 * ldc], 0); c0H.StoreUnsafe(ref c[0 * ldc], (nuint)w); }
+        if (rows > 1) { c1L.StoreUnsafe(ref c[1 * ldc], 0); c1H.StoreUnsafe(ref c[1 * ldc], (nuint)w); }
+        if (rows > 2) { c2L.StoreUnsafe(ref c[2 * ldc], 0); c2H.StoreUnsafe(ref c[2 * ldc], (nuint)w); }
+        if (rows > 3) { c3L.StoreUnsafe(ref c[3 * ldc], 0); c3H.StoreUnsafe(ref c[3 * ldc], (nuint)w); }
+        if (rows > 4) { c4L.StoreUnsafe(ref c[4 * ldc], 0); c4H.StoreUnsafe(ref c[4 * ldc], (nuint)w); }
+        if (rows > 5) { c5L.StoreUnsafe(ref c[5 * ldc], 0); c5H.StoreUnsafe(ref c[5 * ldc], (nuint)w); }
     }
 
-    /// <summary>The same fused multiply-add chain per element, without vectors.</summary>
+    /// <summary>The same multiply-add chain per element, without vectors.</summary>
     private static unsafe void TileScalar(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
     {
         for (int i = 0; i < rows; i++)
@@ -193,7 +205,7 @@ internal static partial class Gemm
             {
                 float sum = 0f;
                 for (int p = 0; p < kc; p++)
-                    sum = MathF.FusedMultiplyAdd(a[p * TileRows + i], b[p * TileCols + j], sum);
+                    sum = float.MultiplyAddEstimate(a[p * TileRows + i], b[p * TileCols + j], sum);
                 c[i * ldc + j] = loadC ? c[i * ldc + j] + sum : sum;
             }
     }

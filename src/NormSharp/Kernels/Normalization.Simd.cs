@@ -138,8 +138,9 @@ internal readonly ref struct RowGradient<T, TWeight>(ReadOnlySpan<T> dy, ReadOnl
 
 
 /// <summary>The reductions and the write driver of the normalization kernels. Each public method without vector type
-/// parameters runs its width-generic form at the widest width the machine accelerates; the generic forms are
-/// callable at any width (the tests run every width on any machine).</summary>
+/// parameters runs its width-generic form at the widest width the machine accelerates (inlined, so the choice costs
+/// nothing: the JIT knows the width, and a caller that walks thousands of short runs pays no extra call); the generic
+/// forms are callable at any width (the tests run every width on any machine).</summary>
 internal static class NormalizationSimd
 {
     /// <summary>Vectors summed in the element type before the partial sums move to float64 (in two accumulators
@@ -175,6 +176,7 @@ internal static class NormalizationSimd
 
     /// <summary>Σ xᵢ over the runs of a group, prefetching each run while the one before it is summed: the runs of a
     /// BatchNorm channel are far apart in memory and the hardware prefetcher would restart at each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static double Sum<T>(ReadOnlySpan<T> x, Runs runs) where T : unmanaged, IFloatingPointIeee754<T> =>
         Vector512.IsHardwareAccelerated ? Sum<T, Simd512<T>, Simd512<double>>(x, runs)
         : Vector256.IsHardwareAccelerated ? Sum<T, Simd256<T>, Simd256<double>>(x, runs)
@@ -220,6 +222,7 @@ internal static class NormalizationSimd
     /// mean = c + S₁/n, variance = S₂/n − (S₁/n)². With a = dy, p = 0, b = x and q = c it gives the two reductions
     /// of the backward pass, Σ dy and Σ dy·(x − c).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (double Sum, double SumOfProducts) CenteredSums<T>(ReadOnlySpan<T> a, T centerA, ReadOnlySpan<T> b, T centerB, Runs runs)
         where T : unmanaged, IFloatingPointIeee754<T> =>
         Vector512.IsHardwareAccelerated ? CenteredSums<T, Simd512<T>, Simd512<double>>(a, centerA, b, centerB, runs)
@@ -287,6 +290,7 @@ internal static class NormalizationSimd
     /// and, unless <paramref name="columnDy"/> is empty, columnDy[i] += dyᵢ and columnDyXhat[i] += dyᵢ·x̂ᵢ: the row's
     /// share of dβ and dγ, kept in the element type for a few rows by the caller.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (double SumG, double SumGXhat) RowGradientSums<T, TWeight>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, TWeight weight,
         T center, T scale, T shift, Span<T> columnDy, Span<T> columnDyXhat)
         where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct =>
@@ -370,6 +374,7 @@ internal static class NormalizationSimd
 
     /// <summary>total[j] += partial[j] in float64 for every column j: a few rows' column sums, kept in the element
     /// type, moved to the wide sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void AddWidened<T>(ReadOnlySpan<T> partial, Span<double> total) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (Vector512.IsHardwareAccelerated) AddWidened<T, Simd512<T>, Simd512<double>>(partial, total);
@@ -395,6 +400,7 @@ internal static class NormalizationSimd
     /// costs one add and one fused multiply-add and each row visit reads whole cache lines. An empty
     /// <paramref name="products"/> skips the second sum.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ColumnCenteredSums<T, TCenterA, TCenterB>(ReadOnlySpan<T> a, TCenterA centerA, ReadOnlySpan<T> b, TCenterB centerB,
         int rows, int stride, Span<double> sum, Span<double> products)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -470,6 +476,7 @@ internal static class NormalizationSimd
     /// δ = mean_B − mean_A, mean += δ·n_B/n, M₂ += M₂_B + δ²·n_A·n_B/n. Four vectors of columns walk down the rows
     /// together, as in <see cref="ColumnCenteredSums{T, TCenterA, TCenterB}"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ColumnMeanAndM2<T>(ReadOnlySpan<T> x, int rows, int stride, Span<double> mean, Span<double> m2)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -582,6 +589,7 @@ internal static class NormalizationSimd
     }
 
     /// <summary>Writes out[i] = op(i) for every i, at the widest vector width the machine has.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Write<T, TOp>(Span<T> output, TOp op, bool streaming = false)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : IElementwise<T>, allows ref struct
     {

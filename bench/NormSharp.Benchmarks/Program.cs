@@ -4,17 +4,29 @@ using NormSharp.Benchmarks.SideBySide;
 namespace NormSharp.Benchmarks;
 
 /// <summary>
-/// <c>dotnet run -c Release --project bench/NormSharp.Benchmarks -- quick [--threads 1,2] [--seconds S] [word...]</c>
+/// <c>dotnet run -c Release --project bench/NormSharp.Benchmarks -- quick [--threads 1,2] [--seconds S] [--width 512|256|128] [word...]</c>
 /// runs the quick side-by-side comparison with libtorch (the workloads whose suite or name contains a word: gemm,
 /// normalization, conv, seed-cnn, layers, or any part of a case name; <c>memory [--steps N] [--rounds R]</c> runs
 /// <see cref="MemoryComparison"/> at the first thread count); any other arguments go to BenchmarkDotNet
-/// (e.g. <c>--filter *SideBySide*</c>).
+/// (e.g. <c>--filter *SideBySide*</c>). <c>--width</c>, in either mode, runs both engines with vectors of that many
+/// bits (see <see cref="VectorWidth"/>).
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
-        if (!LibTorch.Available && LibTorch.RestartWithShimIfNeeded(args) is int exitCode) return exitCode;
+        int? width = null;
+        int widthAt = Array.IndexOf(args, "--width");
+        if (widthAt >= 0)
+        {
+            width = widthAt + 1 < args.Length && int.TryParse(args[widthAt + 1], out int bits) && bits is 512 or 256 or 128 ? bits
+                : throw new ArgumentException($"--width takes 512, 256 or 128, got '{(widthAt + 1 < args.Length ? args[widthAt + 1] : "")}'.");
+            VectorWidth.CheckSupported(width.Value);
+        }
+        if (LibTorch.RestartIfNeeded(args, width is int w ? VectorWidth.Environment(w) : new Dictionary<string, string>()) is int exitCode) return exitCode;
+        if (width is int pinned && VectorWidth.Current != pinned)
+            throw new PlatformNotSupportedException($"--width {pinned}: .NET runs {VectorWidth.Current}-bit vectors on this machine even so");
+        if (widthAt >= 0) args = args.Take(widthAt).Concat(args.Skip(widthAt + 2)).ToArray();
         if (args.Length == 5 && args[0] == "memory-run")
             return MemoryComparison.RunOne(args[1], args[2], int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture));
         if (args.Length > 0 && args[0] == "quick")

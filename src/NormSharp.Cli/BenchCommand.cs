@@ -17,7 +17,7 @@ internal static class BenchCommand
     public static readonly string ProjectInRepository = Path.Combine("bench", "NormSharp.Benchmarks", "NormSharp.Benchmarks.csproj");
 
     public const string Help = """
-        normsharp bench [WORD...] [--threads 1,2] [--seconds S] [--full] [--project PATH] [--output FILE]
+        normsharp bench [WORD...] [--threads 1,2] [--seconds S] [--width 512|256|128] [--full] [--project PATH] [--output FILE]
           times NormSharp and libtorch (TorchSharp-cpu) on the same workloads and prints a Markdown table: milliseconds,
           GFLOP/s or GB/s, speed-up and NormSharp's allocated bytes per call; runs the benchmark project with
           'dotnet run -c Release', which builds it first (it copies libtorch, about 600 MB, on the first run)
@@ -25,6 +25,10 @@ internal static class BenchCommand
                          layers, "LayerNorm 8192", ...); default: all cases
           --threads LIST thread counts to time, e.g. 1,2 (the benchmark's default: 1,2)
           --seconds S    time each engine for at least S seconds per case (the benchmark's default: 1)
+          --width BITS   run both engines with vectors of 512 (AVX-512), 256 (AVX2) or 128 bits (SSE4.1): .NET through
+                         DOTNET_EnableAVX512/EnableAVX2, libtorch through ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA,
+                         set before either starts; the report's header names the instruction sets each engine ran
+                         with (default: the machine's widest for both)
           --full         run BenchmarkDotNet instead of the quick mode (minutes per case): the cases matching the
                          glob *SideBySide*WORD* for each WORD (all side-by-side cases when none); put the words
                          before --full; BenchmarkDotNet writes its reports to BenchmarkDotNet.Artifacts/
@@ -59,6 +63,7 @@ internal static class BenchCommand
     {
         int[] threads = args.Ints("threads", Array.Empty<int>());
         double seconds = args.Double("seconds", double.NaN, 0.01, 3600);
+        string? width = args.String("width") is null ? null : args.Choice("width", "", "512", "256", "128");
         bool full = args.Flag("full");
         string? projectOption = args.String("project");
         string? outputFile = args.String("output");
@@ -82,6 +87,8 @@ internal static class BenchCommand
             if (threads.Length > 0) arguments.AddRange(new[] { "--threads", string.Join(',', threads) });
             if (!double.IsNaN(seconds)) arguments.AddRange(new[] { "--seconds", seconds.ToString("R", CultureInfo.InvariantCulture) });
         }
+        // The benchmark program sets the width's environment and starts itself again before anything loads.
+        if (width is not null) arguments.AddRange(new[] { "--width", width });
         return new BenchPlan(project, arguments, outputFile);
     }
 

@@ -35,6 +35,16 @@ public sealed class BenchCommandTests : IDisposable
     }
 
     [Fact]
+    public void Width_is_passed_to_the_benchmark_in_both_modes()
+    {
+        var (project, nested) = FakeCheckout();
+        Assert.Equal(new[] { "run", "-c", "Release", "--project", project, "--", "quick", "conv", "--width", "256" },
+            DotnetArguments(nested, "conv", "--width", "256"));
+        Assert.Equal(new[] { "run", "-c", "Release", "--project", project, "--", "--filter", "*SideBySide*", "--width", "128" },
+            DotnetArguments(nested, "--full", "--width", "128"));
+    }
+
+    [Fact]
     public void Without_options_the_benchmarks_own_defaults_apply()
     {
         var (project, nested) = FakeCheckout();
@@ -98,6 +108,7 @@ public sealed class BenchCommandTests : IDisposable
     [InlineData("bench --full --threads 1", "--threads and --seconds set the quick comparison")]
     [InlineData("bench gemm --full --seconds 2", "--threads and --seconds set the quick comparison")]
     [InlineData("bench --filter *Gemm*", "'bench' does not take --filter")]
+    [InlineData("bench --width 64", "--width must be one of 512, 256, 128; got '64'")]
     public void Bad_options_are_usage_errors_before_anything_runs(string line, string message)
     {
         var (code, output, err) = CliTests.Run(line.Split(' '));

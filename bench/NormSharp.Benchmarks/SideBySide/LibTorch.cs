@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using TorchSharp;
 
 namespace NormSharp.Benchmarks.SideBySide;
@@ -46,25 +47,49 @@ public static class LibTorch
     }
 
     /// <summary>
-    /// Debian 12's libstdc++ lacks a symbol TorchSharp 0.107's native library asks for; the shim built by
-    /// enable-torchsharp.sh provides it, but only through LD_PRELOAD, which must be set before the process starts.
-    /// When the shim exists and is not preloaded yet, runs this program again with it and returns the exit code;
-    /// returns null when no restart is needed.
+    /// libtorch's own answer to which CPU kernels it dispatches to ("avx512", "avx2", "default"), or null where it
+    /// cannot be asked. TorchSharp does not expose at::get_cpu_capability(); it is a C++ function returning a
+    /// std::string, called here through its exported name on Linux x64, where a string that short lives inside the
+    /// 32-byte std::string object itself (the result is copied out and nothing is freed).
     /// </summary>
-    public static int? RestartWithShimIfNeeded(string[] args)
+    public static unsafe string? CpuCapability()
     {
+        if (!Available || !OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64) return null;
+        try
+        {
+            IntPtr library = NativeLibrary.Load("libtorch_cpu.so", typeof(torch).Assembly, null);
+            if (!NativeLibrary.TryGetExport(library, "_ZN2at18get_cpu_capabilityB5cxx11Ev", out IntPtr function)) return null;
+            byte* text = stackalloc byte[32];
+            ((delegate* unmanaged<byte*, void>)function)(text); // the returned object is built in the caller's memory
+            byte* characters = *(byte**)text;
+            long length = *(long*)(text + 8);
+            return characters == text + 16 && length is > 0 and < 16 ? System.Text.Encoding.ASCII.GetString(characters, (int)length) : null;
+        }
+        catch (DllNotFoundException) { return null; }
+    }
+
+    /// <summary>
+    /// Starts this program again with the environment it needs before anything loads and returns the child's exit
+    /// code, or returns null when the present environment already has it: on Debian 12 the shim built by
+    /// enable-torchsharp.sh in LD_PRELOAD (its libstdc++ lacks a symbol TorchSharp 0.107's native library asks for),
+    /// and the variables of <paramref name="extra"/> (a vector width's).
+    /// </summary>
+    public static int? RestartIfNeeded(string[] args, IReadOnlyDictionary<string, string> extra)
+    {
+        var missing = extra.Where(v => Environment.GetEnvironmentVariable(v.Key) != v.Value).ToDictionary(v => v.Key, v => v.Value);
         string cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
         string shim = Path.Combine(cache, "torchsharp-debian12", "libiosshim.so");
         string preload = Environment.GetEnvironmentVariable("LD_PRELOAD") ?? "";
-        if (!OperatingSystem.IsLinux() || !File.Exists(shim) || preload.Contains(shim, StringComparison.Ordinal)) return null;
+        if (OperatingSystem.IsLinux() && File.Exists(shim) && !preload.Contains(shim, StringComparison.Ordinal))
+            missing["LD_PRELOAD"] = preload.Length == 0 ? shim : shim + ":" + preload;
         string? host = Environment.ProcessPath;
-        if (host is null) return null;
+        if (missing.Count == 0 || host is null) return null;
         var start = new ProcessStartInfo(host) { UseShellExecute = false };
         // Run as "dotnet NormSharp.Benchmarks.dll …" the host is dotnet and the assembly comes first.
         if (Path.GetFileNameWithoutExtension(host) == "dotnet") start.ArgumentList.Add(typeof(LibTorch).Assembly.Location);
         foreach (string a in args) start.ArgumentList.Add(a);
-        start.Environment["LD_PRELOAD"] = preload.Length == 0 ? shim : shim + ":" + preload;
+        foreach (var (name, value) in missing) start.Environment[name] = value;
         using Process child = Process.Start(start)!;
         child.WaitForExit();
         return child.ExitCode;

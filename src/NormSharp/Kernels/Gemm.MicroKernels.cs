@@ -4,14 +4,17 @@ using System.Runtime.Intrinsics.X86;
 
 namespace NormSharp.Kernels;
 
-/// <summary>Which micro-kernel computes the register tiles. All three compute every element of C as the same chain of
-/// fused multiply-adds over k, so they give bitwise-identical results; only their speed differs.</summary>
+/// <summary>Which micro-kernel computes the register tiles. All of them compute every element of C as the same chain of
+/// multiply-adds over k (fused where the CPU has FMA), so they give bitwise-identical results; only their speed
+/// differs.</summary>
 internal enum GemmKernelPath
 {
     /// <summary>One 12×32 tile held in 24 Vector512 accumulators (AVX-512).</summary>
     Vector512,
     /// <summary>Four 6×16 quarter tiles, each in 12 Vector256 accumulators (AVX2 + FMA).</summary>
     Vector256,
+    /// <summary>Eight 6×8 strips, each in 12 Vector128 accumulators (SSE, or AdvSimd on ARM64).</summary>
+    Vector128,
     /// <summary>Scalar fused multiply-adds, element by element.</summary>
     Scalar,
 }
@@ -28,6 +31,7 @@ internal static partial class Gemm
     internal static GemmKernelPath BestPath =>
         Vector512.IsHardwareAccelerated ? GemmKernelPath.Vector512
         : Vector256.IsHardwareAccelerated && Fma.IsSupported ? GemmKernelPath.Vector256
+        : Vector128.IsHardwareAccelerated ? GemmKernelPath.Vector128
         : GemmKernelPath.Scalar;
 
     /// <summary>C tile (rows × 32, row stride ldc) = (loadC ? C : 0) + Σ_p a[p]ᵀ·b[p], the sum taken from zero, over
@@ -44,148 +48,107 @@ internal static partial class Gemm
             }
         switch (path)
         {
-            case GemmKernelPath.Vector512: Tile512(rows, kc, a, b, c, ldc, loadC); break;
-            case GemmKernelPath.Vector256:
-                // The 12×32 tile as four 6×16 quarters: AVX2 has 16 ymm registers, a quarter needs 15.
-                for (int half = 0; half < TileCols; half += 16)
-                {
-                    Quarter256(Math.Min(rows, 6), kc, a, b + half, c + half, ldc, loadC);
-                    if (rows > 6) Quarter256(rows - 6, kc, a + 6, b + half, c + 6 * ldc + half, ldc, loadC);
-                }
-                break;
+            case GemmKernelPath.Vector512: Tile<Simd512<float>>(rows, kc, a, b, c, ldc, loadC); break;
+            case GemmKernelPath.Vector256: TileInStrips<Simd256<float>>(rows, kc, a, b, c, ldc, loadC); break;
+            case GemmKernelPath.Vector128: TileInStrips<Simd128<float>>(rows, kc, a, b, c, ldc, loadC); break;
             default: TileScalar(rows, kc, a, b, c, ldc, loadC); break;
         }
     }
 
-    private static unsafe void Tile512(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
+    /// <summary>The 12×32 tile as strips of at most 6 rows × two vectors: with 16 vector registers (AVX2, SSE) a strip
+    /// needs 15, its 12 accumulators, two vectors of B and a broadcast of A.</summary>
+    private static unsafe void TileInStrips<TVector>(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
+        where TVector : struct, ISimdVector<TVector, float>
     {
-        switch (rows)
+        for (int column = 0; column < TileCols; column += 2 * TVector.Count)
         {
-            case 1: Tile512<Rows1>(kc, a, b, c, ldc, loadC); break;
-            case 2: Tile512<Rows2>(kc, a, b, c, ldc, loadC); break;
-            case 3: Tile512<Rows3>(kc, a, b, c, ldc, loadC); break;
-            case 4: Tile512<Rows4>(kc, a, b, c, ldc, loadC); break;
-            case 5: Tile512<Rows5>(kc, a, b, c, ldc, loadC); break;
-            case 6: Tile512<Rows6>(kc, a, b, c, ldc, loadC); break;
-            case 7: Tile512<Rows7>(kc, a, b, c, ldc, loadC); break;
-            case 8: Tile512<Rows8>(kc, a, b, c, ldc, loadC); break;
-            case 9: Tile512<Rows9>(kc, a, b, c, ldc, loadC); break;
-            case 10: Tile512<Rows10>(kc, a, b, c, ldc, loadC); break;
-            case 11: Tile512<Rows11>(kc, a, b, c, ldc, loadC); break;
-            case 12: Tile512<Rows12>(kc, a, b, c, ldc, loadC); break;
+            Tile<TVector>(Math.Min(rows, 6), kc, a, b + column, c + column, ldc, loadC);
+            if (rows > 6) Tile<TVector>(rows - 6, kc, a + 6, b + column, c + 6 * ldc + column, ldc, loadC);
         }
     }
 
-    private static unsafe void Quarter256(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
+    private static unsafe void Tile<TVector>(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
+        where TVector : struct, ISimdVector<TVector, float>
     {
         switch (rows)
         {
-            case 1: Quarter256<Rows1>(kc, a, b, c, ldc, loadC); break;
-            case 2: Quarter256<Rows2>(kc, a, b, c, ldc, loadC); break;
-            case 3: Quarter256<Rows3>(kc, a, b, c, ldc, loadC); break;
-            case 4: Quarter256<Rows4>(kc, a, b, c, ldc, loadC); break;
-            case 5: Quarter256<Rows5>(kc, a, b, c, ldc, loadC); break;
-            case 6: Quarter256<Rows6>(kc, a, b, c, ldc, loadC); break;
+            case 1: Tile<Rows1, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 2: Tile<Rows2, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 3: Tile<Rows3, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 4: Tile<Rows4, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 5: Tile<Rows5, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 6: Tile<Rows6, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 7: Tile<Rows7, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 8: Tile<Rows8, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 9: Tile<Rows9, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 10: Tile<Rows10, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 11: Tile<Rows11, TVector>(kc, a, b, c, ldc, loadC); break;
+            case 12: Tile<Rows12, TVector>(kc, a, b, c, ldc, loadC); break;
         }
     }
 
-    /// <summary>The register tile: R rows × 32 columns as 2·R Vector512 accumulators (24 of the 32 zmm registers at
-    /// R = 12), one broadcast of op(A) feeding two FMAs per row and k step. R is a type so that the JIT compiles one
-    /// straight-line kernel per row count, with the unused rows removed.</summary>
+    /// <summary>The register tile: R ≤ 12 rows × two vectors of columns as 2·R accumulators, one broadcast of op(A)
+    /// feeding two multiply-adds per row and k step, reading the packed panels with the full tile's strides. With
+    /// 512-bit vectors it is the whole 12×32 tile in 24 of the 32 zmm registers; narrower widths run it as strips of
+    /// at most 6 rows (see <see cref="TileInStrips"/>). R is a type so that the JIT compiles one straight-line kernel
+    /// per row count and width, with the unused rows removed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Tile512<R>(int kc, float* a, float* b, float* c, nint ldc, bool loadC) where R : struct, IRowCount
+    private static unsafe void Tile<R, TVector>(int kc, float* a, float* b, float* c, nint ldc, bool loadC)
+        where R : struct, IRowCount where TVector : struct, ISimdVector<TVector, float>
     {
-        int rows = R.Value;
-        // cIL, cIH: row I of the tile, columns 0–15 and 16–31.
-        Vector512<float> c0L = default, c0H = default, c1L = default, c1H = default, c2L = default, c2H = default, c3L = default, c3H = default,
+        int rows = R.Value, w = TVector.Count;
+        // cIL, cIH: row I of the tile, its first and second vector of columns.
+        TVector c0L = default, c0H = default, c1L = default, c1H = default, c2L = default, c2H = default, c3L = default, c3H = default,
             c4L = default, c4H = default, c5L = default, c5H = default, c6L = default, c6H = default, c7L = default, c7H = default,
             c8L = default, c8H = default, c9L = default, c9H = default, c10L = default, c10H = default, c11L = default, c11H = default;
         for (int p = 0; p < kc; p++)
         {
-            Vector512<float> bL = Vector512.Load(b), bH = Vector512.Load(b + 16);
-            { var ai = Vector512.Create(a[0]); c0L = Vector512.FusedMultiplyAdd(ai, bL, c0L); c0H = Vector512.FusedMultiplyAdd(ai, bH, c0H); }
-            if (rows > 1) { var ai = Vector512.Create(a[1]); c1L = Vector512.FusedMultiplyAdd(ai, bL, c1L); c1H = Vector512.FusedMultiplyAdd(ai, bH, c1H); }
-            if (rows > 2) { var ai = Vector512.Create(a[2]); c2L = Vector512.FusedMultiplyAdd(ai, bL, c2L); c2H = Vector512.FusedMultiplyAdd(ai, bH, c2H); }
-            if (rows > 3) { var ai = Vector512.Create(a[3]); c3L = Vector512.FusedMultiplyAdd(ai, bL, c3L); c3H = Vector512.FusedMultiplyAdd(ai, bH, c3H); }
-            if (rows > 4) { var ai = Vector512.Create(a[4]); c4L = Vector512.FusedMultiplyAdd(ai, bL, c4L); c4H = Vector512.FusedMultiplyAdd(ai, bH, c4H); }
-            if (rows > 5) { var ai = Vector512.Create(a[5]); c5L = Vector512.FusedMultiplyAdd(ai, bL, c5L); c5H = Vector512.FusedMultiplyAdd(ai, bH, c5H); }
-            if (rows > 6) { var ai = Vector512.Create(a[6]); c6L = Vector512.FusedMultiplyAdd(ai, bL, c6L); c6H = Vector512.FusedMultiplyAdd(ai, bH, c6H); }
-            if (rows > 7) { var ai = Vector512.Create(a[7]); c7L = Vector512.FusedMultiplyAdd(ai, bL, c7L); c7H = Vector512.FusedMultiplyAdd(ai, bH, c7H); }
-            if (rows > 8) { var ai = Vector512.Create(a[8]); c8L = Vector512.FusedMultiplyAdd(ai, bL, c8L); c8H = Vector512.FusedMultiplyAdd(ai, bH, c8H); }
-            if (rows > 9) { var ai = Vector512.Create(a[9]); c9L = Vector512.FusedMultiplyAdd(ai, bL, c9L); c9H = Vector512.FusedMultiplyAdd(ai, bH, c9H); }
-            if (rows > 10) { var ai = Vector512.Create(a[10]); c10L = Vector512.FusedMultiplyAdd(ai, bL, c10L); c10H = Vector512.FusedMultiplyAdd(ai, bH, c10H); }
-            if (rows > 11) { var ai = Vector512.Create(a[11]); c11L = Vector512.FusedMultiplyAdd(ai, bL, c11L); c11H = Vector512.FusedMultiplyAdd(ai, bH, c11H); }
+            TVector bL = TVector.LoadUnsafe(in *b, 0), bH = TVector.LoadUnsafe(in *b, (nuint)w);
+            { var ai = TVector.Create(a[0]); c0L = TVector.MultiplyAdd(ai, bL, c0L); c0H = TVector.MultiplyAdd(ai, bH, c0H); }
+            if (rows > 1) { var ai = TVector.Create(a[1]); c1L = TVector.MultiplyAdd(ai, bL, c1L); c1H = TVector.MultiplyAdd(ai, bH, c1H); }
+            if (rows > 2) { var ai = TVector.Create(a[2]); c2L = TVector.MultiplyAdd(ai, bL, c2L); c2H = TVector.MultiplyAdd(ai, bH, c2H); }
+            if (rows > 3) { var ai = TVector.Create(a[3]); c3L = TVector.MultiplyAdd(ai, bL, c3L); c3H = TVector.MultiplyAdd(ai, bH, c3H); }
+            if (rows > 4) { var ai = TVector.Create(a[4]); c4L = TVector.MultiplyAdd(ai, bL, c4L); c4H = TVector.MultiplyAdd(ai, bH, c4H); }
+            if (rows > 5) { var ai = TVector.Create(a[5]); c5L = TVector.MultiplyAdd(ai, bL, c5L); c5H = TVector.MultiplyAdd(ai, bH, c5H); }
+            if (rows > 6) { var ai = TVector.Create(a[6]); c6L = TVector.MultiplyAdd(ai, bL, c6L); c6H = TVector.MultiplyAdd(ai, bH, c6H); }
+            if (rows > 7) { var ai = TVector.Create(a[7]); c7L = TVector.MultiplyAdd(ai, bL, c7L); c7H = TVector.MultiplyAdd(ai, bH, c7H); }
+            if (rows > 8) { var ai = TVector.Create(a[8]); c8L = TVector.MultiplyAdd(ai, bL, c8L); c8H = TVector.MultiplyAdd(ai, bH, c8H); }
+            if (rows > 9) { var ai = TVector.Create(a[9]); c9L = TVector.MultiplyAdd(ai, bL, c9L); c9H = TVector.MultiplyAdd(ai, bH, c9H); }
+            if (rows > 10) { var ai = TVector.Create(a[10]); c10L = TVector.MultiplyAdd(ai, bL, c10L); c10H = TVector.MultiplyAdd(ai, bH, c10H); }
+            if (rows > 11) { var ai = TVector.Create(a[11]); c11L = TVector.MultiplyAdd(ai, bL, c11L); c11H = TVector.MultiplyAdd(ai, bH, c11H); }
             a += TileRows;
             b += TileCols;
         }
         if (loadC)
         {
-            { c0L += Vector512.Load(c + 0 * ldc); c0H += Vector512.Load(c + 0 * ldc + 16); }
-            if (rows > 1) { c1L += Vector512.Load(c + 1 * ldc); c1H += Vector512.Load(c + 1 * ldc + 16); }
-            if (rows > 2) { c2L += Vector512.Load(c + 2 * ldc); c2H += Vector512.Load(c + 2 * ldc + 16); }
-            if (rows > 3) { c3L += Vector512.Load(c + 3 * ldc); c3H += Vector512.Load(c + 3 * ldc + 16); }
-            if (rows > 4) { c4L += Vector512.Load(c + 4 * ldc); c4H += Vector512.Load(c + 4 * ldc + 16); }
-            if (rows > 5) { c5L += Vector512.Load(c + 5 * ldc); c5H += Vector512.Load(c + 5 * ldc + 16); }
-            if (rows > 6) { c6L += Vector512.Load(c + 6 * ldc); c6H += Vector512.Load(c + 6 * ldc + 16); }
-            if (rows > 7) { c7L += Vector512.Load(c + 7 * ldc); c7H += Vector512.Load(c + 7 * ldc + 16); }
-            if (rows > 8) { c8L += Vector512.Load(c + 8 * ldc); c8H += Vector512.Load(c + 8 * ldc + 16); }
-            if (rows > 9) { c9L += Vector512.Load(c + 9 * ldc); c9H += Vector512.Load(c + 9 * ldc + 16); }
-            if (rows > 10) { c10L += Vector512.Load(c + 10 * ldc); c10H += Vector512.Load(c + 10 * ldc + 16); }
-            if (rows > 11) { c11L += Vector512.Load(c + 11 * ldc); c11H += Vector512.Load(c + 11 * ldc + 16); }
+            { c0L += TVector.LoadUnsafe(in c[0 * ldc], 0); c0H += TVector.LoadUnsafe(in c[0 * ldc], (nuint)w); }
+            if (rows > 1) { c1L += TVector.LoadUnsafe(in c[1 * ldc], 0); c1H += TVector.LoadUnsafe(in c[1 * ldc], (nuint)w); }
+            if (rows > 2) { c2L += TVector.LoadUnsafe(in c[2 * ldc], 0); c2H += TVector.LoadUnsafe(in c[2 * ldc], (nuint)w); }
+            if (rows > 3) { c3L += TVector.LoadUnsafe(in c[3 * ldc], 0); c3H += TVector.LoadUnsafe(in c[3 * ldc], (nuint)w); }
+            if (rows > 4) { c4L += TVector.LoadUnsafe(in c[4 * ldc], 0); c4H += TVector.LoadUnsafe(in c[4 * ldc], (nuint)w); }
+            if (rows > 5) { c5L += TVector.LoadUnsafe(in c[5 * ldc], 0); c5H += TVector.LoadUnsafe(in c[5 * ldc], (nuint)w); }
+            if (rows > 6) { c6L += TVector.LoadUnsafe(in c[6 * ldc], 0); c6H += TVector.LoadUnsafe(in c[6 * ldc], (nuint)w); }
+            if (rows > 7) { c7L += TVector.LoadUnsafe(in c[7 * ldc], 0); c7H += TVector.LoadUnsafe(in c[7 * ldc], (nuint)w); }
+            if (rows > 8) { c8L += TVector.LoadUnsafe(in c[8 * ldc], 0); c8H += TVector.LoadUnsafe(in c[8 * ldc], (nuint)w); }
+            if (rows > 9) { c9L += TVector.LoadUnsafe(in c[9 * ldc], 0); c9H += TVector.LoadUnsafe(in c[9 * ldc], (nuint)w); }
+            if (rows > 10) { c10L += TVector.LoadUnsafe(in c[10 * ldc], 0); c10H += TVector.LoadUnsafe(in c[10 * ldc], (nuint)w); }
+            if (rows > 11) { c11L += TVector.LoadUnsafe(in c[11 * ldc], 0); c11H += TVector.LoadUnsafe(in c[11 * ldc], (nuint)w); }
         }
-        { c0L.Store(c + 0 * ldc); c0H.Store(c + 0 * ldc + 16); }
-        if (rows > 1) { c1L.Store(c + 1 * ldc); c1H.Store(c + 1 * ldc + 16); }
-        if (rows > 2) { c2L.Store(c + 2 * ldc); c2H.Store(c + 2 * ldc + 16); }
-        if (rows > 3) { c3L.Store(c + 3 * ldc); c3H.Store(c + 3 * ldc + 16); }
-        if (rows > 4) { c4L.Store(c + 4 * ldc); c4H.Store(c + 4 * ldc + 16); }
-        if (rows > 5) { c5L.Store(c + 5 * ldc); c5H.Store(c + 5 * ldc + 16); }
-        if (rows > 6) { c6L.Store(c + 6 * ldc); c6H.Store(c + 6 * ldc + 16); }
-        if (rows > 7) { c7L.Store(c + 7 * ldc); c7H.Store(c + 7 * ldc + 16); }
-        if (rows > 8) { c8L.Store(c + 8 * ldc); c8H.Store(c + 8 * ldc + 16); }
-        if (rows > 9) { c9L.Store(c + 9 * ldc); c9H.Store(c + 9 * ldc + 16); }
-        if (rows > 10) { c10L.Store(c + 10 * ldc); c10H.Store(c + 10 * ldc + 16); }
-        if (rows > 11) { c11L.Store(c + 11 * ldc); c11H.Store(c + 11 * ldc + 16); }
+        { c0L.StoreUnsafe(ref c[0 * ldc], 0); c0H.StoreUnsafe(ref c[0 * ldc], (nuint)w); }
+        if (rows > 1) { c1L.StoreUnsafe(ref c[1 * ldc], 0); c1H.StoreUnsafe(ref c[1 * ldc], (nuint)w); }
+        if (rows > 2) { c2L.StoreUnsafe(ref c[2 * ldc], 0); c2H.StoreUnsafe(ref c[2 * ldc], (nuint)w); }
+        if (rows > 3) { c3L.StoreUnsafe(ref c[3 * ldc], 0); c3H.StoreUnsafe(ref c[3 * ldc], (nuint)w); }
+        if (rows > 4) { c4L.StoreUnsafe(ref c[4 * ldc], 0); c4H.StoreUnsafe(ref c[4 * ldc], (nuint)w); }
+        if (rows > 5) { c5L.StoreUnsafe(ref c[5 * ldc], 0); c5H.StoreUnsafe(ref c[5 * ldc], (nuint)w); }
+        if (rows > 6) { c6L.StoreUnsafe(ref c[6 * ldc], 0); c6H.StoreUnsafe(ref c[6 * ldc], (nuint)w); }
+        if (rows > 7) { c7L.StoreUnsafe(ref c[7 * ldc], 0); c7H.StoreUnsafe(ref c[7 * ldc], (nuint)w); }
+        if (rows > 8) { c8L.StoreUnsafe(ref c[8 * ldc], 0); c8H.StoreUnsafe(ref c[8 * ldc], (nuint)w); }
+        if (rows > 9) { c9L.StoreUnsafe(ref c[9 * ldc], 0); c9H.StoreUnsafe(ref c[9 * ldc], (nuint)w); }
+        if (rows > 10) { c10L.StoreUnsafe(ref c[10 * ldc], 0); c10H.StoreUnsafe(ref c[10 * ldc], (nuint)w); }
+        if (rows > 11) { c11L.StoreUnsafe(ref c[11 * ldc], 0); c11H.StoreUnsafe(ref c[11 * ldc], (nuint)w); }
     }
 
-    /// <summary>A quarter tile: R ≤ 6 rows × 16 columns as 2·R Vector256 accumulators, reading the packed panels with
-    /// the full tile's strides.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Quarter256<R>(int kc, float* a, float* b, float* c, nint ldc, bool loadC) where R : struct, IRowCount
-    {
-        int rows = R.Value;
-        // cIL, cIH: row I of the tile, columns 0–7 and 8–15.
-        Vector256<float> c0L = default, c0H = default, c1L = default, c1H = default, c2L = default, c2H = default, c3L = default, c3H = default,
-            c4L = default, c4H = default, c5L = default, c5H = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector256<float> bL = Vector256.Load(b), bH = Vector256.Load(b + 8);
-            { var ai = Vector256.Create(a[0]); c0L = Vector256.FusedMultiplyAdd(ai, bL, c0L); c0H = Vector256.FusedMultiplyAdd(ai, bH, c0H); }
-            if (rows > 1) { var ai = Vector256.Create(a[1]); c1L = Vector256.FusedMultiplyAdd(ai, bL, c1L); c1H = Vector256.FusedMultiplyAdd(ai, bH, c1H); }
-            if (rows > 2) { var ai = Vector256.Create(a[2]); c2L = Vector256.FusedMultiplyAdd(ai, bL, c2L); c2H = Vector256.FusedMultiplyAdd(ai, bH, c2H); }
-            if (rows > 3) { var ai = Vector256.Create(a[3]); c3L = Vector256.FusedMultiplyAdd(ai, bL, c3L); c3H = Vector256.FusedMultiplyAdd(ai, bH, c3H); }
-            if (rows > 4) { var ai = Vector256.Create(a[4]); c4L = Vector256.FusedMultiplyAdd(ai, bL, c4L); c4H = Vector256.FusedMultiplyAdd(ai, bH, c4H); }
-            if (rows > 5) { var ai = Vector256.Create(a[5]); c5L = Vector256.FusedMultiplyAdd(ai, bL, c5L); c5H = Vector256.FusedMultiplyAdd(ai, bH, c5H); }
-            a += TileRows;
-            b += TileCols;
-        }
-        if (loadC)
-        {
-            { c0L += Vector256.Load(c + 0 * ldc); c0H += Vector256.Load(c + 0 * ldc + 8); }
-            if (rows > 1) { c1L += Vector256.Load(c + 1 * ldc); c1H += Vector256.Load(c + 1 * ldc + 8); }
-            if (rows > 2) { c2L += Vector256.Load(c + 2 * ldc); c2H += Vector256.Load(c + 2 * ldc + 8); }
-            if (rows > 3) { c3L += Vector256.Load(c + 3 * ldc); c3H += Vector256.Load(c + 3 * ldc + 8); }
-            if (rows > 4) { c4L += Vector256.Load(c + 4 * ldc); c4H += Vector256.Load(c + 4 * ldc + 8); }
-            if (rows > 5) { c5L += Vector256.Load(c + 5 * ldc); c5H += Vector256.Load(c + 5 * ldc + 8); }
-        }
-        { c0L.Store(c + 0 * ldc); c0H.Store(c + 0 * ldc + 8); }
-        if (rows > 1) { c1L.Store(c + 1 * ldc); c1H.Store(c + 1 * ldc + 8); }
-        if (rows > 2) { c2L.Store(c + 2 * ldc); c2H.Store(c + 2 * ldc + 8); }
-        if (rows > 3) { c3L.Store(c + 3 * ldc); c3H.Store(c + 3 * ldc + 8); }
-        if (rows > 4) { c4L.Store(c + 4 * ldc); c4H.Store(c + 4 * ldc + 8); }
-        if (rows > 5) { c5L.Store(c + 5 * ldc); c5H.Store(c + 5 * ldc + 8); }
-    }
-
-    /// <summary>The same fused multiply-add chain per element, without vectors.</summary>
+    /// <summary>The same multiply-add chain per element, without vectors.</summary>
     private static unsafe void TileScalar(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
     {
         for (int i = 0; i < rows; i++)
@@ -193,7 +156,7 @@ internal static partial class Gemm
             {
                 float sum = 0f;
                 for (int p = 0; p < kc; p++)
-                    sum = MathF.FusedMultiplyAdd(a[p * TileRows + i], b[p * TileCols + j], sum);
+                    sum = float.MultiplyAddEstimate(a[p * TileRows + i], b[p * TileCols + j], sum);
                 c[i * ldc + j] = loadC ? c[i * ldc + j] + sum : sum;
             }
     }

@@ -13,8 +13,9 @@ namespace NormSharp.Kernels;
 // a float32 channel of a million values with mean 1e4 sums without losing its low digits, while the inner loops stay
 // one add (or one fused multiply-add) per vector. A span that is not a whole number of vectors ends with the vector
 // that ends with the span: reductions zero the lanes they have already counted, and element-wise steps store only
-// the lanes not yet written, so that no element is ever handled one at a time. Spans shorter than one vector, and
-// machines without AVX-512, use the scalar forms.
+// the lanes not yet written, so that no element is ever handled one at a time. Every step is written once against
+// ISimdVector (SimdVector.cs) and runs at the widest vector width the machine has (512, 256 or 128 bits); spans
+// shorter than one vector use the scalar forms. Results are identical for a given width and thread count.
 
 /// <summary>Where the runs of one group lie: <see cref="Count"/> runs of <see cref="Length"/> contiguous elements,
 /// run a starting at <see cref="First"/> + a·<see cref="Stride"/> (BatchNorm's channel: one run per sample).</summary>
@@ -29,19 +30,19 @@ internal interface ICoefficient<T> where T : unmanaged
 {
     T At(int i);
 
-    Vector512<T> VectorAt(int i);
+    TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T>;
 }
 
 /// <summary>The same value for every element (a channel's scale in BatchNorm).</summary>
 internal readonly struct Uniform<T>(T value) : ICoefficient<T> where T : unmanaged
 {
-    private readonly Vector512<T> _vector = Vector512.Create(value);
+    private readonly T _value = value;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public T At(int i) => value;
+    public T At(int i) => _value;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector512<T> VectorAt(int i) => _vector;
+    public TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T> => TVector.Create(_value);
 }
 
 /// <summary>One value per element (per-column scales when the channels are the contiguous axis, γ along a row).</summary>
@@ -53,7 +54,7 @@ internal readonly ref struct PerElement<T>(ReadOnlySpan<T> values) : ICoefficien
     public T At(int i) => _values[i];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector512<T> VectorAt(int i) => Vector512.LoadUnsafe(ref MemoryMarshal.GetReference(_values), (nuint)i);
+    public TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T> => NormalizationSimd.Load<T, TVector>(_values, i);
 }
 
 /// <summary>An element-wise step out[i] = f(i) of the inputs it holds, in a scalar and a vector form (the vector of
@@ -62,7 +63,7 @@ internal interface IElementwise<T> where T : unmanaged
 {
     T At(int i);
 
-    Vector512<T> VectorAt(int i);
+    TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T>;
 }
 
 /// <summary>y = (x − center)·scale + shift: one subtraction and one fused multiply-add per element. Subtracting the
@@ -75,11 +76,11 @@ internal readonly ref struct ShiftScale<T, TCoefficient>(ReadOnlySpan<T> x, TCoe
     private readonly TCoefficient _center = center, _scale = scale, _shift = shift;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public T At(int i) => T.FusedMultiplyAdd(_x[i] - _center.At(i), _scale.At(i), _shift.At(i));
+    public T At(int i) => T.MultiplyAddEstimate(_x[i] - _center.At(i), _scale.At(i), _shift.At(i));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector512<T> VectorAt(int i) =>
-        NormalizationSimd.MultiplyAdd(NormalizationSimd.Load(_x, i) - _center.VectorAt(i), _scale.VectorAt(i), _shift.VectorAt(i));
+    public TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T> =>
+        TVector.MultiplyAdd(NormalizationSimd.Load<T, TVector>(_x, i) - _center.VectorAt<TVector>(i), _scale.VectorAt<TVector>(i), _shift.VectorAt<TVector>(i));
 }
 
 /// <summary>y = ((x − center)·scale + shift)·γᵢ + βᵢ: a row of LayerNorm or RMSNorm, normalized and given its
@@ -93,10 +94,11 @@ internal readonly ref struct ShiftScaleAffine<T, TWeight, TBias>(ReadOnlySpan<T>
     private readonly TBias _bias = bias;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public T At(int i) => T.FusedMultiplyAdd(_normalize.At(i), _weight.At(i), _bias.At(i));
+    public T At(int i) => T.MultiplyAddEstimate(_normalize.At(i), _weight.At(i), _bias.At(i));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector512<T> VectorAt(int i) => NormalizationSimd.MultiplyAdd(_normalize.VectorAt(i), _weight.VectorAt(i), _bias.VectorAt(i));
+    public TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T> =>
+        TVector.MultiplyAdd(_normalize.VectorAt<TVector>(i), _weight.VectorAt<TVector>(i), _bias.VectorAt<TVector>(i));
 }
 
 /// <summary>dx = dy·a + (x − center)·k + l: the normalization backward pass once its reductions are known.</summary>
@@ -107,11 +109,12 @@ internal readonly ref struct GradientFromSums<T, TCoefficient>(ReadOnlySpan<T> d
     private readonly TCoefficient _a = a, _center = center, _k = k, _l = l;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public T At(int i) => T.FusedMultiplyAdd(_dy[i], _a.At(i), T.FusedMultiplyAdd(_x[i] - _center.At(i), _k.At(i), _l.At(i)));
+    public T At(int i) => T.MultiplyAddEstimate(_dy[i], _a.At(i), T.MultiplyAddEstimate(_x[i] - _center.At(i), _k.At(i), _l.At(i)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector512<T> VectorAt(int i) => NormalizationSimd.MultiplyAdd(NormalizationSimd.Load(_dy, i), _a.VectorAt(i),
-        NormalizationSimd.MultiplyAdd(NormalizationSimd.Load(_x, i) - _center.VectorAt(i), _k.VectorAt(i), _l.VectorAt(i)));
+    public TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T> =>
+        TVector.MultiplyAdd(NormalizationSimd.Load<T, TVector>(_dy, i), _a.VectorAt<TVector>(i),
+        TVector.MultiplyAdd(NormalizationSimd.Load<T, TVector>(_x, i) - _center.VectorAt<TVector>(i), _k.VectorAt<TVector>(i), _l.VectorAt<TVector>(i)));
 }
 
 /// <summary>The row path's dx = g·a + x̂·k + l with g = dy·γ and x̂ = (x − center)·scale + shift formed again from the
@@ -125,13 +128,19 @@ internal readonly ref struct RowGradient<T, TWeight>(ReadOnlySpan<T> dy, ReadOnl
     private readonly Uniform<T> _a = new(a), _k = new(k), _l = new(l);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public T At(int i) => T.FusedMultiplyAdd(_dy[i] * _weight.At(i), _a.At(i), T.FusedMultiplyAdd(_xhat.At(i), _k.At(i), _l.At(i)));
+    public T At(int i) => T.MultiplyAddEstimate(_dy[i] * _weight.At(i), _a.At(i), T.MultiplyAddEstimate(_xhat.At(i), _k.At(i), _l.At(i)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector512<T> VectorAt(int i) => NormalizationSimd.MultiplyAdd(NormalizationSimd.Load(_dy, i) * _weight.VectorAt(i), _a.VectorAt(i),
-        NormalizationSimd.MultiplyAdd(_xhat.VectorAt(i), _k.VectorAt(i), _l.VectorAt(i)));
+    public TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T> =>
+        TVector.MultiplyAdd(NormalizationSimd.Load<T, TVector>(_dy, i) * _weight.VectorAt<TVector>(i), _a.VectorAt<TVector>(i),
+        TVector.MultiplyAdd(_xhat.VectorAt<TVector>(i), _k.VectorAt<TVector>(i), _l.VectorAt<TVector>(i)));
 }
 
+
+/// <summary>The reductions and the write driver of the normalization kernels. Each public method without vector type
+/// parameters runs its width-generic form at the widest width the machine accelerates (inlined, so the choice costs
+/// nothing: the JIT knows the width, and a caller that walks thousands of short runs pays no extra call); the generic
+/// forms are callable at any width (the tests run every width on any machine).</summary>
 internal static class NormalizationSimd
 {
     /// <summary>Vectors summed in the element type before the partial sums move to float64 (in two accumulators
@@ -142,66 +151,49 @@ internal static class NormalizationSimd
     public const int BlockRows = 16;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<T> Load<T>(ReadOnlySpan<T> span, int i) => Vector512.LoadUnsafe(ref MemoryMarshal.GetReference(span), (nuint)i);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<T> MultiplyAdd<T>(Vector512<T> a, Vector512<T> b, Vector512<T> c)
-    {
-        if (typeof(T) == typeof(float)) return Vector512.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>();
-        if (typeof(T) == typeof(double)) return Vector512.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
-        return a * b + c;
-    }
-
-    /// <summary>A mask of the lanes from <paramref name="first"/> on: the lanes of a span's last vector that the
-    /// whole vectors before it have not covered.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> LanesFrom<T>(int first)
-    {
-        if (typeof(T) == typeof(float)) return Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(first)).As<int, T>();
-        if (typeof(T) == typeof(double)) return Vector512.GreaterThanOrEqual(Vector512<long>.Indices, Vector512.Create((long)first)).As<long, T>();
-        throw new NotSupportedException(typeof(T).Name);
-    }
+    public static TVector Load<T, TVector>(ReadOnlySpan<T> span, int i) where T : unmanaged where TVector : struct, ISimdVector<TVector, T> =>
+        TVector.LoadUnsafe(in MemoryMarshal.GetReference(span), (nuint)i);
 
     /// <summary>The lanes of <paramref name="v"/> widened to float64 and added pairwise (float32 widens exactly).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<double> Widened<T>(Vector512<T> v)
-    {
-        if (typeof(T) != typeof(float)) return v.AsDouble();
-        var (lower, upper) = Vector512.Widen(v.AsSingle());
-        return lower + upper;
-    }
+    private static TWide Widened<T, TVector, TWide>(TVector v) where T : unmanaged
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double> =>
+        TVector.Count == TWide.Count ? TVector.WidenLower(v) : TVector.WidenLower(v) + TVector.WidenUpper(v);
 
-    /// <summary>total[j..] += the lanes of <paramref name="v"/>, widened to float64 (8 or 16 columns).</summary>
+    /// <summary>total[j..] += the lanes of <paramref name="v"/>, widened to float64.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddWidened<T>(Span<double> total, int j, Vector512<T> v)
+    private static void AddWidened<T, TVector, TWide>(Span<double> total, int j, TVector v) where T : unmanaged
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
         ref double t = ref MemoryMarshal.GetReference(total);
-        if (typeof(T) == typeof(float))
-        {
-            var (lower, upper) = Vector512.Widen(v.AsSingle());
-            (Vector512.LoadUnsafe(ref t, (nuint)j) + lower).StoreUnsafe(ref t, (nuint)j);
-            (Vector512.LoadUnsafe(ref t, (nuint)(j + 8)) + upper).StoreUnsafe(ref t, (nuint)(j + 8));
-        }
-        else (Vector512.LoadUnsafe(ref t, (nuint)j) + v.AsDouble()).StoreUnsafe(ref t, (nuint)j);
+        (TWide.LoadUnsafe(in t, (nuint)j) + TVector.WidenLower(v)).StoreUnsafe(ref t, (nuint)j);
+        if (TVector.Count > TWide.Count)
+            (TWide.LoadUnsafe(in t, (nuint)(j + TWide.Count)) + TVector.WidenUpper(v)).StoreUnsafe(ref t, (nuint)(j + TWide.Count));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static double Wide<T>(T value) where T : IFloatingPointIeee754<T> => double.CreateTruncating(value);
 
-    private static bool Vectorizes<T>(int length) => Vector512.IsHardwareAccelerated && length >= Vector512<T>.Count;
-
     /// <summary>Σ xᵢ over the runs of a group, prefetching each run while the one before it is summed: the runs of a
     /// BatchNorm channel are far apart in memory and the hardware prefetcher would restart at each.</summary>
-    public static double Sum<T>(ReadOnlySpan<T> x, Runs runs) where T : unmanaged, IFloatingPointIeee754<T>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static double Sum<T>(ReadOnlySpan<T> x, Runs runs) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Vector512.IsHardwareAccelerated ? Sum<T, Simd512<T>, Simd512<double>>(x, runs)
+        : Vector256.IsHardwareAccelerated ? Sum<T, Simd256<T>, Simd256<double>>(x, runs)
+        : Sum<T, Simd128<T>, Simd128<double>>(x, runs);
+
+    /// <inheritdoc cref="Sum{T}(ReadOnlySpan{T}, Runs)"/>
+    public static double Sum<T, TVector, TWide>(ReadOnlySpan<T> x, Runs runs) where T : unmanaged, IFloatingPointIeee754<T>
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
-        int width = Vector512<T>.Count, whole = runs.Length - runs.Length % width;
+        int width = TVector.Count, whole = runs.Length - runs.Length % width;
         double scalarTotal = 0;
-        Vector512<double> total = Vector512<double>.Zero;
+        TWide total = TWide.Zero;
         for (int r = 0; r < runs.Count; r++)
         {
             ReadOnlySpan<T> run = x.Slice(runs.Start(r), runs.Length);
             if (r + 1 < runs.Count) Prefetch(x.Slice(runs.Start(r + 1), runs.Length));
-            if (!Vectorizes<T>(run.Length))
+            if (run.Length < width)
             {
                 foreach (T value in run) scalarTotal += Wide(value);
                 continue;
@@ -209,19 +201,19 @@ internal static class NormalizationSimd
             for (int block = 0; block < whole; block += BlockVectors * width)
             {
                 int end = Math.Min(whole, block + BlockVectors * width), i = block;
-                Vector512<T> s0 = Vector512<T>.Zero, s1 = s0;
+                TVector s0 = TVector.Zero, s1 = s0;
                 for (; i < end - width; i += 2 * width)
                 {
-                    s0 += Load(run, i);
-                    s1 += Load(run, i + width);
+                    s0 += Load<T, TVector>(run, i);
+                    s1 += Load<T, TVector>(run, i + width);
                 }
-                if (i < end) s0 += Load(run, i);
-                total += Widened(s0 + s1);
+                if (i < end) s0 += Load<T, TVector>(run, i);
+                total += Widened<T, TVector, TWide>(s0 + s1);
             }
             if (whole < run.Length)
-                total += Widened(Vector512.ConditionalSelect(LanesFrom<T>(whole - run.Length + width), Load(run, run.Length - width), Vector512<T>.Zero));
+                total += Widened<T, TVector, TWide>(TVector.ConditionalSelect(TVector.LanesFrom(whole - run.Length + width), Load<T, TVector>(run, run.Length - width), TVector.Zero));
         }
-        return scalarTotal + Vector512.Sum(total);
+        return scalarTotal + TWide.Sum(total);
     }
 
     /// <summary>
@@ -230,19 +222,28 @@ internal static class NormalizationSimd
     /// mean = c + S₁/n, variance = S₂/n − (S₁/n)². With a = dy, p = 0, b = x and q = c it gives the two reductions
     /// of the backward pass, Σ dy and Σ dy·(x − c).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (double Sum, double SumOfProducts) CenteredSums<T>(ReadOnlySpan<T> a, T centerA, ReadOnlySpan<T> b, T centerB, Runs runs)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        Vector512.IsHardwareAccelerated ? CenteredSums<T, Simd512<T>, Simd512<double>>(a, centerA, b, centerB, runs)
+        : Vector256.IsHardwareAccelerated ? CenteredSums<T, Simd256<T>, Simd256<double>>(a, centerA, b, centerB, runs)
+        : CenteredSums<T, Simd128<T>, Simd128<double>>(a, centerA, b, centerB, runs);
+
+    /// <inheritdoc cref="CenteredSums{T}(ReadOnlySpan{T}, T, ReadOnlySpan{T}, T, Runs)"/>
+    public static (double Sum, double SumOfProducts) CenteredSums<T, TVector, TWide>(ReadOnlySpan<T> a, T centerA, ReadOnlySpan<T> b, T centerB, Runs runs)
         where T : unmanaged, IFloatingPointIeee754<T>
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
-        int width = Vector512<T>.Count, whole = runs.Length - runs.Length % width;
+        int width = TVector.Count, whole = runs.Length - runs.Length % width;
         double scalarSum = 0, scalarProducts = 0;
-        Vector512<double> sum = Vector512<double>.Zero, products = sum;
-        Vector512<T> p = Vector512.Create(centerA), q = Vector512.Create(centerB);
+        TWide sum = TWide.Zero, products = sum;
+        TVector p = TVector.Create(centerA), q = TVector.Create(centerB);
         // The variance's sums read one span: (x − c)² needs no second load.
         bool squares = Unsafe.AreSame(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b)) && centerA == centerB;
         for (int r = 0; r < runs.Count; r++)
         {
             ReadOnlySpan<T> runA = a.Slice(runs.Start(r), runs.Length), runB = b.Slice(runs.Start(r), runs.Length);
-            if (!Vectorizes<T>(runA.Length))
+            if (runA.Length < width)
             {
                 for (int i = 0; i < runA.Length; i++)
                 {
@@ -255,33 +256,33 @@ internal static class NormalizationSimd
             for (int block = 0; block < whole; block += BlockVectors * width)
             {
                 int end = Math.Min(whole, block + BlockVectors * width), i = block;
-                Vector512<T> s0 = Vector512<T>.Zero, s1 = s0, m0 = s0, m1 = s0;
+                TVector s0 = TVector.Zero, s1 = s0, m0 = s0, m1 = s0;
                 for (; i < end - width; i += 2 * width)
                 {
-                    Vector512<T> a0 = Load(runA, i) - p, a1 = Load(runA, i + width) - p;
+                    TVector a0 = Load<T, TVector>(runA, i) - p, a1 = Load<T, TVector>(runA, i + width) - p;
                     s0 += a0;
                     s1 += a1;
-                    m0 = MultiplyAdd(a0, squares ? a0 : Load(runB, i) - q, m0);
-                    m1 = MultiplyAdd(a1, squares ? a1 : Load(runB, i + width) - q, m1);
+                    m0 = TVector.MultiplyAdd(a0, squares ? a0 : Load<T, TVector>(runB, i) - q, m0);
+                    m1 = TVector.MultiplyAdd(a1, squares ? a1 : Load<T, TVector>(runB, i + width) - q, m1);
                 }
                 if (i < end)
                 {
-                    Vector512<T> a0 = Load(runA, i) - p;
+                    TVector a0 = Load<T, TVector>(runA, i) - p;
                     s0 += a0;
-                    m0 = MultiplyAdd(a0, squares ? a0 : Load(runB, i) - q, m0);
+                    m0 = TVector.MultiplyAdd(a0, squares ? a0 : Load<T, TVector>(runB, i) - q, m0);
                 }
-                sum += Widened(s0 + s1);
-                products += Widened(m0 + m1);
+                sum += Widened<T, TVector, TWide>(s0 + s1);
+                products += Widened<T, TVector, TWide>(m0 + m1);
             }
             if (whole < runA.Length)
             {
                 int last = runA.Length - width;
-                Vector512<T> tail = Vector512.ConditionalSelect(LanesFrom<T>(whole - last), Load(runA, last) - p, Vector512<T>.Zero);
-                sum += Widened(tail);
-                products += Widened(tail * (Load(runB, last) - q));
+                TVector tail = TVector.ConditionalSelect(TVector.LanesFrom(whole - last), Load<T, TVector>(runA, last) - p, TVector.Zero);
+                sum += Widened<T, TVector, TWide>(tail);
+                products += Widened<T, TVector, TWide>(tail * (Load<T, TVector>(runB, last) - q));
             }
         }
-        return (scalarSum + Vector512.Sum(sum), scalarProducts + Vector512.Sum(products));
+        return (scalarSum + TWide.Sum(sum), scalarProducts + TWide.Sum(products));
     }
 
     /// <summary>
@@ -289,14 +290,24 @@ internal static class NormalizationSimd
     /// and, unless <paramref name="columnDy"/> is empty, columnDy[i] += dyᵢ and columnDyXhat[i] += dyᵢ·x̂ᵢ: the row's
     /// share of dβ and dγ, kept in the element type for a few rows by the caller.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (double SumG, double SumGXhat) RowGradientSums<T, TWeight>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, TWeight weight,
         T center, T scale, T shift, Span<T> columnDy, Span<T> columnDyXhat)
+        where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct =>
+        Vector512.IsHardwareAccelerated ? RowGradientSums<T, TWeight, Simd512<T>, Simd512<double>>(dy, x, weight, center, scale, shift, columnDy, columnDyXhat)
+        : Vector256.IsHardwareAccelerated ? RowGradientSums<T, TWeight, Simd256<T>, Simd256<double>>(dy, x, weight, center, scale, shift, columnDy, columnDyXhat)
+        : RowGradientSums<T, TWeight, Simd128<T>, Simd128<double>>(dy, x, weight, center, scale, shift, columnDy, columnDyXhat);
+
+    /// <inheritdoc cref="RowGradientSums{T, TWeight}(ReadOnlySpan{T}, ReadOnlySpan{T}, TWeight, T, T, T, Span{T}, Span{T})"/>
+    public static (double SumG, double SumGXhat) RowGradientSums<T, TWeight, TVector, TWide>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, TWeight weight,
+        T center, T scale, T shift, Span<T> columnDy, Span<T> columnDyXhat)
         where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
         var xhat = new ShiftScale<T, Uniform<T>>(x, new(center), new(scale), new(shift));
         bool columns = !columnDy.IsEmpty;
-        int width = Vector512<T>.Count, length = dy.Length;
-        if (!Vectorizes<T>(length))
+        int width = TVector.Count, length = dy.Length;
+        if (length < width)
         {
             double sumG = 0, sumGXhat = 0;
             for (int i = 0; i < length; i++)
@@ -306,16 +317,16 @@ internal static class NormalizationSimd
                 sumGXhat += Wide(g) * Wide(h);
                 if (!columns) continue;
                 columnDy[i] += dy[i];
-                columnDyXhat[i] = T.FusedMultiplyAdd(dy[i], h, columnDyXhat[i]);
+                columnDyXhat[i] = T.MultiplyAddEstimate(dy[i], h, columnDyXhat[i]);
             }
             return (sumG, sumGXhat);
         }
-        Vector512<double> sum = Vector512<double>.Zero, products = sum;
+        TWide sum = TWide.Zero, products = sum;
         int whole = length - length % width;
         for (int block = 0; block < whole; block += BlockVectors * width)
         {
             // Two pairs of accumulators, so that each sum waits on the add before last.
-            Vector512<T> s = Vector512<T>.Zero, m = s, otherS = s, otherM = s;
+            TVector s = TVector.Zero, m = s, otherS = s, otherM = s;
             int i = block, end = Math.Min(whole, block + BlockVectors * width);
             for (; i < end - width; i += 2 * width)
             {
@@ -323,50 +334,60 @@ internal static class NormalizationSimd
                 RowGradientStep(dy, xhat, weight, columnDy, columnDyXhat, i + width, ref otherS, ref otherM);
             }
             if (i < end) RowGradientStep(dy, xhat, weight, columnDy, columnDyXhat, i, ref s, ref m);
-            sum += Widened(s + otherS);
-            products += Widened(m + otherM);
+            sum += Widened<T, TVector, TWide>(s + otherS);
+            products += Widened<T, TVector, TWide>(m + otherM);
         }
         if (whole < length)
         {
             int last = length - width;
-            Vector512<T> lanes = LanesFrom<T>(whole - last);
-            Vector512<T> d = Vector512.ConditionalSelect(lanes, Load(dy, last), Vector512<T>.Zero), h = xhat.VectorAt(last), g = d * weight.VectorAt(last);
-            sum += Widened(g);
-            products += Widened(g * h);
+            TVector lanes = TVector.LanesFrom(whole - last);
+            TVector d = TVector.ConditionalSelect(lanes, Load<T, TVector>(dy, last), TVector.Zero), h = xhat.VectorAt<TVector>(last), g = d * weight.VectorAt<TVector>(last);
+            sum += Widened<T, TVector, TWide>(g);
+            products += Widened<T, TVector, TWide>(g * h);
             if (columns) AccumulateColumns(columnDy, columnDyXhat, last, d, h);
         }
-        return (Vector512.Sum(sum), Vector512.Sum(products));
+        return (TWide.Sum(sum), TWide.Sum(products));
     }
 
     /// <summary>One vector of <see cref="RowGradientSums{T, TWeight}"/>: g = dy·γ into Σg, g·x̂ into Σg·x̂, and the
     /// column sums unless <paramref name="columnDy"/> is empty.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void RowGradientStep<T, TWeight>(ReadOnlySpan<T> dy, in ShiftScale<T, Uniform<T>> xhat, in TWeight weight,
-        Span<T> columnDy, Span<T> columnDyXhat, int i, ref Vector512<T> sumG, ref Vector512<T> sumGXhat)
-        where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct
+    private static void RowGradientStep<T, TWeight, TVector>(ReadOnlySpan<T> dy, in ShiftScale<T, Uniform<T>> xhat, in TWeight weight,
+        Span<T> columnDy, Span<T> columnDyXhat, int i, ref TVector sumG, ref TVector sumGXhat)
+        where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {
-        Vector512<T> d = Load(dy, i), h = xhat.VectorAt(i), g = d * weight.VectorAt(i);
+        TVector d = Load<T, TVector>(dy, i), h = xhat.VectorAt<TVector>(i), g = d * weight.VectorAt<TVector>(i);
         sumG += g;
-        sumGXhat = MultiplyAdd(g, h, sumGXhat);
+        sumGXhat = TVector.MultiplyAdd(g, h, sumGXhat);
         if (!columnDy.IsEmpty) AccumulateColumns(columnDy, columnDyXhat, i, d, h);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AccumulateColumns<T>(Span<T> columnDy, Span<T> columnDyXhat, int i, Vector512<T> dy, Vector512<T> xhat)
+    private static void AccumulateColumns<T, TVector>(Span<T> columnDy, Span<T> columnDyXhat, int i, TVector dy, TVector xhat)
+        where T : unmanaged where TVector : struct, ISimdVector<TVector, T>
     {
         ref T c = ref MemoryMarshal.GetReference(columnDy);
         ref T cx = ref MemoryMarshal.GetReference(columnDyXhat);
-        (Vector512.LoadUnsafe(ref c, (nuint)i) + dy).StoreUnsafe(ref c, (nuint)i);
-        MultiplyAdd(dy, xhat, Vector512.LoadUnsafe(ref cx, (nuint)i)).StoreUnsafe(ref cx, (nuint)i);
+        (TVector.LoadUnsafe(in c, (nuint)i) + dy).StoreUnsafe(ref c, (nuint)i);
+        TVector.MultiplyAdd(dy, xhat, TVector.LoadUnsafe(in cx, (nuint)i)).StoreUnsafe(ref cx, (nuint)i);
     }
 
     /// <summary>total[j] += partial[j] in float64 for every column j: a few rows' column sums, kept in the element
     /// type, moved to the wide sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void AddWidened<T>(ReadOnlySpan<T> partial, Span<double> total) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (Vector512.IsHardwareAccelerated) AddWidened<T, Simd512<T>, Simd512<double>>(partial, total);
+        else if (Vector256.IsHardwareAccelerated) AddWidened<T, Simd256<T>, Simd256<double>>(partial, total);
+        else AddWidened<T, Simd128<T>, Simd128<double>>(partial, total);
+    }
+
+    /// <inheritdoc cref="AddWidened{T}(ReadOnlySpan{T}, Span{double})"/>
+    public static void AddWidened<T, TVector, TWide>(ReadOnlySpan<T> partial, Span<double> total) where T : unmanaged, IFloatingPointIeee754<T>
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
+    {
         int j = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; j <= partial.Length - Vector512<T>.Count; j += Vector512<T>.Count) AddWidened(total, j, Load(partial, j));
+        for (; j <= partial.Length - TVector.Count; j += TVector.Count) AddWidened<T, TVector, TWide>(total, j, Load<T, TVector>(partial, j));
         for (; j < partial.Length; j++) total[j] += Wide(partial[j]);
     }
 
@@ -374,19 +395,34 @@ internal static class NormalizationSimd
     /// Per-column (Σₙ (a[n, j] − p_j), Σₙ (a[n, j] − p_j)·(b[n, j] − q_j)) added into <paramref name="sum"/> and
     /// <paramref name="products"/> for the columns of a strip of a (rows, stride) matrix (the spans start at the
     /// strip's first column; its width is sum.Length). The column path's counterpart of
-    /// <see cref="CenteredSums{T}"/>: four vectors hold one row's part of 64 (or 32) neighbouring columns and walk
-    /// down the rows together, adding BlockRows rows in the element type before widening, so each element costs one
-    /// add and one fused multiply-add and each row visit reads four whole cache lines. An empty
+    /// <see cref="CenteredSums{T}"/>: four vectors hold one row's part of four vectors' worth of neighbouring columns
+    /// and walk down the rows together, adding BlockRows rows in the element type before widening, so each element
+    /// costs one add and one fused multiply-add and each row visit reads whole cache lines. An empty
     /// <paramref name="products"/> skips the second sum.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ColumnCenteredSums<T, TCenterA, TCenterB>(ReadOnlySpan<T> a, TCenterA centerA, ReadOnlySpan<T> b, TCenterB centerB,
         int rows, int stride, Span<double> sum, Span<double> products)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TCenterA : ICoefficient<T>, allows ref struct where TCenterB : ICoefficient<T>, allows ref struct
     {
-        int width = Vector512<T>.Count, columns = sum.Length;
+        if (Vector512.IsHardwareAccelerated)
+            ColumnCenteredSums<T, TCenterA, TCenterB, Simd512<T>, Simd512<double>>(a, centerA, b, centerB, rows, stride, sum, products);
+        else if (Vector256.IsHardwareAccelerated)
+            ColumnCenteredSums<T, TCenterA, TCenterB, Simd256<T>, Simd256<double>>(a, centerA, b, centerB, rows, stride, sum, products);
+        else ColumnCenteredSums<T, TCenterA, TCenterB, Simd128<T>, Simd128<double>>(a, centerA, b, centerB, rows, stride, sum, products);
+    }
+
+    /// <inheritdoc cref="ColumnCenteredSums{T, TCenterA, TCenterB}(ReadOnlySpan{T}, TCenterA, ReadOnlySpan{T}, TCenterB, int, int, Span{double}, Span{double})"/>
+    public static void ColumnCenteredSums<T, TCenterA, TCenterB, TVector, TWide>(ReadOnlySpan<T> a, TCenterA centerA, ReadOnlySpan<T> b, TCenterB centerB,
+        int rows, int stride, Span<double> sum, Span<double> products)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where TCenterA : ICoefficient<T>, allows ref struct where TCenterB : ICoefficient<T>, allows ref struct
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
+    {
+        int width = TVector.Count, columns = sum.Length;
         bool wantProducts = !products.IsEmpty;
-        if (!Vectorizes<T>(columns))
+        if (columns < width)
         {
             for (int n = 0; n < rows; n++)
                 for (int j = 0; j < columns; j++)
@@ -403,29 +439,30 @@ internal static class NormalizationSimd
             // (all of them, for a strip narrower than four vectors) add nothing.
             int last = columns - width;
             int j0 = Math.Min(first, last), j1 = Math.Min(first + width, last), j2 = Math.Min(first + 2 * width, last), j3 = Math.Min(first + 3 * width, last);
-            Vector512<T> p0 = centerA.VectorAt(j0), p1 = centerA.VectorAt(j1), p2 = centerA.VectorAt(j2), p3 = centerA.VectorAt(j3);
-            Vector512<T> q0 = centerB.VectorAt(j0), q1 = centerB.VectorAt(j1), q2 = centerB.VectorAt(j2), q3 = centerB.VectorAt(j3);
+            TVector p0 = centerA.VectorAt<TVector>(j0), p1 = centerA.VectorAt<TVector>(j1), p2 = centerA.VectorAt<TVector>(j2), p3 = centerA.VectorAt<TVector>(j3);
+            TVector q0 = centerB.VectorAt<TVector>(j0), q1 = centerB.VectorAt<TVector>(j1), q2 = centerB.VectorAt<TVector>(j2), q3 = centerB.VectorAt<TVector>(j3);
             for (int block = 0; block < rows; block += BlockRows)
             {
-                Vector512<T> s0 = Vector512<T>.Zero, s1 = s0, s2 = s0, s3 = s0, m0 = s0, m1 = s0, m2 = s0, m3 = s0;
+                TVector s0 = TVector.Zero, s1 = s0, s2 = s0, s3 = s0, m0 = s0, m1 = s0, m2 = s0, m3 = s0;
                 for (int n = block, end = Math.Min(rows, block + BlockRows); n < end; n++)
                 {
                     int row = n * stride;
-                    Vector512<T> d0 = Load(a, row + j0) - p0, d1 = Load(a, row + j1) - p1, d2 = Load(a, row + j2) - p2, d3 = Load(a, row + j3) - p3;
+                    TVector d0 = Load<T, TVector>(a, row + j0) - p0, d1 = Load<T, TVector>(a, row + j1) - p1;
+                    TVector d2 = Load<T, TVector>(a, row + j2) - p2, d3 = Load<T, TVector>(a, row + j3) - p3;
                     s0 += d0;
                     s1 += d1;
                     s2 += d2;
                     s3 += d3;
                     if (!wantProducts) continue;
-                    m0 = MultiplyAdd(d0, Load(b, row + j0) - q0, m0);
-                    m1 = MultiplyAdd(d1, Load(b, row + j1) - q1, m1);
-                    m2 = MultiplyAdd(d2, Load(b, row + j2) - q2, m2);
-                    m3 = MultiplyAdd(d3, Load(b, row + j3) - q3, m3);
+                    m0 = TVector.MultiplyAdd(d0, Load<T, TVector>(b, row + j0) - q0, m0);
+                    m1 = TVector.MultiplyAdd(d1, Load<T, TVector>(b, row + j1) - q1, m1);
+                    m2 = TVector.MultiplyAdd(d2, Load<T, TVector>(b, row + j2) - q2, m2);
+                    m3 = TVector.MultiplyAdd(d3, Load<T, TVector>(b, row + j3) - q3, m3);
                 }
-                AddColumnSums(sum, products, j0, first - j0, s0, m0);
-                AddColumnSums(sum, products, j1, first + width - j1, s1, m1);
-                AddColumnSums(sum, products, j2, first + 2 * width - j2, s2, m2);
-                AddColumnSums(sum, products, j3, first + 3 * width - j3, s3, m3);
+                AddColumnSums<T, TVector, TWide>(sum, products, j0, first - j0, s0, m0);
+                AddColumnSums<T, TVector, TWide>(sum, products, j1, first + width - j1, s1, m1);
+                AddColumnSums<T, TVector, TWide>(sum, products, j2, first + 2 * width - j2, s2, m2);
+                AddColumnSums<T, TVector, TWide>(sum, products, j3, first + 3 * width - j3, s3, m3);
             }
         }
     }
@@ -439,11 +476,22 @@ internal static class NormalizationSimd
     /// δ = mean_B − mean_A, mean += δ·n_B/n, M₂ += M₂_B + δ²·n_A·n_B/n. Four vectors of columns walk down the rows
     /// together, as in <see cref="ColumnCenteredSums{T, TCenterA, TCenterB}"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ColumnMeanAndM2<T>(ReadOnlySpan<T> x, int rows, int stride, Span<double> mean, Span<double> m2)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int width = Vector512<T>.Count, columns = mean.Length;
-        if (!Vectorizes<T>(columns))
+        if (Vector512.IsHardwareAccelerated) ColumnMeanAndM2<T, Simd512<T>, Simd512<double>>(x, rows, stride, mean, m2);
+        else if (Vector256.IsHardwareAccelerated) ColumnMeanAndM2<T, Simd256<T>, Simd256<double>>(x, rows, stride, mean, m2);
+        else ColumnMeanAndM2<T, Simd128<T>, Simd128<double>>(x, rows, stride, mean, m2);
+    }
+
+    /// <inheritdoc cref="ColumnMeanAndM2{T}(ReadOnlySpan{T}, int, int, Span{double}, Span{double})"/>
+    public static void ColumnMeanAndM2<T, TVector, TWide>(ReadOnlySpan<T> x, int rows, int stride, Span<double> mean, Span<double> m2)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
+    {
+        int width = TVector.Count, columns = mean.Length;
+        if (columns < width)
         {
             for (int j = 0; j < columns; j++)
             {
@@ -462,38 +510,39 @@ internal static class NormalizationSimd
             for (int block = 0; block < rows; block += BlockRows)
             {
                 int end = Math.Min(rows, block + BlockRows);
-                Vector512<T> c0 = Vector512<T>.Zero, c1 = c0, c2 = c0, c3 = c0;
+                TVector c0 = TVector.Zero, c1 = c0, c2 = c0, c3 = c0;
                 for (int n = block; n < end; n++)
                 {
                     int row = n * stride;
-                    c0 += Load(x, row + j0);
-                    c1 += Load(x, row + j1);
-                    c2 += Load(x, row + j2);
-                    c3 += Load(x, row + j3);
+                    c0 += Load<T, TVector>(x, row + j0);
+                    c1 += Load<T, TVector>(x, row + j1);
+                    c2 += Load<T, TVector>(x, row + j2);
+                    c3 += Load<T, TVector>(x, row + j3);
                 }
-                T inverseCount = T.One / T.CreateTruncating(end - block);
+                TVector inverseCount = TVector.Create(T.One / T.CreateTruncating(end - block));
                 c0 *= inverseCount;
                 c1 *= inverseCount;
                 c2 *= inverseCount;
                 c3 *= inverseCount;
-                Vector512<T> s0 = Vector512<T>.Zero, s1 = s0, s2 = s0, s3 = s0, q0 = s0, q1 = s0, q2 = s0, q3 = s0;
+                TVector s0 = TVector.Zero, s1 = s0, s2 = s0, s3 = s0, q0 = s0, q1 = s0, q2 = s0, q3 = s0;
                 for (int n = block; n < end; n++)
                 {
                     int row = n * stride;
-                    Vector512<T> d0 = Load(x, row + j0) - c0, d1 = Load(x, row + j1) - c1, d2 = Load(x, row + j2) - c2, d3 = Load(x, row + j3) - c3;
+                    TVector d0 = Load<T, TVector>(x, row + j0) - c0, d1 = Load<T, TVector>(x, row + j1) - c1;
+                    TVector d2 = Load<T, TVector>(x, row + j2) - c2, d3 = Load<T, TVector>(x, row + j3) - c3;
                     s0 += d0;
                     s1 += d1;
                     s2 += d2;
                     s3 += d3;
-                    q0 = MultiplyAdd(d0, d0, q0);
-                    q1 = MultiplyAdd(d1, d1, q1);
-                    q2 = MultiplyAdd(d2, d2, q2);
-                    q3 = MultiplyAdd(d3, d3, q3);
+                    q0 = TVector.MultiplyAdd(d0, d0, q0);
+                    q1 = TVector.MultiplyAdd(d1, d1, q1);
+                    q2 = TVector.MultiplyAdd(d2, d2, q2);
+                    q3 = TVector.MultiplyAdd(d3, d3, q3);
                 }
-                MergeColumnBlock(mean, m2, j0, first - j0, block, end - block, c0, s0, q0);
-                MergeColumnBlock(mean, m2, j1, first + width - j1, block, end - block, c1, s1, q1);
-                MergeColumnBlock(mean, m2, j2, first + 2 * width - j2, block, end - block, c2, s2, q2);
-                MergeColumnBlock(mean, m2, j3, first + 3 * width - j3, block, end - block, c3, s3, q3);
+                MergeColumnBlock<T, TVector, TWide>(mean, m2, j0, first - j0, block, end - block, c0, s0, q0);
+                MergeColumnBlock<T, TVector, TWide>(mean, m2, j1, first + width - j1, block, end - block, c1, s1, q1);
+                MergeColumnBlock<T, TVector, TWide>(mean, m2, j2, first + 2 * width - j2, block, end - block, c2, s2, q2);
+                MergeColumnBlock<T, TVector, TWide>(mean, m2, j3, first + 3 * width - j3, block, end - block, c3, s3, q3);
             }
         }
     }
@@ -501,99 +550,91 @@ internal static class NormalizationSimd
     /// <summary>Merges one block's (centre, S₁, S₂) of the columns from <paramref name="j"/> + firstLane on into the
     /// running float64 mean and M₂ of the rows before it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MergeColumnBlock<T>(Span<double> mean, Span<double> m2, int j, int firstLane, int before, int count,
-        Vector512<T> center, Vector512<T> sum, Vector512<T> squares)
+    private static void MergeColumnBlock<T, TVector, TWide>(Span<double> mean, Span<double> m2, int j, int firstLane, int before, int count,
+        TVector center, TVector sum, TVector squares) where T : unmanaged
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
-        if (firstLane >= Vector512<T>.Count) return;
-        if (typeof(T) != typeof(float))
-        {
-            MergeColumnBlock(mean, m2, j, LanesFrom<double>(firstLane), before, count, center.AsDouble(), sum.AsDouble(), squares.AsDouble());
-            return;
-        }
-        var (centerLower, centerUpper) = Vector512.Widen(center.AsSingle());
-        var (sumLower, sumUpper) = Vector512.Widen(sum.AsSingle());
-        var (squaresLower, squaresUpper) = Vector512.Widen(squares.AsSingle());
-        MergeColumnBlock(mean, m2, j, LanesFrom<double>(firstLane), before, count, centerLower, sumLower, squaresLower);
-        MergeColumnBlock(mean, m2, j + 8, LanesFrom<double>(firstLane - 8), before, count, centerUpper, sumUpper, squaresUpper);
+        if (firstLane >= TVector.Count) return;
+        MergeColumnBlock(mean, m2, j, TWide.LanesFrom(firstLane), before, count, TVector.WidenLower(center), TVector.WidenLower(sum), TVector.WidenLower(squares));
+        if (TVector.Count > TWide.Count)
+            MergeColumnBlock(mean, m2, j + TWide.Count, TWide.LanesFrom(firstLane - TWide.Count), before, count,
+                TVector.WidenUpper(center), TVector.WidenUpper(sum), TVector.WidenUpper(squares));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MergeColumnBlock(Span<double> mean, Span<double> m2, int j, Vector512<double> lanes, int before, int count,
-        Vector512<double> center, Vector512<double> sum, Vector512<double> squares)
+    private static void MergeColumnBlock<TWide>(Span<double> mean, Span<double> m2, int j, TWide lanes, int before, int count,
+        TWide center, TWide sum, TWide squares) where TWide : struct, ISimdVector<TWide, double>
     {
         ref double meanAt = ref MemoryMarshal.GetReference(mean), m2At = ref MemoryMarshal.GetReference(m2);
-        Vector512<double> shift = sum / count, blockMean = center + shift, blockM2 = squares - sum * shift;
-        Vector512<double> oldMean = Vector512.LoadUnsafe(ref meanAt, (nuint)j), oldM2 = Vector512.LoadUnsafe(ref m2At, (nuint)j);
-        Vector512<double> delta = blockMean - oldMean;
+        TWide shift = sum * TWide.Create(1.0 / count), blockMean = center + shift, blockM2 = squares - sum * shift;
+        TWide oldMean = TWide.LoadUnsafe(in meanAt, (nuint)j), oldM2 = TWide.LoadUnsafe(in m2At, (nuint)j);
+        TWide delta = blockMean - oldMean;
         double total = before + count;
-        Vector512<double> newMean = before == 0 ? blockMean : oldMean + delta * (count / total);
-        Vector512<double> newM2 = before == 0 ? blockM2 : oldM2 + blockM2 + delta * delta * (before * (double)count / total);
-        Vector512.ConditionalSelect(lanes, newMean, oldMean).StoreUnsafe(ref meanAt, (nuint)j);
-        Vector512.ConditionalSelect(lanes, newM2, oldM2).StoreUnsafe(ref m2At, (nuint)j);
+        TWide newMean = before == 0 ? blockMean : oldMean + delta * TWide.Create(count / total);
+        TWide newM2 = before == 0 ? blockM2 : oldM2 + blockM2 + delta * delta * TWide.Create(before * (double)count / total);
+        TWide.ConditionalSelect(lanes, newMean, oldMean).StoreUnsafe(ref meanAt, (nuint)j);
+        TWide.ConditionalSelect(lanes, newM2, oldM2).StoreUnsafe(ref m2At, (nuint)j);
     }
 
     /// <summary>Adds the lanes from <paramref name="firstLane"/> on of one vector's column sums (and products,
     /// unless that span is empty) into the float64 totals at column <paramref name="j"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddColumnSums<T>(Span<double> sum, Span<double> products, int j, int firstLane, Vector512<T> s, Vector512<T> m)
+    private static void AddColumnSums<T, TVector, TWide>(Span<double> sum, Span<double> products, int j, int firstLane, TVector s, TVector m)
+        where T : unmanaged where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
-        if (firstLane >= Vector512<T>.Count) return;
-        Vector512<T> lanes = LanesFrom<T>(firstLane);
-        AddWidened(sum, j, Vector512.ConditionalSelect(lanes, s, Vector512<T>.Zero));
-        if (!products.IsEmpty) AddWidened(products, j, Vector512.ConditionalSelect(lanes, m, Vector512<T>.Zero));
+        if (firstLane >= TVector.Count) return;
+        TVector lanes = TVector.LanesFrom(firstLane);
+        AddWidened<T, TVector, TWide>(sum, j, TVector.ConditionalSelect(lanes, s, TVector.Zero));
+        if (!products.IsEmpty) AddWidened<T, TVector, TWide>(products, j, TVector.ConditionalSelect(lanes, m, TVector.Zero));
     }
 
-    /// <summary>Writes out[i] = op(i) for every i. The whole vectors start on a 64-byte boundary (a Vector512 store
-    /// that straddles two cache lines costs about twice as much), and with <paramref name="streaming"/> they bypass
-    /// the cache (an output larger than the cache is not read back soon, and this saves reading each line before
-    /// writing it). The elements before the first boundary and after the last whole vector come from the vectors that
-    /// start and end the span, moved into place and written with a masked store to their own line: a store that
-    /// only touches a line that a streaming store has written costs a round trip to memory.</summary>
-    public static unsafe void Write<T, TOp>(Span<T> output, TOp op, bool streaming = false)
+    /// <summary>Writes out[i] = op(i) for every i, at the widest vector width the machine has.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Write<T, TOp>(Span<T> output, TOp op, bool streaming = false)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : IElementwise<T>, allows ref struct
     {
-        int width = Vector512<T>.Count, length = output.Length;
-        if (!Vectorizes<T>(length) || !Avx512F.IsSupported)
+        if (Vector512.IsHardwareAccelerated) Write<T, TOp, Simd512<T>>(output, op, streaming);
+        else if (Vector256.IsHardwareAccelerated) Write<T, TOp, Simd256<T>>(output, op, streaming);
+        else Write<T, TOp, Simd128<T>>(output, op, streaming);
+    }
+
+    /// <summary>Writes out[i] = op(i) for every i. The whole vectors start on a boundary of the vector's size (a
+    /// store that straddles two cache lines costs about twice as much), and with <paramref name="streaming"/> they
+    /// bypass the cache (an output larger than the cache is not read back soon, and this saves reading each line
+    /// before writing it). Where the hardware has masked stores, the elements before the first boundary and after the
+    /// last whole vector come from the vectors that start and end the span, moved into place and written with a
+    /// masked store to their own line: a store that only touches a line that a streaming store has written costs a
+    /// round trip to memory. Elsewhere the first and last vectors of the span are stored whole, overlapping the
+    /// aligned ones (the same lanes get the same values), and nothing streams, for the same reason. Every vector is
+    /// formed before any store that covers its inputs, so the output may be the input.</summary>
+    public static unsafe void Write<T, TOp, TVector>(Span<T> output, TOp op, bool streaming = false)
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : IElementwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
+    {
+        int width = TVector.Count, length = output.Length;
+        if (length < width)
         {
             for (int i = 0; i < length; i++) output[i] = op.At(i);
             return;
         }
         fixed (T* pinned = &MemoryMarshal.GetReference(output)) // the alignment found below must hold for the whole loop
         {
-            int misalignment = (int)((nuint)pinned % 64), head = misalignment == 0 ? 0 : (64 - misalignment) / sizeof(T), i = head;
-            // The line holding the first elements starts before the span; the masked lanes are not touched.
-            if (head > 0) MaskedStore(pinned + head - width, LanesFrom<T>(width - head), MoveLanes(op.VectorAt(0), width - head));
-            for (; i <= length - width; i += width) Store(op.VectorAt(i), pinned + i, streaming);
-            if (i < length) MaskedStore(pinned + i, ~LanesFrom<T>(length - i), MoveLanes(op.VectorAt(length - width), length - i - width));
+            int bytes = width * sizeof(T), misalignment = (int)((nuint)pinned % (nuint)bytes);
+            int head = misalignment == 0 ? 0 : (bytes - misalignment) / sizeof(T), i = head;
+            if (TVector.HasMaskStore)
+            {
+                // The line holding the first elements starts before the span; the masked lanes are not touched.
+                if (head > 0) TVector.MoveLanes(op.VectorAt<TVector>(0), width - head).MaskStore(pinned + head - width, TVector.LanesFrom(width - head));
+                for (; i <= length - width; i += width) op.VectorAt<TVector>(i).StoreAligned(pinned + i, streaming);
+                if (i < length) TVector.MoveLanes(op.VectorAt<TVector>(length - width), length - i - width).MaskStore(pinned + i, ~TVector.LanesFrom(length - i));
+                return;
+            }
+            // The first and last vectors are formed before and stored after the aligned ones (an in-place output
+            // would otherwise feed them written lanes); a span too short for an aligned vector is covered by them.
+            TVector first = op.VectorAt<TVector>(0), last = op.VectorAt<TVector>(length - width);
+            for (; i <= length - width; i += width) op.VectorAt<TVector>(i).StoreAligned(pinned + i, streaming: false);
+            first.StoreUnsafe(ref *pinned, 0);
+            last.StoreUnsafe(ref *pinned, (nuint)(length - width));
         }
-    }
-
-    /// <summary>The lanes of <paramref name="v"/> moved up by <paramref name="shift"/> (down when negative): lane k
-    /// takes lane k − shift.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> MoveLanes<T>(Vector512<T> v, int shift)
-    {
-        if (typeof(T) == typeof(float)) return Vector512.Shuffle(v.AsSingle(), Vector512<int>.Indices - Vector512.Create(shift)).As<float, T>();
-        return Vector512.Shuffle(v.AsDouble(), Vector512<long>.Indices - Vector512.Create((long)shift)).As<double, T>();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void MaskedStore<T>(T* address, Vector512<T> lanes, Vector512<T> value) where T : unmanaged
-    {
-        if (typeof(T) == typeof(float)) Avx512F.MaskStore((float*)address, lanes.AsSingle(), value.AsSingle());
-        else Avx512F.MaskStore((double*)address, lanes.AsDouble(), value.AsDouble());
-    }
-
-    /// <summary>Stores a vector at a 64-byte aligned address, past the cache when <paramref name="streaming"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store<T>(Vector512<T> value, T* address, bool streaming) where T : unmanaged
-    {
-        if (streaming && Avx512F.IsSupported)
-        {
-            if (typeof(T) == typeof(float)) Avx512F.StoreAlignedNonTemporal((float*)address, value.AsSingle());
-            else Avx512F.StoreAlignedNonTemporal((double*)address, value.AsDouble());
-        }
-        else value.StoreAligned(address);
     }
 
     /// <summary>Asks the cache for the lines of <paramref name="run"/> ahead of use.</summary>

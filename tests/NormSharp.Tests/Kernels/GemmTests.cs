@@ -171,6 +171,7 @@ public class GemmTests
             var problem = new GemmProblem(m, n, k, ta, tb, seed: 17);
             float[] scalar = problem.Run(accumulate: true, GemmKernelPath.Scalar);
             Assert.Equal(scalar, problem.Run(accumulate: true, GemmKernelPath.Vector256));
+            Assert.Equal(scalar, problem.Run(accumulate: true, GemmKernelPath.Vector128));
             if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                 Assert.Equal(scalar, problem.Run(accumulate: true, GemmKernelPath.Vector512));
         }
@@ -179,7 +180,7 @@ public class GemmTests
     [Fact]
     public void Every_row_count_of_a_tile_matches_the_reference_on_every_kernel_path()
     {
-        // m = 1 … 13 covers each row-specialized kernel (and both 6-row halves of the Vector256 path); n·k is large
+        // m = 1 … 13 covers each row-specialized kernel (and both 6-row halves of the Vector256/128 strips); n·k is large
         // enough that even m = 1 takes the packed path.
         for (int m = 1; m <= 13; m++)
         {
@@ -191,6 +192,7 @@ public class GemmTests
                 for (int j = 0; j < 70; j++)
                     problem.AssertClose(expected[i * 70 + j], actual[i * 70 + j], false, i, j);
             Assert.Equal(actual, problem.Run(accumulate: false, GemmKernelPath.Vector256));
+            Assert.Equal(actual, problem.Run(accumulate: false, GemmKernelPath.Vector128));
             if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                 Assert.Equal(actual, problem.Run(accumulate: false, GemmKernelPath.Vector512));
         }

@@ -2,137 +2,256 @@ using NormSharp.Kernels;
 
 namespace NormSharp.Tests.Kernels;
 
-/// <summary>The SIMD layer of the normalization kernels on its own: the write driver's masked, aligned head and tail
-/// at every offset and length, the run reductions with partial last vectors, and the column statistics against the
-/// float64 formulas.</summary>
+/// <summary>A test body written once for every vector width: <typeparamref name="TFloat"/> holds float32 lanes and
+/// <typeparamref name="TDouble"/> float64 lanes of the same width.</summary>
+internal interface IWidthCase
+{
+    void Run<TFloat, TDouble>()
+        where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>;
+}
+
+/// <summary>Runs a test body at 128, 256 or 512 bits whatever the machine has (a width it lacks runs in software,
+/// with the same results), so that every width's code paths are checked on every machine.</summary>
+internal static class VectorWidths
+{
+    public static TheoryData<int> All => new() { 128, 256, 512 };
+
+    public static void Run<TCase>(int bits, TCase test) where TCase : IWidthCase
+    {
+        switch (bits)
+        {
+            case 128: test.Run<Simd128<float>, Simd128<double>>(); break;
+            case 256: test.Run<Simd256<float>, Simd256<double>>(); break;
+            case 512: test.Run<Simd512<float>, Simd512<double>>(); break;
+            default: throw new ArgumentOutOfRangeException(nameof(bits), bits, "128, 256 or 512");
+        }
+    }
+}
+
+/// <summary>The SIMD layer of the normalization kernels on its own, at each vector width: the write driver's head and
+/// tail at every offset and length (in place too), the run reductions with partial last vectors, and the column
+/// statistics against the float64 formulas.</summary>
 public class NormalizationSimdTests
 {
-    public static TheoryData<bool> Streaming => new() { false, true };
+    public static TheoryData<int> Widths => VectorWidths.All;
+
+    public static TheoryData<int, bool> WidthsAndStreaming => new() { { 128, false }, { 256, false }, { 512, false }, { 128, true }, { 256, true }, { 512, true } };
 
     [Theory]
-    [MemberData(nameof(Streaming))]
-    public void Write_matches_the_scalar_formula_at_every_offset_and_length_and_touches_nothing_else(bool streaming)
+    [MemberData(nameof(WidthsAndStreaming))]
+    public void Write_matches_the_scalar_formula_at_every_offset_and_length_and_touches_nothing_else(int bits, bool streaming) =>
+        VectorWidths.Run(bits, new WriteAtEveryOffset(streaming, inPlace: false));
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Write_in_place_matches_the_scalar_formula_at_every_offset_and_length(int bits) =>
+        VectorWidths.Run(bits, new WriteAtEveryOffset(streaming: false, inPlace: true));
+
+    private readonly struct WriteAtEveryOffset(bool streaming, bool inPlace) : IWidthCase
     {
-        float[] x = Enumerable.Range(0, 200).Select(i => 0.37f * i - 11).ToArray();
-        for (int offset = 0; offset < 16; offset++)
-            for (int length = 0; length <= 70; length++)
-            {
-                float[] y = Enumerable.Repeat(-999f, 100).ToArray();
-                var op = new ShiftScale<float, Uniform<float>>(x.AsSpan(offset, length), new(1.5f), new(0.25f), new(-2f));
-                NormalizationSimd.Write(y.AsSpan(offset, length), op, streaming);
-                for (int i = 0; i < y.Length; i++)
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            float[] x = Enumerable.Range(0, 200).Select(i => 0.37f * i - 11).ToArray();
+            for (int offset = 0; offset < 16; offset++)
+                for (int length = 0; length <= 70; length++)
                 {
-                    float expected = i >= offset && i < offset + length ? MathF.FusedMultiplyAdd(x[i] - 1.5f, 0.25f, -2f) : -999f;
-                    Assert.True(expected == y[i], $"offset {offset}, length {length}, element {i}: {y[i]} instead of {expected}");
+                    float[] y = inPlace ? (float[])x.Clone() : Enumerable.Repeat(-999f, 100).ToArray();
+                    ReadOnlySpan<float> input = inPlace ? y.AsSpan(offset, length) : x.AsSpan(offset, length);
+                    var op = new ShiftScale<float, Uniform<float>>(input, new(1.5f), new(0.25f), new(-2f));
+                    NormalizationSimd.Write<float, ShiftScale<float, Uniform<float>>, TFloat>(y.AsSpan(offset, length), op, streaming);
+                    for (int i = 0; i < (inPlace ? 100 : y.Length); i++)
+                    {
+                        float untouched = inPlace ? x[i] : -999f;
+                        float expected = i >= offset && i < offset + length ? float.MultiplyAddEstimate(x[i] - 1.5f, 0.25f, -2f) : untouched;
+                        Assert.True(expected == y[i], $"{TFloat.Count} lanes, offset {offset}, length {length}, element {i}: {y[i]} instead of {expected}");
+                    }
                 }
-            }
-    }
-
-    [Fact]
-    public void Write_in_float64_matches_the_scalar_formula_with_per_element_coefficients()
-    {
-        double[] x = Enumerable.Range(0, 60).Select(i => Math.Sin(i) * 100).ToArray(), a = x.Select(v => v / 7).ToArray();
-        for (int offset = 0; offset < 8; offset++)
-            for (int length = 0; length <= 40; length++)
-            {
-                double[] y = new double[60];
-                var op = new ShiftScale<double, PerElement<double>>(x.AsSpan(offset, length), new(a.AsSpan(offset, length)), new(x.AsSpan(offset, length)), new(a.AsSpan(offset, length)));
-                NormalizationSimd.Write(y.AsSpan(offset, length), op);
-                for (int i = 0; i < length; i++)
-                    Assert.Equal(Math.FusedMultiplyAdd(x[offset + i] - a[offset + i], x[offset + i], a[offset + i]), y[offset + i]);
-            }
-    }
-
-    [Theory]
-    [InlineData(1)]
-    [InlineData(15)]
-    [InlineData(16)]
-    [InlineData(17)]
-    [InlineData(49)]
-    [InlineData(300)]
-    public void Run_sums_with_partial_last_vectors_match_float64(int length)
-    {
-        // Three runs of `length` elements, 2·length + 5 apart: a group of BatchNorm's channel.
-        var runs = new Runs(3, 3, length, 2 * length + 5);
-        var random = new Random(length);
-        float[] a = Enumerable.Range(0, 3 + 3 * (2 * length + 5)).Select(_ => (float)random.NextDouble() * 4 - 1).ToArray();
-        float[] b = a.Select(v => v * 0.5f + 1).ToArray();
-        double sum = 0, centered = 0, products = 0;
-        for (int r = 0; r < runs.Count; r++)
-            for (int i = runs.Start(r); i < runs.Start(r) + length; i++)
-            {
-                sum += a[i];
-                centered += a[i] - 0.75;
-                products += (a[i] - 0.75) * (b[i] - 1.25);
-            }
-        Assert.Equal(sum, NormalizationSimd.Sum<float>(a, runs), 1e-4);
-        var (s, p) = NormalizationSimd.CenteredSums<float>(a, 0.75f, b, 1.25f, runs);
-        Assert.Equal(centered, s, 1e-4);
-        Assert.Equal(products, p, 1e-4);
-        var (_, squares) = NormalizationSimd.CenteredSums<float>(a, 0.75f, a, 0.75f, runs);
-        Assert.Equal(Enumerable.Range(0, runs.Count).Sum(r => a.Skip(runs.Start(r)).Take(length).Sum(v => (v - 0.75) * (v - 0.75))), squares, 1e-4);
-    }
-
-    [Theory]
-    [InlineData(1, 5)]
-    [InlineData(17, 16)]
-    [InlineData(33, 37)]
-    [InlineData(40, 100)]
-    [InlineData(3, 256)]
-    public void Column_mean_and_m2_match_the_float64_two_pass_formula(int rows, int columns)
-    {
-        // The columns of a strip inside a wider matrix: stride 2·columns + 3, strip starting at column 2.
-        int stride = 2 * columns + 3;
-        var random = new Random(rows * 1000 + columns);
-        float[] x = Enumerable.Range(0, rows * stride).Select(_ => (float)(1e4 + random.NextDouble() * 2 - 1)).ToArray();
-        double[] mean = new double[columns], m2 = new double[columns];
-        NormalizationSimd.ColumnMeanAndM2<float>(x.AsSpan(2), rows, stride, mean, m2);
-        for (int j = 0; j < columns; j++)
-        {
-            double[] column = Enumerable.Range(0, rows).Select(n => (double)x[2 + n * stride + j]).ToArray();
-            double expectedMean = column.Average(), expectedM2 = column.Sum(v => (v - expectedMean) * (v - expectedMean));
-            Assert.Equal(expectedMean, mean[j], 1e-9 * 1e4);
-            Assert.True(Math.Abs(expectedM2 - m2[j]) <= 1e-5 * Math.Max(expectedM2, 1e-3), $"column {j}: M2 {m2[j]} instead of {expectedM2}");
-        }
-    }
-
-    [Fact]
-    public void Column_mean_and_m2_of_constant_columns_are_exact()
-    {
-        int rows = 37, columns = 21;
-        float[] x = Enumerable.Range(0, rows * columns).Select(i => 12345.678f + i % columns).ToArray();
-        double[] mean = new double[columns], m2 = new double[columns];
-        NormalizationSimd.ColumnMeanAndM2<float>(x, rows, columns, mean, m2);
-        for (int j = 0; j < columns; j++)
-        {
-            Assert.Equal((double)(12345.678f + j), mean[j]);
-            Assert.Equal(0, m2[j]);
         }
     }
 
     [Theory]
-    [InlineData(7, 5)]
-    [InlineData(20, 37)]
-    [InlineData(18, 70)]
-    public void Column_centered_sums_match_float64(int rows, int columns)
+    [MemberData(nameof(Widths))]
+    public void Write_in_float64_matches_the_scalar_formula_with_per_element_coefficients(int bits) =>
+        VectorWidths.Run(bits, new WriteFloat64());
+
+    private readonly struct WriteFloat64 : IWidthCase
     {
-        int stride = columns + 1;
-        var random = new Random(columns);
-        float[] a = Enumerable.Range(0, rows * stride).Select(_ => (float)random.NextDouble() - 0.5f).ToArray();
-        float[] b = Enumerable.Range(0, rows * stride).Select(_ => (float)random.NextDouble() * 3).ToArray();
-        float[] center = Enumerable.Range(0, columns).Select(j => 1.5f + 0.01f * j).ToArray();
-        double[] sum = new double[columns], products = new double[columns];
-        NormalizationSimd.ColumnCenteredSums(a, new Uniform<float>(0), b, new PerElement<float>(center), rows, stride, sum, products);
-        for (int j = 0; j < columns; j++)
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
         {
-            double s = 0, p = 0;
-            for (int n = 0; n < rows; n++)
+            double[] x = Enumerable.Range(0, 60).Select(i => Math.Sin(i) * 100).ToArray(), a = x.Select(v => v / 7).ToArray();
+            for (int offset = 0; offset < 8; offset++)
+                for (int length = 0; length <= 40; length++)
+                {
+                    double[] y = new double[60];
+                    var op = new ShiftScale<double, PerElement<double>>(x.AsSpan(offset, length), new(a.AsSpan(offset, length)), new(x.AsSpan(offset, length)), new(a.AsSpan(offset, length)));
+                    NormalizationSimd.Write<double, ShiftScale<double, PerElement<double>>, TDouble>(y.AsSpan(offset, length), op);
+                    for (int i = 0; i < length; i++)
+                        Assert.Equal(double.MultiplyAddEstimate(x[offset + i] - a[offset + i], x[offset + i], a[offset + i]), y[offset + i]);
+                }
+        }
+    }
+
+    public static TheoryData<int, int> WidthsAndRunLengths => new()
+    {
+        { 128, 1 }, { 128, 3 }, { 128, 4 }, { 128, 5 }, { 128, 67 }, { 128, 300 },
+        { 256, 1 }, { 256, 7 }, { 256, 8 }, { 256, 9 }, { 256, 49 }, { 256, 300 },
+        { 512, 1 }, { 512, 15 }, { 512, 16 }, { 512, 17 }, { 512, 49 }, { 512, 300 },
+    };
+
+    [Theory]
+    [MemberData(nameof(WidthsAndRunLengths))]
+    public void Run_sums_with_partial_last_vectors_match_float64(int bits, int length) => VectorWidths.Run(bits, new RunSums(length));
+
+    private readonly struct RunSums(int length) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            // Three runs of `length` elements, 2·length + 5 apart: a group of BatchNorm's channel.
+            var runs = new Runs(3, 3, length, 2 * length + 5);
+            var random = new Random(length);
+            float[] a = Enumerable.Range(0, 3 + 3 * (2 * length + 5)).Select(_ => (float)random.NextDouble() * 4 - 1).ToArray();
+            float[] b = a.Select(v => v * 0.5f + 1).ToArray();
+            double sum = 0, centered = 0, products = 0, squares = 0;
+            for (int r = 0; r < runs.Count; r++)
+                for (int i = runs.Start(r); i < runs.Start(r) + length; i++)
+                {
+                    sum += a[i];
+                    centered += a[i] - 0.75;
+                    products += (a[i] - 0.75) * (b[i] - 1.25);
+                    squares += (a[i] - 0.75) * (a[i] - 0.75);
+                }
+            Assert.Equal(sum, NormalizationSimd.Sum<float, TFloat, TDouble>(a, runs), 1e-4);
+            var (s, p) = NormalizationSimd.CenteredSums<float, TFloat, TDouble>(a, 0.75f, b, 1.25f, runs);
+            Assert.Equal(centered, s, 1e-4);
+            Assert.Equal(products, p, 1e-4);
+            Assert.Equal(squares, NormalizationSimd.CenteredSums<float, TFloat, TDouble>(a, 0.75f, a, 0.75f, runs).SumOfProducts, 1e-4);
+        }
+    }
+
+    public static TheoryData<int, int> WidthsAndRowLengths => new() { { 128, 3 }, { 128, 70 }, { 256, 7 }, { 256, 70 }, { 512, 15 }, { 512, 70 }, { 512, 768 } };
+
+    [Theory]
+    [MemberData(nameof(WidthsAndRowLengths))]
+    public void Row_gradient_sums_and_column_sums_match_float64(int bits, int length) => VectorWidths.Run(bits, new RowGradient(length));
+
+    private readonly struct RowGradient(int length) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(length);
+            float[] dy = Enumerable.Range(0, length).Select(_ => random.NextSingle() - 0.5f).ToArray();
+            float[] x = Enumerable.Range(0, length).Select(_ => random.NextSingle() * 3).ToArray();
+            float[] gamma = Enumerable.Range(0, length).Select(_ => random.NextSingle() + 0.5f).ToArray();
+            float[] columnDy = Enumerable.Repeat(0.5f, length).ToArray(), columnDyXhat = Enumerable.Repeat(-0.25f, length).ToArray();
+            var (sumG, sumGXhat) = NormalizationSimd.RowGradientSums<float, PerElement<float>, TFloat, TDouble>(dy, x, new PerElement<float>(gamma),
+                1.5f, 2f, 0.125f, columnDy, columnDyXhat);
+            double expectedG = 0, expectedGXhat = 0;
+            for (int i = 0; i < length; i++)
             {
-                s += a[n * stride + j];
-                p += a[n * stride + j] * ((double)b[n * stride + j] - center[j]);
+                double xhat = (x[i] - 1.5) * 2 + 0.125, g = (double)dy[i] * gamma[i];
+                expectedG += g;
+                expectedGXhat += g * xhat;
+                Assert.Equal(0.5 + dy[i], columnDy[i], 1e-6);
+                Assert.Equal(-0.25 + dy[i] * xhat, columnDyXhat[i], 1e-5);
             }
-            Assert.Equal(s, sum[j], 1e-5);
-            Assert.Equal(p, products[j], 1e-5);
+            Assert.Equal(expectedG, sumG, 1e-4);
+            Assert.Equal(expectedGXhat, sumGXhat, 1e-4);
+            double[] total = Enumerable.Repeat(1.0, length).ToArray();
+            NormalizationSimd.AddWidened<float, TFloat, TDouble>(columnDy, total);
+            for (int i = 0; i < length; i++) Assert.Equal(1.0 + columnDy[i], total[i]);
+        }
+    }
+
+    public static TheoryData<int, int, int> WidthsAndColumnStrips => new()
+    {
+        { 128, 1, 3 }, { 128, 17, 5 }, { 128, 33, 37 },
+        { 256, 1, 5 }, { 256, 17, 16 }, { 256, 40, 100 },
+        { 512, 1, 5 }, { 512, 17, 16 }, { 512, 33, 37 }, { 512, 40, 100 }, { 512, 3, 256 },
+    };
+
+    [Theory]
+    [MemberData(nameof(WidthsAndColumnStrips))]
+    public void Column_mean_and_m2_match_the_float64_two_pass_formula(int bits, int rows, int columns) =>
+        VectorWidths.Run(bits, new ColumnMeanAndM2(rows, columns));
+
+    private readonly struct ColumnMeanAndM2(int rows, int columns) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            // The columns of a strip inside a wider matrix: stride 2·columns + 3, strip starting at column 2.
+            int stride = 2 * columns + 3;
+            var random = new Random(rows * 1000 + columns);
+            float[] x = Enumerable.Range(0, rows * stride).Select(_ => (float)(1e4 + random.NextDouble() * 2 - 1)).ToArray();
+            double[] mean = new double[columns], m2 = new double[columns];
+            NormalizationSimd.ColumnMeanAndM2<float, TFloat, TDouble>(x.AsSpan(2), rows, stride, mean, m2);
+            for (int j = 0; j < columns; j++)
+            {
+                double[] column = Enumerable.Range(0, rows).Select(n => (double)x[2 + n * stride + j]).ToArray();
+                double expectedMean = column.Average(), expectedM2 = column.Sum(v => (v - expectedMean) * (v - expectedMean));
+                Assert.Equal(expectedMean, mean[j], 1e-9 * 1e4);
+                Assert.True(Math.Abs(expectedM2 - m2[j]) <= 1e-5 * Math.Max(expectedM2, 1e-3), $"column {j}: M2 {m2[j]} instead of {expectedM2}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Column_mean_and_m2_of_constant_columns_are_exact(int bits) => VectorWidths.Run(bits, new ConstantColumns());
+
+    private readonly struct ConstantColumns : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            int rows = 37, columns = 21;
+            float[] x = Enumerable.Range(0, rows * columns).Select(i => 12345.678f + i % columns).ToArray();
+            double[] mean = new double[columns], m2 = new double[columns];
+            NormalizationSimd.ColumnMeanAndM2<float, TFloat, TDouble>(x, rows, columns, mean, m2);
+            for (int j = 0; j < columns; j++)
+            {
+                Assert.Equal((double)(12345.678f + j), mean[j]);
+                Assert.Equal(0, m2[j]);
+            }
+        }
+    }
+
+    public static TheoryData<int, int, int> WidthsAndCenteredStrips => new()
+    {
+        { 128, 7, 3 }, { 128, 20, 37 }, { 256, 7, 5 }, { 256, 18, 70 }, { 512, 7, 5 }, { 512, 20, 37 }, { 512, 18, 70 },
+    };
+
+    [Theory]
+    [MemberData(nameof(WidthsAndCenteredStrips))]
+    public void Column_centered_sums_match_float64(int bits, int rows, int columns) => VectorWidths.Run(bits, new ColumnCenteredSums(rows, columns));
+
+    private readonly struct ColumnCenteredSums(int rows, int columns) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            int stride = columns + 1;
+            var random = new Random(columns);
+            float[] a = Enumerable.Range(0, rows * stride).Select(_ => (float)random.NextDouble() - 0.5f).ToArray();
+            float[] b = Enumerable.Range(0, rows * stride).Select(_ => (float)random.NextDouble() * 3).ToArray();
+            float[] center = Enumerable.Range(0, columns).Select(j => 1.5f + 0.01f * j).ToArray();
+            double[] sum = new double[columns], products = new double[columns];
+            NormalizationSimd.ColumnCenteredSums<float, Uniform<float>, PerElement<float>, TFloat, TDouble>(a, new(0), b, new(center), rows, stride, sum, products);
+            for (int j = 0; j < columns; j++)
+            {
+                double s = 0, p = 0;
+                for (int n = 0; n < rows; n++)
+                {
+                    s += a[n * stride + j];
+                    p += a[n * stride + j] * ((double)b[n * stride + j] - center[j]);
+                }
+                Assert.Equal(s, sum[j], 1e-5);
+                Assert.Equal(p, products[j], 1e-5);
+            }
         }
     }
 }

@@ -1,0 +1,303 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace NormSharp.Kernels;
+
+// The width-generic shape of the SIMD kernels. .NET's own ISimdVector<TSelf, T> is not public, so the kernels are
+// written once against this small interface and instantiated with Simd512, Simd256 or Simd128, thin wrappers that
+// the JIT compiles to the bare Vector512/256/128 instructions (AVX-512, AVX2, SSE on x86; AdvSimd on ARM64). Each
+// public kernel picks the widest width the machine accelerates; tests instantiate every width on any machine
+// (unaccelerated widths run in software, with the same results). Multiply-adds use MultiplyAddEstimate, fused where
+// the hardware has FMA and a multiply then an add where it has not (x86 without AVX2), so that a vector lane and the
+// scalar form of the same step round alike on every machine.
+
+/// <summary>One SIMD vector of <typeparamref name="T"/>, of a width fixed by the implementing type.</summary>
+internal interface ISimdVector<TSelf, T> where TSelf : struct, ISimdVector<TSelf, T> where T : unmanaged
+{
+    /// <summary>Lanes per vector.</summary>
+    static abstract int Count { get; }
+
+    /// <summary>Whether this width runs in hardware here (otherwise it is emulated, correct but slow).</summary>
+    static abstract bool IsHardwareAccelerated { get; }
+
+    /// <summary>Whether <see cref="MaskStore"/> and <see cref="MoveLanes"/> are single instructions here (AVX-512,
+    /// AVX2), which lets a span's first and last elements be written by one masked vector store each.</summary>
+    static abstract bool HasMaskStore { get; }
+
+    static abstract TSelf Zero { get; }
+
+    static abstract TSelf Create(T value);
+
+    static abstract TSelf LoadUnsafe(ref readonly T source, nuint index);
+
+    void StoreUnsafe(ref T destination, nuint index);
+
+    /// <summary>Stores at an address aligned to the vector's size, past the cache when <paramref name="streaming"/>
+    /// and the hardware has non-temporal stores.</summary>
+    unsafe void StoreAligned(T* destination, bool streaming);
+
+    /// <summary>Stores the lanes where <paramref name="mask"/> is set, leaving the others untouched.</summary>
+    unsafe void MaskStore(T* destination, TSelf mask);
+
+    static abstract TSelf operator +(TSelf left, TSelf right);
+
+    static abstract TSelf operator -(TSelf left, TSelf right);
+
+    static abstract TSelf operator *(TSelf left, TSelf right);
+
+    static abstract TSelf operator ~(TSelf mask);
+
+    /// <summary>a·b + c, fused where the hardware has FMA (as T.MultiplyAddEstimate is).</summary>
+    static abstract TSelf MultiplyAdd(TSelf a, TSelf b, TSelf c);
+
+    static abstract TSelf ConditionalSelect(TSelf mask, TSelf whenTrue, TSelf whenFalse);
+
+    /// <summary>A mask of the lanes from <paramref name="first"/> on.</summary>
+    static abstract TSelf LanesFrom(int first);
+
+    /// <summary>The lanes moved up by <paramref name="shift"/> (down when negative): lane k takes lane k − shift.</summary>
+    static abstract TSelf MoveLanes(TSelf v, int shift);
+
+    static abstract T Sum(TSelf v);
+}
+
+/// <summary>A vector of float32 or float64 and the float64 vector of the same width its lanes widen to (float32
+/// widens exactly; a float64 vector is its own wide form).</summary>
+internal interface IWideningVector<TSelf, T, TWide> : ISimdVector<TSelf, T>
+    where TSelf : struct, IWideningVector<TSelf, T, TWide> where T : unmanaged where TWide : struct, ISimdVector<TWide, double>
+{
+    /// <summary>The lower lanes widened (all lanes of a float64 vector).</summary>
+    static abstract TWide WidenLower(TSelf v);
+
+    /// <summary>The upper lanes widened (float32 only).</summary>
+    static abstract TWide WidenUpper(TSelf v);
+}
+
+/// <summary>512-bit vectors (AVX-512).</summary>
+internal readonly struct Simd512<T>(Vector512<T> value) : IWideningVector<Simd512<T>, T, Simd512<double>> where T : unmanaged
+{
+    public readonly Vector512<T> Value = value;
+
+    public static int Count => Vector512<T>.Count;
+    public static bool IsHardwareAccelerated => Vector512.IsHardwareAccelerated;
+    public static bool HasMaskStore => Avx512F.IsSupported;
+    public static Simd512<T> Zero => default;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> Create(T value) => new(Vector512.Create(value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> LoadUnsafe(ref readonly T source, nuint index) => new(Vector512.LoadUnsafe(in source, index));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void StoreUnsafe(ref T destination, nuint index) => Value.StoreUnsafe(ref destination, index);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void StoreAligned(T* destination, bool streaming)
+    {
+        if (!streaming || !Avx512F.IsSupported) Value.StoreAligned(destination);
+        else if (typeof(T) == typeof(float)) Avx512F.StoreAlignedNonTemporal((float*)destination, Value.AsSingle());
+        else Avx512F.StoreAlignedNonTemporal((double*)destination, Value.AsDouble());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void MaskStore(T* destination, Simd512<T> mask)
+    {
+        if (typeof(T) == typeof(float)) Avx512F.MaskStore((float*)destination, mask.Value.AsSingle(), Value.AsSingle());
+        else Avx512F.MaskStore((double*)destination, mask.Value.AsDouble(), Value.AsDouble());
+    }
+
+    public static Simd512<T> operator +(Simd512<T> left, Simd512<T> right) => new(left.Value + right.Value);
+    public static Simd512<T> operator -(Simd512<T> left, Simd512<T> right) => new(left.Value - right.Value);
+    public static Simd512<T> operator *(Simd512<T> left, Simd512<T> right) => new(left.Value * right.Value);
+    public static Simd512<T> operator ~(Simd512<T> mask) => new(~mask.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> MultiplyAdd(Simd512<T> a, Simd512<T> b, Simd512<T> c)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector512.MultiplyAddEstimate(a.Value.AsSingle(), b.Value.AsSingle(), c.Value.AsSingle()).As<float, T>());
+        return new(Vector512.MultiplyAddEstimate(a.Value.AsDouble(), b.Value.AsDouble(), c.Value.AsDouble()).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> ConditionalSelect(Simd512<T> mask, Simd512<T> whenTrue, Simd512<T> whenFalse) =>
+        new(Vector512.ConditionalSelect(mask.Value, whenTrue.Value, whenFalse.Value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> LanesFrom(int first)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(first)).As<int, T>());
+        return new(Vector512.GreaterThanOrEqual(Vector512<long>.Indices, Vector512.Create((long)first)).As<long, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> MoveLanes(Simd512<T> v, int shift)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector512.Shuffle(v.Value.AsSingle(), Vector512<int>.Indices - Vector512.Create(shift)).As<float, T>());
+        return new(Vector512.Shuffle(v.Value.AsDouble(), Vector512<long>.Indices - Vector512.Create((long)shift)).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T Sum(Simd512<T> v) => Vector512.Sum(v.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<double> WidenLower(Simd512<T> v) =>
+        new(typeof(T) == typeof(float) ? Vector512.WidenLower(v.Value.AsSingle()) : v.Value.AsDouble());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<double> WidenUpper(Simd512<T> v) => new(Vector512.WidenUpper(v.Value.AsSingle()));
+}
+
+/// <summary>256-bit vectors (AVX2).</summary>
+internal readonly struct Simd256<T>(Vector256<T> value) : IWideningVector<Simd256<T>, T, Simd256<double>> where T : unmanaged
+{
+    public readonly Vector256<T> Value = value;
+
+    public static int Count => Vector256<T>.Count;
+    public static bool IsHardwareAccelerated => Vector256.IsHardwareAccelerated;
+    public static bool HasMaskStore => Avx2.IsSupported;
+    public static Simd256<T> Zero => default;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> Create(T value) => new(Vector256.Create(value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> LoadUnsafe(ref readonly T source, nuint index) => new(Vector256.LoadUnsafe(in source, index));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void StoreUnsafe(ref T destination, nuint index) => Value.StoreUnsafe(ref destination, index);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void StoreAligned(T* destination, bool streaming)
+    {
+        if (!streaming || !Avx.IsSupported) Value.StoreAligned(destination);
+        else if (typeof(T) == typeof(float)) Avx.StoreAlignedNonTemporal((float*)destination, Value.AsSingle());
+        else Avx.StoreAlignedNonTemporal((double*)destination, Value.AsDouble());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void MaskStore(T* destination, Simd256<T> mask)
+    {
+        if (typeof(T) == typeof(float)) Avx.MaskStore((float*)destination, mask.Value.AsSingle(), Value.AsSingle());
+        else Avx.MaskStore((double*)destination, mask.Value.AsDouble(), Value.AsDouble());
+    }
+
+    public static Simd256<T> operator +(Simd256<T> left, Simd256<T> right) => new(left.Value + right.Value);
+    public static Simd256<T> operator -(Simd256<T> left, Simd256<T> right) => new(left.Value - right.Value);
+    public static Simd256<T> operator *(Simd256<T> left, Simd256<T> right) => new(left.Value * right.Value);
+    public static Simd256<T> operator ~(Simd256<T> mask) => new(~mask.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> MultiplyAdd(Simd256<T> a, Simd256<T> b, Simd256<T> c)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector256.MultiplyAddEstimate(a.Value.AsSingle(), b.Value.AsSingle(), c.Value.AsSingle()).As<float, T>());
+        return new(Vector256.MultiplyAddEstimate(a.Value.AsDouble(), b.Value.AsDouble(), c.Value.AsDouble()).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> ConditionalSelect(Simd256<T> mask, Simd256<T> whenTrue, Simd256<T> whenFalse) =>
+        new(Vector256.ConditionalSelect(mask.Value, whenTrue.Value, whenFalse.Value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> LanesFrom(int first)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(first)).As<int, T>());
+        return new(Vector256.GreaterThanOrEqual(Vector256<long>.Indices, Vector256.Create((long)first)).As<long, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> MoveLanes(Simd256<T> v, int shift)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector256.Shuffle(v.Value.AsSingle(), Vector256<int>.Indices - Vector256.Create(shift)).As<float, T>());
+        return new(Vector256.Shuffle(v.Value.AsDouble(), Vector256<long>.Indices - Vector256.Create((long)shift)).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T Sum(Simd256<T> v) => Vector256.Sum(v.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<double> WidenLower(Simd256<T> v) =>
+        new(typeof(T) == typeof(float) ? Vector256.WidenLower(v.Value.AsSingle()) : v.Value.AsDouble());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<double> WidenUpper(Simd256<T> v) => new(Vector256.WidenUpper(v.Value.AsSingle()));
+}
+
+/// <summary>128-bit vectors (SSE on x86, AdvSimd on ARM64).</summary>
+internal readonly struct Simd128<T>(Vector128<T> value) : IWideningVector<Simd128<T>, T, Simd128<double>> where T : unmanaged
+{
+    public readonly Vector128<T> Value = value;
+
+    public static int Count => Vector128<T>.Count;
+    public static bool IsHardwareAccelerated => Vector128.IsHardwareAccelerated;
+    public static bool HasMaskStore => false;
+    public static Simd128<T> Zero => default;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> Create(T value) => new(Vector128.Create(value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> LoadUnsafe(ref readonly T source, nuint index) => new(Vector128.LoadUnsafe(in source, index));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void StoreUnsafe(ref T destination, nuint index) => Value.StoreUnsafe(ref destination, index);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void StoreAligned(T* destination, bool streaming)
+    {
+        if (!streaming || !Sse2.IsSupported) Value.StoreAligned(destination);
+        else if (typeof(T) == typeof(float)) Sse.StoreAlignedNonTemporal((float*)destination, Value.AsSingle());
+        else Sse2.StoreAlignedNonTemporal((double*)destination, Value.AsDouble());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void MaskStore(T* destination, Simd128<T> mask)
+    {
+        if (Avx.IsSupported && typeof(T) == typeof(float)) Avx.MaskStore((float*)destination, mask.Value.AsSingle(), Value.AsSingle());
+        else if (Avx.IsSupported) Avx.MaskStore((double*)destination, mask.Value.AsDouble(), Value.AsDouble());
+        else
+            for (int k = 0; k < Count; k++)
+                if (mask.Value.AsInt32()[k * sizeof(T) / sizeof(int)] != 0) destination[k] = Value[k];
+    }
+
+    public static Simd128<T> operator +(Simd128<T> left, Simd128<T> right) => new(left.Value + right.Value);
+    public static Simd128<T> operator -(Simd128<T> left, Simd128<T> right) => new(left.Value - right.Value);
+    public static Simd128<T> operator *(Simd128<T> left, Simd128<T> right) => new(left.Value * right.Value);
+    public static Simd128<T> operator ~(Simd128<T> mask) => new(~mask.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> MultiplyAdd(Simd128<T> a, Simd128<T> b, Simd128<T> c)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector128.MultiplyAddEstimate(a.Value.AsSingle(), b.Value.AsSingle(), c.Value.AsSingle()).As<float, T>());
+        return new(Vector128.MultiplyAddEstimate(a.Value.AsDouble(), b.Value.AsDouble(), c.Value.AsDouble()).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> ConditionalSelect(Simd128<T> mask, Simd128<T> whenTrue, Simd128<T> whenFalse) =>
+        new(Vector128.ConditionalSelect(mask.Value, whenTrue.Value, whenFalse.Value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> LanesFrom(int first)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector128.GreaterThanOrEqual(Vector128<int>.Indices, Vector128.Create(first)).As<int, T>());
+        return new(Vector128.GreaterThanOrEqual(Vector128<long>.Indices, Vector128.Create((long)first)).As<long, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> MoveLanes(Simd128<T> v, int shift)
+    {
+        if (typeof(T) == typeof(float)) return new(Vector128.Shuffle(v.Value.AsSingle(), Vector128<int>.Indices - Vector128.Create(shift)).As<float, T>());
+        return new(Vector128.Shuffle(v.Value.AsDouble(), Vector128<long>.Indices - Vector128.Create((long)shift)).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T Sum(Simd128<T> v) => Vector128.Sum(v.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<double> WidenLower(Simd128<T> v) =>
+        new(typeof(T) == typeof(float) ? Vector128.WidenLower(v.Value.AsSingle()) : v.Value.AsDouble());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<double> WidenUpper(Simd128<T> v) => new(Vector128.WidenUpper(v.Value.AsSingle()));
+}

@@ -177,7 +177,9 @@ public class Model
     {
         using var scope = TensorScope.Begin();
         optimizer.ZeroGrad();
-        Tensor logits = TrainingForward(Network, images);
+        // Batches are float32; a network converted to float64 (Module.To) trains on them converted.
+        DType networkType = Network.Parameters().FirstOrDefault()?.DType ?? images.DType;
+        Tensor logits = TrainingForward(Network, images.DType == networkType ? images : images.To(networkType));
         Tensor loss = Functional.CrossEntropy(logits, labels);
         // The whole batch's loss is Σ over the processes of share·(this process's mean loss).
         loss.Backward(share == 1 ? null : Tensor.Full(loss.Shape, share, loss.DType));

@@ -31,16 +31,7 @@ internal static unsafe class Mpi
     public static void Load()
     {
         if (s_library != 0) return;
-        nint library = 0;
-        string? error = null;
-        foreach (string name in s_names)
-        {
-            library = dlopen(name, RtldNow | RtldGlobal);
-            if (library != 0) break;
-            error ??= Marshal.PtrToStringUTF8(dlerror());
-        }
-        if (library == 0)
-            throw new DllNotFoundException($"NormSharp.Distributed: cannot load Open MPI's libmpi.so ({error}); install it with 'apt-get install openmpi-bin libopenmpi-dev' (Debian/Ubuntu) and start the processes with mpirun.");
+        nint library = Open(s_names);
         nint Export(string name) => NativeLibrary.TryGetExport(library, name, out nint address) ? address
             : throw new EntryPointNotFoundException($"NormSharp.Distributed: libmpi has no '{name}'; NormSharp.Distributed needs Open MPI 4 or later (its handles are the addresses of ompi_mpi_* globals).");
         CommWorld = Export("ompi_mpi_comm_world");
@@ -60,6 +51,20 @@ internal static unsafe class Mpi
         s_library = library;
     }
 
+    /// <summary>dlopen's the first of <paramref name="names"/> that loads, RTLD_GLOBAL; throws with what to install
+    /// when none does.</summary>
+    internal static nint Open(string[] names)
+    {
+        string? error = null;
+        foreach (string name in names)
+        {
+            nint library = dlopen(name, RtldNow | RtldGlobal);
+            if (library != 0) return library;
+            error ??= Marshal.PtrToStringUTF8(dlerror());
+        }
+        throw new DllNotFoundException($"NormSharp.Distributed: cannot load Open MPI's libmpi.so (tried {string.Join(", ", names)}: {error ?? "not found"}); install it with 'apt-get install openmpi-bin libopenmpi-dev' (Debian/Ubuntu) and start the processes with mpirun.");
+    }
+
     /// <summary>Throws unless an MPI call returned MPI_SUCCESS (0). With MPI's default error handler a failing call
     /// aborts the job before returning, so this is the second line of defence.</summary>
     public static void Check(int code, string call)
@@ -67,7 +72,14 @@ internal static unsafe class Mpi
         if (code != 0) throw new DistributedException($"{call} failed with MPI error code {code}.");
     }
 
+    /// <summary>Sets a variable in the native environment, which MPI_Init reads (the runtime's own
+    /// Environment.SetEnvironmentVariable does not reach it on Unix), unless it is set already.</summary>
+    public static void SetEnvironmentDefault(string name, string value) => setenv(name, value, 0);
+
     private const int RtldNow = 0x2, RtldGlobal = 0x100;
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    private static extern int setenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
 
     [DllImport("libc", EntryPoint = "dlopen")]
     private static extern nint dlopen([MarshalAs(UnmanagedType.LPUTF8Str)] string file, int mode);

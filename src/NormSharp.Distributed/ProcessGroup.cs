@@ -58,6 +58,9 @@ public sealed class ProcessGroup : IDisposable
     {
         if (!LaunchedByMpi) return new ProcessGroup(null, 0, 1);
         Mpi.Load();
+        // A process waiting in a collective polls; yielding there leaves the core to this process's training thread
+        // (and to the other processes when there are more processes than cores). A value the user set wins.
+        Mpi.SetEnvironmentDefault("OMPI_MCA_mpi_yield_when_idle", "1");
         var calls = new BlockingCollection<Action>();
         var thread = new Thread(() => { foreach (Action call in calls.GetConsumingEnumerable()) call(); })
         { IsBackground = true, Name = "NormSharp MPI" };
@@ -135,6 +138,7 @@ public sealed class ProcessGroup : IDisposable
     /// <paramref name="what"/> if the other processes do not take part within <see cref="Timeout"/>.</summary>
     public void Wait(Task collective, string what)
     {
+        if (collective.IsCompletedSuccessfully) return;
         long start = Stopwatch.GetTimestamp();
         try
         {

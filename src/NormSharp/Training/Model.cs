@@ -103,6 +103,7 @@ public class Model
             double lossSum = 0;
             long correct = 0;
             int samples = 0, batch = 0, batches = loader.BatchCount;
+            bool stopped = false;
             foreach (Batch b in Distribution is { } d ? loader.Batches(epoch, d.Rank, d.WorldSize) : loader.Batches(epoch))
             {
                 // [Σ loss, correct, samples, cancelled] of the step, summed over the processes when distributed.
@@ -126,9 +127,11 @@ public class Model
                 var progress = new BatchProgress(epoch, epochs, batch, batches, samples, lossSum / samples,
                     trackAccuracy ? (double)correct / samples : double.NaN, clock.Elapsed);
                 foreach (Callback c in hooks) c.OnBatchEnd(progress, context);
-                if (step[3] > 0) break;
+                // Distributed, every process stops after the same batch: the first one after any was cancelled.
+                stopped = Distribution is null ? cancellation.IsCancellationRequested : step[3] > 0;
+                if (stopped) break;
             }
-            if (cancellation.IsCancellationRequested) break;
+            if (stopped) break;
             double seconds = clock.Elapsed.TotalSeconds;
 
             var metrics = new Dictionary<string, double> { ["loss"] = lossSum / samples };

@@ -32,10 +32,18 @@ internal static class TrainCommand
           --resume FILE        continue from a checkpoint.safetensors written by an earlier run
           --no-precise-bn      keep the moving averages of batch normalization as they are after training instead
                                of re-estimating them over the training set ("precise BN") before the final test
-        """;
+        """ + "\n" + DistributedTraining.Help;
 
     public static int Run(Options args, TextWriter output, CancellationToken cancellation)
     {
+        DistributedTraining? distributed = DistributedTraining.FromOptions(args);
+        return distributed is null ? Train(args, output, cancellation, null)
+            : distributed.Guard(() => Train(args, distributed.IsLead ? output : TextWriter.Null, cancellation, distributed));
+    }
+
+    private static int Train(Options args, TextWriter output, CancellationToken cancellation, DistributedTraining? distributed)
+    {
+        bool lead = distributed?.IsLead ?? true;
         string modelName = args.Choice("model", "seed-cnn", SeedModels.Names.ToArray());
         string normName = args.Choice("norm", "batch", "batch", "layer", "group", "none");
         string dataset = args.String("dataset", "mnist-subset");
@@ -46,7 +54,7 @@ internal static class TrainCommand
         double lr = args.Double("lr", optimizerName == "sgd" ? 1e-2 : 1e-3, 0, 10);
         string schedule = args.Choice("schedule", "none", "none", "cosine", "step");
         int seed = args.Int("seed", 0, 0);
-        int threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
+        int threads = args.Int("threads", distributed is null ? Environment.ProcessorCount : DistributedTraining.DefaultThreads(), 1, 1024);
         string? resume = args.String("resume");
         bool preciseBatchNorm = !args.Flag("no-precise-bn");
         string outputDir = args.String("output") ?? Path.Combine("runs", $"{modelName}-{normName}-{DateTime.Now:yyyyMMdd-HHmmss}");
@@ -70,9 +78,12 @@ internal static class TrainCommand
             model.LoadCheckpoint(resume);
             output.WriteLine($"resumed from {resume} after epoch {model.EpochsCompleted}");
         }
+        distributed?.Attach(model, batchSize, [$"model={modelName}", $"norm={normName}", $"dataset={data.Name} ({data.Train.Count} training images)",
+            $"epochs={epochs}", $"batch_size={batchSize}", $"optimizer={optimizerName}", $"lr={lr}", $"schedule={schedule}", $"seed={seed}",
+            $"epochs_completed={model.EpochsCompleted}"]);
         output.WriteLine(model.Summary().ToString());
 
-        Directory.CreateDirectory(outputDir);
+        if (lead) Directory.CreateDirectory(outputDir);
         var settings = new Dictionary<string, object?>
         {
             ["command"] = "normsharp " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
@@ -82,13 +93,18 @@ internal static class TrainCommand
             ["normsharp_version"] = typeof(Tensor).Assembly.GetName().Version?.ToString(),
             ["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
             ["started"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
+            ["processes"] = distributed?.Group.Size ?? 1, ["sync_batch_norm"] = distributed?.SyncBatchNorm,
         };
-        AtomicFile.WriteAllText(Path.Combine(outputDir, "run.json"), JsonSerializer.Serialize(settings, new JsonSerializerOptions { WriteIndented = true }));
-        AtomicFile.WriteAllText(Path.Combine(outputDir, "summary.txt"), model.Summary().ToString() + Environment.NewLine);
+        if (lead)
+        {
+            AtomicFile.WriteAllText(Path.Combine(outputDir, "run.json"), JsonSerializer.Serialize(settings, new JsonSerializerOptions { WriteIndented = true }));
+            AtomicFile.WriteAllText(Path.Combine(outputDir, "summary.txt"), model.Summary().ToString() + Environment.NewLine);
+        }
 
         bool interactive = TrainingConsole.IsInteractive;
         string checkpoint = Path.Combine(outputDir, "checkpoint.safetensors");
-        var callbacks = new List<Callback> { new TrainingConsole(output, interactive), new ModelCheckpoint(checkpoint), new RunArtifacts(outputDir) };
+        var callbacks = new List<Callback> { new TrainingConsole(output, interactive) };
+        if (lead) callbacks.AddRange([new ModelCheckpoint(checkpoint), new RunArtifacts(outputDir)]);
         if (schedule != "none")
             callbacks.Add(new LearningRateCallback(schedule == "cosine"
                 ? new CosineAnnealingLR(optimizer, tMax: epochs)
@@ -102,7 +118,7 @@ internal static class TrainCommand
         if (cancellation.IsCancellationRequested)
         {
             string interrupted = Path.Combine(outputDir, "interrupted.safetensors");
-            model.Network.SaveSafeTensors(interrupted, metadata);
+            if (lead) model.Network.SaveSafeTensors(interrupted, metadata);
             output.WriteLine($"stopped: weights saved to {interrupted}; resume the completed epochs with --resume {checkpoint}");
             return 130;
         }
@@ -121,9 +137,11 @@ internal static class TrainCommand
             results["test_loss_precise_bn"] = test["loss"];
             results["test_accuracy_precise_bn"] = test["accuracy"];
         }
-        string modelPath = Path.Combine(outputDir, "model.safetensors");
-        model.Network.SaveSafeTensors(modelPath, metadata);
-        AtomicFile.WriteAllText(Path.Combine(outputDir, "results.json"), JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+        if (lead)
+        {
+            model.Network.SaveSafeTensors(Path.Combine(outputDir, "model.safetensors"), metadata);
+            AtomicFile.WriteAllText(Path.Combine(outputDir, "results.json"), JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+        }
         output.WriteLine($"test accuracy: {test["accuracy"]:P2} (loss {test["loss"]:F4}) on {data.Test.Count} images");
         output.WriteLine($"wrote {outputDir}: model.safetensors, checkpoint.safetensors, history.csv/json, loss.png, accuracy.png, run.json, results.json, summary.txt");
         return 0;

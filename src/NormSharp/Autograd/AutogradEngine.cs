@@ -50,10 +50,12 @@ internal static class AutogradEngine
         if (root.GradFn is null)
         {
             AccumulateIntoLeaf(root, gradient);
+            root.PostAccumulateGradHooks?.ForEach(hook => hook(root));
             return;
         }
 
         List<Tensor> order = TopologicalOrder(root);
+        Dictionary<Tensor, int>? pendingHooks = UsesOfHookedLeaves(order);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = gradient };
         // Gradients this pass made and nothing else can hold; each is disposed, returning its buffer to the pool,
         // once it has been consumed.
@@ -61,8 +63,12 @@ internal static class AutogradEngine
         for (int i = order.Count - 1; i >= 0; i--)
         {
             Tensor t = order[i];
-            if (!grads.Remove(t, out Tensor? g)) continue;
             Node node = t.GradFn!;
+            if (!grads.Remove(t, out Tensor? g))
+            {
+                SettleLeaves(node.Inputs, pendingHooks);
+                continue;
+            }
             BackwardFunction fn = node.Backward
                 ?? throw new InvalidOperationException($"Backward: the graph through '{node.Name}' was already freed by an earlier backward pass; pass retainGraph: true to backward through it twice.");
             Tensor[] inputs = node.Inputs;
@@ -99,6 +105,39 @@ internal static class AutogradEngine
             // A backward function may have handed g on as the gradient of one or more inputs; then it lives on in
             // their slots, unowned (no slot may add into it in place). Otherwise this pass is done with it.
             if (owned.Remove(g) && Array.IndexOf(inputGrads, g) < 0) g.Dispose();
+            SettleLeaves(inputs, pendingHooks);
+        }
+    }
+
+    /// <summary>How many recorded uses each leaf with a post-accumulate hook has in this pass (null when none has
+    /// a hook): its gradient is complete once that many nodes have run.</summary>
+    private static Dictionary<Tensor, int>? UsesOfHookedLeaves(List<Tensor> order)
+    {
+        Dictionary<Tensor, int>? uses = null;
+        foreach (Tensor t in order)
+            foreach (Tensor input in t.GradFn!.Inputs)
+                if (input.GradFn is null && input.RequiresGrad && input.PostAccumulateGradHooks is { Count: > 0 })
+                {
+                    uses ??= new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
+                    uses[input] = uses.GetValueOrDefault(input) + 1;
+                }
+        return uses;
+    }
+
+    /// <summary>Counts one use of each hooked leaf among <paramref name="inputs"/> as done and calls the hooks of
+    /// those whose gradient is now complete.</summary>
+    private static void SettleLeaves(Tensor[] inputs, Dictionary<Tensor, int>? pendingHooks)
+    {
+        if (pendingHooks is null) return;
+        foreach (Tensor input in inputs)
+        {
+            if (!pendingHooks.TryGetValue(input, out int left)) continue;
+            if (left > 1) pendingHooks[input] = left - 1;
+            else
+            {
+                pendingHooks.Remove(input);
+                input.PostAccumulateGradHooks!.ForEach(hook => hook(input));
+            }
         }
     }
 

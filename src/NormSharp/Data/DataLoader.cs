@@ -72,12 +72,41 @@ public sealed class DataLoader
         return Enumerate(order);
     }
 
+    /// <summary>
+    /// The distributed sampler: process <paramref name="replica"/>'s part of every batch of epoch
+    /// <paramref name="epoch"/> when <paramref name="replicas"/> processes share each batch. Every process computes the
+    /// same order (same seed), batch b's samples are split into <paramref name="replicas"/> contiguous parts whose
+    /// sizes differ by at most one, and part r goes to process r, so the parts are disjoint and one epoch still
+    /// visits every sample once; the parts of batch b together are <see cref="Batches(int)"/>'s batch b. A final
+    /// batch with fewer samples than processes is left out by every process.
+    /// </summary>
+    public IEnumerable<Batch> Batches(int epoch, int replica, int replicas)
+    {
+        if (replicas < 1 || replica < 0 || replica >= replicas)
+            throw new ArgumentOutOfRangeException(nameof(replica), $"DataLoader('{Dataset.Name}'): replica {replica} of {replicas} does not exist.");
+        int[] order = Order(epoch);
+        return EnumerateParts(order, replica, replicas);
+    }
+
+    /// <summary>The samples in batch <paramref name="batch"/> of an epoch (the last one may be short).</summary>
+    public int BatchLength(int batch) => Math.Min(BatchSize, Dataset.Count - batch * BatchSize);
+
+    private IEnumerable<Batch> EnumerateParts(int[] order, int replica, int replicas)
+    {
+        for (int b = 0; b < BatchCount; b++)
+        {
+            int length = BatchLength(b);
+            if (length < replicas) yield break;
+            int start = b * BatchSize + (int)((long)length * replica / replicas), end = b * BatchSize + (int)((long)length * (replica + 1) / replicas);
+            yield return MakeBatch(order.AsSpan(start, end - start));
+        }
+    }
+
     private IEnumerable<Batch> Enumerate(int[] order)
     {
         for (int b = 0; b < BatchCount; b++)
         {
-            int start = b * BatchSize;
-            yield return MakeBatch(order.AsSpan(start, Math.Min(BatchSize, order.Length - start)));
+            yield return MakeBatch(order.AsSpan(b * BatchSize, BatchLength(b)));
         }
     }
 

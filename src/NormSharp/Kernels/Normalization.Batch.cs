@@ -54,7 +54,7 @@ internal static partial class NormalizationKernels
     /// <summary>Adds a part of (count_B, mean_B, M₂_B) to the running (count, mean, M₂) by the pairwise update of
     /// Chan, Golub &amp; LeVeque (1979): δ = mean_B − mean, mean += δ·n_B/n, M₂ += M₂_B + δ²·n·n_B/n with n the
     /// combined count. Exact for a constant channel (δ = 0) and free of the cancellation of Σx² − (Σx)²/n.</summary>
-    private static void Merge(ref double count, ref double mean, ref double m2, double countB, double meanB, double m2B)
+    internal static void Merge(ref double count, ref double mean, ref double m2, double countB, double meanB, double m2B)
     {
         double total = count + countB, delta = meanB - mean;
         mean += delta * (countB / total);

@@ -56,6 +56,17 @@ public abstract class Module
         return module;
     }
 
+    /// <summary>Puts <paramref name="module"/> in place of the child registered under <paramref name="name"/>
+    /// (PyTorch's <c>setattr</c> on a submodule), keeping its position; what the old child's tensors were shared
+    /// with (an optimizer) sees the new child only if it holds the same tensors.</summary>
+    internal virtual void ReplaceChild(string name, Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        if (!_children.ContainsKey(name))
+            throw new ArgumentException($"{GetType().Name}: no child module named '{name}' to replace.");
+        _children[name] = module;
+    }
+
     /// <summary>Sets training mode on this module and all its descendants. Returns this module.</summary>
     public virtual Module Train(bool mode = true)
     {

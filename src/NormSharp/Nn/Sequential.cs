@@ -29,6 +29,12 @@ public class Sequential : Module
     /// <summary>The layers in order.</summary>
     public IReadOnlyList<Module> Layers => _layers;
 
+    internal override void ReplaceChild(string name, Module module)
+    {
+        base.ReplaceChild(name, module);
+        _layers[int.Parse(name, System.Globalization.CultureInfo.InvariantCulture)] = module;
+    }
+
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input)
     {

@@ -103,22 +103,35 @@ public class Model
             double lossSum = 0;
             long correct = 0;
             int samples = 0, batch = 0, batches = loader.BatchCount;
-            foreach (Batch b in loader.Batches(epoch))
+            bool stopped = false;
+            foreach (Batch b in Distribution is { } d ? loader.Batches(epoch, d.Rank, d.WorldSize) : loader.Batches(epoch))
             {
+                // [Σ loss, correct, samples, cancelled] of the step, summed over the processes when distributed.
+                var step = new double[4];
                 using (b)
                 {
-                    var (loss, batchCorrect) = TrainStep(optimizer, b.Images, b.Labels, trackAccuracy);
-                    lossSum += loss * b.Labels.Length;
-                    correct += batchCorrect;
+                    // This process's share of the whole batch scales its loss, so that the gradients of the
+                    // processes add up to the whole batch's (equal shares but for the last batch).
+                    double share = (double)b.Labels.Length / loader.BatchLength(batch);
+                    var (loss, batchCorrect) = TrainStep(optimizer, b.Images, b.Labels, trackAccuracy, share);
+                    step[0] = loss * b.Labels.Length;
+                    step[1] = batchCorrect;
                 }
-                samples += b.Labels.Length;
+                step[2] = b.Labels.Length;
+                step[3] = cancellation.IsCancellationRequested ? 1 : 0;
+                Distribution?.SumAcrossProcesses(step);
+                lossSum += step[0];
+                correct += (long)step[1];
+                samples += (int)step[2];
                 batch++;
                 var progress = new BatchProgress(epoch, epochs, batch, batches, samples, lossSum / samples,
                     trackAccuracy ? (double)correct / samples : double.NaN, clock.Elapsed);
                 foreach (Callback c in hooks) c.OnBatchEnd(progress, context);
-                if (cancellation.IsCancellationRequested) break;
+                // Distributed, every process stops after the same batch: the first one after any was cancelled.
+                stopped = Distribution is null ? cancellation.IsCancellationRequested : step[3] > 0;
+                if (stopped) break;
             }
-            if (cancellation.IsCancellationRequested) break;
+            if (stopped) break;
             double seconds = clock.Elapsed.TotalSeconds;
 
             var metrics = new Dictionary<string, double> { ["loss"] = lossSum / samples };
@@ -150,16 +163,30 @@ public class Model
         CheckShape(images.Dims, "TrainOnBatch");
         if (labels.Length != images.Dims[0])
             throw new ArgumentException($"Model.TrainOnBatch: {images.Dims[0]} images but {labels.Length} labels.");
-        return TrainStep(Optimizer, images, labels, countCorrect: false).Loss;
+        return TrainStep(Optimizer, images, labels, countCorrect: false, share: 1.0 / (Distribution?.WorldSize ?? 1)).Loss;
     }
 
-    private (double Loss, long Correct) TrainStep(Optimizer optimizer, Tensor images, int[] labels, bool countCorrect)
+    /// <summary>
+    /// Data-parallel training over several processes (NormSharp.Distributed sets it; null, the default, trains in
+    /// this process alone). <see cref="Fit"/> then trains every process on its part of each batch (the distributed
+    /// sampler of <see cref="DataLoader.Batches(int, int, int)"/>), has the processes' gradients summed into the whole
+    /// batch's before each optimizer step, and reports loss and accuracy over the whole batch. With it,
+    /// <see cref="TrainOnBatch"/> takes its images as this process's equal share of the batch.
+    /// </summary>
+    public IDistributedTraining? Distribution { get; set; }
+
+    /// <summary>One step: <paramref name="share"/> is this process's fraction of the whole batch (1 alone).</summary>
+    private (double Loss, long Correct) TrainStep(Optimizer optimizer, Tensor images, int[] labels, bool countCorrect, double share)
     {
         using var scope = TensorScope.Begin();
         optimizer.ZeroGrad();
-        Tensor logits = TrainingForward(Network, images);
+        // Batches are float32; a network converted to float64 (Module.To) trains on them converted.
+        DType networkType = Network.Parameters().FirstOrDefault()?.DType ?? images.DType;
+        Tensor logits = TrainingForward(Network, images.DType == networkType ? images : images.To(networkType));
         Tensor loss = Functional.CrossEntropy(logits, labels);
-        loss.Backward();
+        // The whole batch's loss is Σ over the processes of share·(this process's mean loss).
+        loss.Backward(share == 1 ? null : Tensor.Full(loss.Shape, share, loss.DType));
+        Distribution?.FinishGradients();
         optimizer.Step();
         return (loss.Item(), countCorrect ? CountCorrect(logits, labels) : 0);
     }

@@ -21,6 +21,28 @@ public class DataLoaderTests
     }
 
     [Fact]
+    public void Replica_parts_of_each_batch_are_disjoint_and_together_are_the_batch()
+    {
+        var loader = new DataLoader(ImageClassificationDatasetTests.Numbered(103), 10, seed: 5);
+        int[][] whole = loader.Batches(2).Select(b => { using (b) return SeenIds([b]); }).ToArray();
+        var parts = Enumerable.Range(0, 3).Select(r => loader.Batches(2, r, 3).Select(b => { using (b) return SeenIds([b]); }).ToArray()).ToArray();
+        for (int b = 0; b < whole.Length; b++)
+        {
+            Assert.Equal(whole[b], parts.SelectMany(p => p[b]).ToArray());
+            Assert.True(parts.Max(p => p[b].Length) - parts.Min(p => p[b].Length) <= 1);
+        }
+    }
+
+    [Fact]
+    public void A_last_batch_smaller_than_the_replica_count_is_left_out_by_every_replica()
+    {
+        var loader = new DataLoader(ImageClassificationDatasetTests.Numbered(21), 10, seed: 5);
+        Assert.All(Enumerable.Range(0, 2), r => Assert.Equal(new[] { 5, 5 }, loader.Batches(0, r, 2).Select(b => b.Count).ToArray()));
+        Assert.Equal(new[] { 3, 3 }, loader.Batches(0, 1, 3).Select(b => b.Count).ToArray());
+        Assert.Equal(new[] { 4, 4 }, loader.Batches(0, 2, 3).Select(b => b.Count).ToArray());
+    }
+
+    [Fact]
     public void Every_sample_is_seen_exactly_once_per_epoch()
     {
         var loader = new DataLoader(ImageClassificationDatasetTests.Numbered(103), 10, seed: 5);

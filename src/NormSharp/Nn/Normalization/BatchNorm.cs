@@ -52,19 +52,24 @@ public abstract class BatchNorm : NormBase
         bool updateRunning = batchStatistics && TrackRunningStats;
         // PyTorch's exponential_average_factor: the momentum, or 1/n for the n-th batch when momentum is null.
         double factor = updateRunning ? Momentum ?? 1.0 / (NumBatchesTracked!.Item() + 1) : 0;
-        Tensor y = Functional.BatchNorm(Describe(), input, axis, RunningMean, RunningVar, Weight, Bias, batchStatistics, factor, Eps, UnbiasedRunningVariance);
+        Tensor y = Normalize(input, axis, batchStatistics, factor);
         if (updateRunning) NumBatchesTracked!.CopyFrom(new[] { (float)(NumBatchesTracked.Item() + 1) });
         return y;
     }
+
+    /// <summary>Normalizes with the batch's statistics (moving the running ones by <paramref name="runningFactor"/>)
+    /// or with the running ones. SyncBatchNorm overrides it to take the statistics of the batch over all processes.</summary>
+    private protected virtual Tensor Normalize(Tensor input, int axis, bool batchStatistics, double runningFactor) =>
+        Functional.BatchNorm(Describe(), input, axis, RunningMean, RunningVar, Weight, Bias, batchStatistics, runningFactor, Eps, UnbiasedRunningVariance);
 
     /// <summary>Throws an <see cref="ArgumentException"/> naming the layer when the input's rank does not fit.</summary>
     protected abstract void CheckInput(Tensor input);
 
     /// <summary>The axis holding the channels (1 for NCHW).</summary>
-    private protected virtual int ChannelAxis(Tensor input) => 1;
+    internal virtual int ChannelAxis(Tensor input) => 1;
 
     /// <summary>Whether the running variance follows the unbiased batch variance n/(n−1)·σ² (PyTorch) or σ² (Keras).</summary>
-    private protected virtual bool UnbiasedRunningVariance => true;
+    internal virtual bool UnbiasedRunningVariance => true;
 }
 
 /// <summary>Batch normalization of (N, C) or (N, C, L) inputs (PyTorch's <c>nn.BatchNorm1d</c>); see

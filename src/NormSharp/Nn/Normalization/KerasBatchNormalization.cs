@@ -7,16 +7,25 @@ namespace NormSharp.Nn;
 /// <see cref="NormBase.Momentum"/> holds that PyTorch value); <c>epsilon</c> defaults to 1e-3; <c>center</c> and
 /// <c>scale</c> switch β and γ separately; <c>axis</c> is the channel axis (1 for NCHW images, −1 for (N, features)
 /// or channels-last data). As in Keras 3, the moving variance follows the biased batch variance, where PyTorch uses
-/// the unbiased one. Keras's <c>trainable = False</c> corresponds to <see cref="BatchNorm.Freeze"/>.
+/// the unbiased one. Keras's <c>trainable = False</c> corresponds to <see cref="BatchNorm.Freeze"/>. With
+/// <c>synchronized</c> (Keras's <c>synchronized=True</c>) data-parallel training (NormSharp.Distributed) replaces the
+/// layer by a SyncBatchNorm with the same conventions, which normalizes with the statistics of the whole batch across
+/// processes; in a single process the flag changes nothing.
 /// </summary>
 public sealed class KerasBatchNormalization : BatchNorm
 {
     /// <summary>Creates the layer for <paramref name="features"/> channels on axis <paramref name="axis"/>.</summary>
-    public KerasBatchNormalization(int features, int axis = 1, double momentum = 0.99, double epsilon = 1e-3, bool center = true, bool scale = true)
+    public KerasBatchNormalization(int features, int axis = 1, double momentum = 0.99, double epsilon = 1e-3, bool center = true, bool scale = true,
+        bool synchronized = false)
         : base(features, epsilon, CheckedDecay(momentum), scale, center, trackRunningStats: true)
     {
         Axis = axis;
+        Synchronized = synchronized;
     }
+
+    /// <summary>Keras's <c>synchronized</c>: whether data-parallel training takes this layer's batch statistics over
+    /// all processes (see the class summary).</summary>
+    public bool Synchronized { get; }
 
     /// <summary>The channel axis as given (negative counts from the end).</summary>
     public int Axis { get; }
@@ -45,9 +54,9 @@ public sealed class KerasBatchNormalization : BatchNorm
             throw new ArgumentException($"{Describe()}: expected an input with a batch axis first and the channel axis {Axis}, got shape {ShapeUtil.Format(input.Dims)}.");
     }
 
-    private protected override int ChannelAxis(Tensor input) => Axis < 0 ? Axis + input.Rank : Axis;
+    internal override int ChannelAxis(Tensor input) => Axis < 0 ? Axis + input.Rank : Axis;
 
-    private protected override bool UnbiasedRunningVariance => false;
+    internal override bool UnbiasedRunningVariance => false;
 
     /// <inheritdoc/>
     protected override string ExtraRepresentation =>

@@ -1,0 +1,22 @@
+namespace NormSharp.Training;
+
+/// <summary>
+/// What <see cref="Model.Fit"/> needs from a group of processes that train one model data-parallel (Keras's
+/// distribution strategy); NormSharp.Distributed implements it over MPI. Every process calls the members in the same
+/// order.
+/// </summary>
+public interface IDistributedTraining
+{
+    /// <summary>This process's index, 0 to <see cref="WorldSize"/> − 1.</summary>
+    int Rank { get; }
+
+    /// <summary>The number of processes.</summary>
+    int WorldSize { get; }
+
+    /// <summary>Called after the backward pass and before the optimizer step: on return every process's parameter
+    /// gradients hold the sum of all processes' gradients.</summary>
+    void FinishGradients();
+
+    /// <summary>Replaces <paramref name="values"/> by their element-wise sum over the processes.</summary>
+    void SumAcrossProcesses(double[] values);
+}

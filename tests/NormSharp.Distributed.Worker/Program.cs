@@ -1,0 +1,68 @@
+using System.Globalization;
+using NormSharp;
+using NormSharp.Data;
+using NormSharp.Distributed;
+using NormSharp.Keras;
+using NormSharp.Nn;
+using NormSharp.Optim;
+using NormSharp.Serialization;
+
+// Started by NormSharp.Distributed.Tests under mpirun, one copy per rank:
+//   syncbn DIR                      runs every DIR/case-*.safetensors through SyncBatchNorm on this rank's part
+//   train sync|nosync float32|float64 OUT STEPS N
+//                                   trains the seed CNN data-parallel for STEPS batches of N, saves OUT-rank<r>
+// Each rank writes its own result files; the tests compare them with one process on the whole batch.
+ProcessGroup group = ProcessGroup.World;
+Parallelism.ThreadCount = 1;
+switch (args[0])
+{
+    case "syncbn":
+        foreach (string file in Directory.GetFiles(args[1], "case-*.safetensors").Order())
+            RunSyncBatchNormCase(file, group);
+        break;
+    case "train":
+        Train(args[1] == "sync", args[2] == "float64" ? DType.Float64 : DType.Float32, args[3],
+            int.Parse(args[4], CultureInfo.InvariantCulture), int.Parse(args[5], CultureInfo.InvariantCulture), group);
+        break;
+    default:
+        throw new ArgumentException($"unknown mode '{args[0]}'");
+}
+return 0;
+
+// A case file holds the whole batch (x, dy, optional weight and bias) and says how it is split over the ranks.
+static void RunSyncBatchNormCase(string file, ProcessGroup group)
+{
+    SafeTensorsContent content = SafeTensors.Load(file);
+    Tensor x = content.Tensors["x"], dy = content.Tensors["dy"];
+    int[] parts = content.Metadata["parts"].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+    double? momentum = content.Metadata["momentum"] == "none" ? null : double.Parse(content.Metadata["momentum"], CultureInfo.InvariantCulture);
+    bool affine = content.Tensors.ContainsKey("weight");
+    int start = parts.Take(group.Rank).Sum(), count = parts[group.Rank];
+
+    var layer = new SyncBatchNorm(x.Shape[1], momentum: momentum, affine: affine, processGroup: group);
+    if (affine) layer.LoadStateDict(new Dictionary<string, Tensor> { ["weight"] = content.Tensors["weight"], ["bias"] = content.Tensors["bias"] }, strict: false);
+    Tensor part = x.Narrow(0, start, count).Contiguous().CloneData();
+    part.RequiresGrad = true;
+    Tensor y = layer.Forward(part);
+    y.Backward(dy.Narrow(0, start, count).Contiguous().CloneData());
+    var results = new Dictionary<string, Tensor> { ["y"] = y.Detach(), ["dx"] = part.Grad! };
+    if (affine) (results["dweight"], results["dbias"]) = (layer.Weight!.Grad!, layer.Bias!.Grad!);
+    // A second batch moves the running statistics again (cumulative average when momentum is null).
+    using (Tensor.NoGrad()) layer.Forward(part);
+    foreach (var (name, buffer) in layer.NamedBuffers()) results[name] = buffer;
+    if (count == 0) { results.Remove("y"); results.Remove("dx"); }
+    SafeTensors.Save(file.Replace("case-", "out-").Replace(".safetensors", $"-rank{group.Rank}.safetensors"), results);
+}
+
+static void Train(bool sync, DType dtype, string output, int steps, int batchSize, ProcessGroup group)
+{
+    ImageClassificationDataset train = Datasets.Load("mnist-subset").Train.Subset(Enumerable.Range(0, steps * batchSize).ToArray());
+    NormSharp.Keras.Sequential model = SeedModels.Cnn(NormalizationKind.Batch, 10, new RandomGenerator(7));
+    model.Network.To(dtype);
+    model.Compile(new Adam(model.Network.Parameters(), 1e-3), "categorical_crossentropy", "accuracy");
+    if (sync) SyncBatchNorm.ConvertSyncBatchNorm(model.Network, group);
+    using var parallel = DistributedDataParallel.Attach(model, group, [$"steps={steps}", $"batch_size={batchSize}"]);
+    model.Fit(train, epochs: 1, batchSize, seed: 3);
+    SafeTensors.Save($"{output}-rank{group.Rank}.safetensors", model.Network.StateDict(), storedType: _ => SafeTensorsType.F64);
+    Console.WriteLine($"rank {group.Rank}: {parallel.BucketCount} gradient buckets, loss {model.History.Epochs[^1].Metrics["loss"]:R}");
+}

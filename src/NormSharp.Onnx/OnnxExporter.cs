@@ -1,4 +1,5 @@
 using NormSharp.Nn;
+using Google.Protobuf;
 using NormSharp.Onnx.Protobuf;
 using NormSharp.Serialization;
 using NormSharp.Training;

@@ -122,16 +122,16 @@ public static partial class OnnxImporter
             if (inputs.Count != 1)
                 throw new NotSupportedException($"ONNX model '{_source}': the graph has {inputs.Count} inputs ({string.Join(", ", inputs.Select(v => $"'{v.Name}'"))}); NormSharp imports chains with one input.");
             ValueInfoProto input = inputs[0];
-            TensorTypeProto type = input.Type?.TensorType ?? throw Invalid($"graph input '{input.Name}' is not a tensor");
-            if (type.ElemType != OnnxDataType.Float)
-                throw new NotSupportedException($"ONNX model '{_source}': graph input '{input.Name}' has element type {type.ElemType}; NormSharp imports float32 models.");
+            TypeProto.Types.Tensor type = input.Type?.TensorType ?? throw Invalid($"graph input '{input.Name}' is not a tensor");
+            if (type.ElemType != (int)TensorProto.Types.DataType.Float)
+                throw new NotSupportedException($"ONNX model '{_source}': graph input '{input.Name}' has element type {(TensorProto.Types.DataType)type.ElemType}; NormSharp imports float32 models.");
             if (type.Shape is null || type.Shape.Dim.Count < 2)
                 throw Invalid($"graph input '{input.Name}' needs a shape (N, ...) with a batch axis and per-sample sizes");
             var sample = new int[type.Shape.Dim.Count - 1];
             long elements = 1;
             for (int d = 0; d < sample.Length; d++)
             {
-                long? size = type.Shape.Dim[d + 1].DimValue;
+                long? size = type.Shape.Dim[d + 1].Size;
                 if (size is not (> 0 and <= int.MaxValue))
                     throw Invalid($"graph input '{input.Name}' has axis {d + 1} of size {(object?)size ?? "unknown"}; NormSharp needs fixed positive sizes after the batch axis");
                 sample[d] = (int)size.Value;

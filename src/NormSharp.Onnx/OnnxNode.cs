@@ -37,27 +37,27 @@ internal sealed class OnnxNode
 
     public NotSupportedException Unsupported(string what) => new($"ONNX model '{_source}': {Label}: {what}.");
 
-    public long Int(string name, long fallback) => Read(name, OnnxAttributeType.Int) is AttributeProto a ? a.I : fallback;
+    public long Int(string name, long fallback) => Read(name, AttributeProto.Types.AttributeType.Int) is AttributeProto a ? a.I : fallback;
 
-    public long RequiredInt(string name) => Read(name, OnnxAttributeType.Int)?.I ?? throw Invalid($"lacks the required attribute '{name}'");
+    public long RequiredInt(string name) => Read(name, AttributeProto.Types.AttributeType.Int)?.I ?? throw Invalid($"lacks the required attribute '{name}'");
 
-    public float Float(string name, float fallback) => Read(name, OnnxAttributeType.Float) is AttributeProto a ? a.F : fallback;
+    public float Float(string name, float fallback) => Read(name, AttributeProto.Types.AttributeType.Float) is AttributeProto a ? a.F : fallback;
 
-    public string String(string name, string fallback) => Read(name, OnnxAttributeType.String) is AttributeProto a ? a.S.ToStringUtf8() : fallback;
+    public string String(string name, string fallback) => Read(name, AttributeProto.Types.AttributeType.String) is AttributeProto a ? a.S.ToStringUtf8() : fallback;
 
     /// <summary>An INTS attribute of <paramref name="count"/> values, or <paramref name="fallback"/> when absent.</summary>
     public long[] Ints(string name, int count, long[] fallback)
     {
-        if (Read(name, OnnxAttributeType.Ints) is not AttributeProto a) return fallback;
+        if (Read(name, AttributeProto.Types.AttributeType.Ints) is not AttributeProto a) return fallback;
         if (a.Ints.Count != count) throw Invalid($"attribute '{name}' has {a.Ints.Count} values, expected {count} (NormSharp imports 2-D convolutions and pooling)");
         return a.Ints.ToArray();
     }
 
     /// <summary>An INTS attribute of any length, or null when absent.</summary>
-    public long[]? Ints(string name) => Read(name, OnnxAttributeType.Ints)?.Ints.ToArray();
+    public long[]? Ints(string name) => Read(name, AttributeProto.Types.AttributeType.Ints)?.Ints.ToArray();
 
     /// <summary>A TENSOR attribute, or null when absent.</summary>
-    public TensorProto? Tensor(string name) => Read(name, OnnxAttributeType.Tensor)?.T;
+    public TensorProto? Tensor(string name) => Read(name, AttributeProto.Types.AttributeType.Tensor)?.T;
 
     /// <summary>Throws for attributes no reader asked for: NormSharp cannot honour them.</summary>
     public void RejectUnreadAttributes()
@@ -113,7 +113,7 @@ internal sealed class OnnxNode
         catch (InvalidDataException e) { throw Invalid(e.Message.TrimEnd('.'), e); }
     }
 
-    private AttributeProto? Read(string name, OnnxAttributeType type)
+    private AttributeProto? Read(string name, AttributeProto.Types.AttributeType type)
     {
         _read.Add(name);
         if (!_attributes.TryGetValue(name, out AttributeProto? attribute)) return null;

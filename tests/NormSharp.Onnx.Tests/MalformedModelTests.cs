@@ -186,11 +186,11 @@ public class MalformedModelTests(ITestOutputHelper output)
         Assert.Equal("ONNX model 'dynamic': graph input 'x' has axis 1 of size unknown; NormSharp needs fixed positive sizes after the batch axis.", Refusal(dynamic.Build(), "dynamic").Message);
 
         ModelProto doubles = SmallModel();
-        doubles.Graph!.Input[0].Type!.TensorType!.ElemType = OnnxDataType.Double;
+        doubles.Graph!.Input[0].Type!.TensorType!.ElemType = (int)TensorProto.Types.DataType.Double;
         Assert.Equal("ONNX model 'double': graph input 'input' has element type Double; NormSharp imports float32 models.", Refusal(doubles, "double").Message);
 
         ModelProto external = SmallModel();
-        external.Graph!.Initializer[0].DataLocation = 1;
+        external.Graph!.Initializer[0].DataLocation = TensorProto.Types.DataLocation.External;
         Assert.Equal("ONNX model 'external': node '0' (Conv): Tensor '0.weight' keeps its data in an external file, which NormSharp does not read.", Refusal(external, "external").Message);
     }
 

@@ -53,6 +53,9 @@ internal sealed class OnnxNode
         return a.Ints.ToArray();
     }
 
+    /// <summary>A FLOATS attribute, or an empty array when absent.</summary>
+    public float[] FloatList(string name) => Read(name, AttributeProto.Types.AttributeType.Floats)?.Floats.ToArray() ?? Array.Empty<float>();
+
     /// <summary>An INTS attribute of any length, or null when absent.</summary>
     public long[]? Ints(string name) => Read(name, AttributeProto.Types.AttributeType.Ints)?.Ints.ToArray();
 
@@ -71,7 +74,7 @@ internal sealed class OnnxNode
     {
         string actual = InputName(index);
         if (actual != expected)
-            throw Unsupported($"input {index} is '{actual}', expected '{expected}': NormSharp imports chains, where each node reads the previous node's output");
+            throw Unsupported($"input {index} is '{actual}', expected '{expected}'");
     }
 
     /// <summary>The name of input <paramref name="index"/>, "" when omitted.</summary>
@@ -84,7 +87,7 @@ internal sealed class OnnxNode
         string name = InputName(index);
         if (name.Length == 0) return null;
         return _constants.TryGetValue(name, out TensorProto? tensor) ? tensor
-            : throw Unsupported($"input {index} ('{name}') is not a constant: NormSharp imports chains whose only varying value is the data");
+            : throw Unsupported($"input {index} ('{name}') is not a constant: NormSharp reads this operator's weights from initializers or Constant nodes");
     }
 
     /// <summary>Constant input <paramref name="index"/>, required.</summary>

@@ -32,7 +32,7 @@ public sealed class GraphModule : Module
     /// <summary>The graph inputs in order: name and declared shape (the batch axis as declared, 1 when symbolic).</summary>
     public IReadOnlyList<GraphInput> Inputs { get; }
 
-    /// <summary>The names of the graph outputs, in the order <see cref="Forward(Tensor[])"/> returns them.</summary>
+    /// <summary>The names of the graph outputs, in the order <see cref="Run"/> returns them.</summary>
     public IReadOnlyList<string> OutputNames { get; }
 
     /// <summary>The nodes in the order they run.</summary>
@@ -49,13 +49,13 @@ public sealed class GraphModule : Module
     public override Tensor Forward(Tensor input)
     {
         if (Inputs.Count != 1 || OutputNames.Count != 1)
-            throw new ArgumentException($"GraphModule: the graph has {Inputs.Count} inputs and {OutputNames.Count} outputs; call Forward(params Tensor[]) with one tensor per input.");
-        return Forward(new[] { input })[0];
+            throw new ArgumentException($"GraphModule: the graph has {Inputs.Count} inputs and {OutputNames.Count} outputs; call Run with one tensor per input.");
+        return Run(input)[0];
     }
 
     /// <summary>Runs the graph on one tensor per input (in <see cref="Inputs"/> order) and returns the outputs in
     /// <see cref="OutputNames"/> order.</summary>
-    public Tensor[] Forward(params Tensor[] inputs)
+    public Tensor[] Run(params Tensor[] inputs)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         if (inputs.Length != Inputs.Count)
@@ -71,6 +71,83 @@ public sealed class GraphModule : Module
         foreach (GraphNode node in _nodes) node.Run(values, IsTraining);
         return OutputNames.Select(name => values[name] as Tensor
             ?? throw new InvalidOperationException($"GraphModule: output '{name}' holds integers (a shape), not a float tensor.")).ToArray();
+    }
+
+    /// <summary>Every value of one evaluation-mode run without gradients on zeros of the declared input shapes
+    /// (constants, inputs and node outputs by name), for export and summaries.</summary>
+    internal Dictionary<string, object> Trace()
+    {
+        var values = new Dictionary<string, object>(_constants);
+        var modes = NamedModules().Select(m => (m.Module, m.Module.IsTraining)).ToList();
+        Eval();
+        try
+        {
+            using (Tensor.NoGrad())
+            {
+                foreach (GraphInput input in Inputs) values[input.Name] = Tensor.Zeros(input.Shape);
+                foreach (GraphNode node in _nodes) node.Run(values, training: false);
+            }
+        }
+        finally
+        {
+            foreach (var (module, training) in modes) module.Train(training);
+        }
+        return values;
+    }
+
+    /// <summary>The constants the parameter-free nodes read, by name.</summary>
+    internal IReadOnlyDictionary<string, object> Constants => _constants;
+
+    /// <summary>
+    /// A graph for inference in which every BatchNorm (with running statistics) whose input is the output of a Conv2d,
+    /// a grouped Conv2d or a Linear read by nothing else is folded into that layer (<see cref="BatchNormFolding"/>:
+    /// W' = s·W, b' = s·b + t with s = γ/√(running_var + ε), t = β − s·running_mean); the BatchNorm node goes and the
+    /// layer produces its output. The outputs agree up to rounding in evaluation mode. The new graph shares the layers
+    /// that were not folded with this one. Returns the number of folds through <paramref name="folded"/>.
+    /// </summary>
+    public GraphModule FoldBatchNorm(out int folded)
+    {
+        var producers = new Dictionary<string, int>();
+        for (int i = 0; i < _nodes.Length; i++)
+            foreach (string output in _nodes[i].Outputs) producers[output] = i;
+        var readers = _nodes.SelectMany(n => n.Inputs).Concat(OutputNames).GroupBy(n => n).ToDictionary(g => g.Key, g => g.Count());
+        var replaced = new GraphNode?[_nodes.Length];
+        var removed = new HashSet<int>();
+        folded = 0;
+        for (int i = 0; i < _nodes.Length; i++)
+        {
+            if (_nodes[i].Layer is not BatchNorm { TrackRunningStats: true } batchNorm || batchNorm is KerasBatchNormalization { Axis: not 1 }) continue;
+            string input = _nodes[i].Inputs[0];
+            if (!producers.TryGetValue(input, out int p) || readers.GetValueOrDefault(input) != 1 || removed.Contains(p)) continue;
+            Module? fused = _nodes[p].Layer switch
+            {
+                Conv2d conv when conv.OutChannels == batchNorm.NumFeatures => BatchNormFolding.Fuse(conv, batchNorm),
+                Linear linear when linear.OutFeatures == batchNorm.NumFeatures => BatchNormFolding.Fuse(linear, batchNorm),
+                GroupedConv2d grouped when grouped.OutChannels == batchNorm.NumFeatures => FuseGrouped(grouped, batchNorm),
+                _ => null,
+            };
+            if (fused is null) continue;
+            GraphNode layer = _nodes[p];
+            replaced[p] = new GraphNode(layer.Name, layer.ModuleName, layer.OpType, layer.Inputs.ToArray(), _nodes[i].Outputs.ToArray(), fused, null, null)
+            {
+                FoldedBatchNorm = _nodes[i].ModuleName,
+            };
+            removed.Add(i);
+            folded++;
+        }
+        var nodes = _nodes.Select((n, i) => replaced[i] ?? n).Where((_, i) => !removed.Contains(i)).ToList();
+        var graph = new GraphModule(Inputs, OutputNames, nodes, _constants, Opset, Warnings);
+        graph.Train(IsTraining);
+        return graph;
+
+        static GroupedConv2d FuseGrouped(GroupedConv2d conv, BatchNorm batchNorm)
+        {
+            var (weight, bias) = BatchNormFolding.Fold(conv.Weight, conv.Bias, batchNorm);
+            var fused = new GroupedConv2d(conv.InChannels, conv.OutChannels, conv.KernelSize, conv.Groups, conv.Stride, conv.Padding, conv.Dilation, bias: true);
+            fused.Weight.CopyFrom(weight);
+            fused.Bias!.CopyFrom(bias);
+            return fused;
+        }
     }
 
     /// <inheritdoc />
@@ -117,10 +194,13 @@ public sealed class GraphNode
     public IReadOnlyList<string> Outputs { get; }
 
     /// <summary>The NormSharp layer, or null for a parameter-free operation.</summary>
-    public Module? Layer { get; internal set; }
+    public Module? Layer { get; }
 
     /// <summary>The node as the file held it (parameter-free operations are exported from it).</summary>
     internal NodeProto? Proto { get; }
+
+    /// <summary>The module name of the BatchNorm folded into this layer, or null.</summary>
+    public string? FoldedBatchNorm { get; internal init; }
 
     internal void Run(Dictionary<string, object> values, bool training)
     {

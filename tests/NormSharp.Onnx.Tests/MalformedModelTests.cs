@@ -161,7 +161,7 @@ public class MalformedModelTests(ITestOutputHelper output)
         var twoInputs = new GraphBuilder().Input("x", null, 4).Input("z", null, 4).Output("y", null, 4);
         twoInputs.Node("Sub", new[] { "x", "z" }, "y");
         Assert.Equal("ONNX model 'inputs': the graph has 2 inputs and 1 outputs; a Model takes one of each (use OnnxImporter.ImportGraph for several).", Refusal(twoInputs.Build(), "inputs").Message);
-        Assert.Equal(new[] { -1f, -1, -1, -1 }, OnnxImporter.ImportGraph(twoInputs.Build()).Forward(x, x + 1)[0].ToArray());
+        Assert.Equal(new[] { -1f, -1, -1, -1 }, OnnxImporter.ImportGraph(twoInputs.Build()).Run(x, x + 1)[0].ToArray());
 
         var variableWeight = new GraphBuilder().Input("x", null, 4).Output("y", null, 4);
         variableWeight.Node("Relu", new[] { "x" }, "w");

@@ -95,6 +95,11 @@ public sealed class GraphModule : Module
         return values;
     }
 
+    /// <summary>The shape of every float value (inputs, node outputs, constants) for inputs of the declared shapes,
+    /// by value name; integer values that only compute shapes are left out.</summary>
+    public IReadOnlyDictionary<string, int[]> ValueShapes() =>
+        Trace().Where(v => v.Value is Tensor).ToDictionary(v => v.Key, v => ((Tensor)v.Value).Shape);
+
     /// <summary>The constants the parameter-free nodes read, by name.</summary>
     internal IReadOnlyDictionary<string, object> Constants => _constants;
 

@@ -148,7 +148,7 @@ public sealed class GraphModule : Module
         static GroupedConv2d FuseGrouped(GroupedConv2d conv, BatchNorm batchNorm)
         {
             var (weight, bias) = BatchNormFolding.Fold(conv.Weight, conv.Bias, batchNorm);
-            var fused = new GroupedConv2d(conv.InChannels, conv.OutChannels, conv.KernelSize, conv.Groups, conv.Stride, conv.Padding, conv.Dilation, bias: true);
+            var fused = new GroupedConv2d(conv.InChannels, conv.OutChannels, conv.KernelSize, conv.Groups, conv.Stride, conv.Padding, conv.Dilation, bias: true, new RandomGenerator(0));
             fused.Weight.CopyFrom(weight);
             fused.Bias!.CopyFrom(bias);
             return fused;

@@ -11,8 +11,9 @@ namespace NormSharp.Onnx;
 public sealed class GroupedConv2d : Module
 {
     /// <summary>A grouped convolution of <paramref name="inChannels"/> to <paramref name="outChannels"/> channels
-    /// (both divisible by <paramref name="groups"/>); weight (out, in/groups, kh, kw), bias (out) when given.</summary>
-    public GroupedConv2d(int inChannels, int outChannels, Size2 kernelSize, int groups, Size2? stride = null, Size2 padding = default, Size2? dilation = null, bool bias = true)
+    /// (both divisible by <paramref name="groups"/>); weight (out, in/groups, kh, kw), bias (out) when given, both
+    /// drawn uniformly from ±1/√(in/groups·kh·kw) as PyTorch's Conv2d initializes them.</summary>
+    public GroupedConv2d(int inChannels, int outChannels, Size2 kernelSize, int groups, Size2? stride = null, Size2 padding = default, Size2? dilation = null, bool bias = true, RandomGenerator? generator = null)
     {
         if (groups < 1 || inChannels % groups != 0 || outChannels % groups != 0)
             throw new ArgumentException($"GroupedConv2d: groups={groups} must divide in_channels={inChannels} and out_channels={outChannels}.", nameof(groups));
@@ -23,8 +24,9 @@ public sealed class GroupedConv2d : Module
         Stride = stride ?? 1;
         Padding = padding;
         Dilation = dilation ?? 1;
-        RegisterParameter("weight", Tensor.Zeros(new[] { outChannels, inChannels / groups, kernelSize.Height, kernelSize.Width }));
-        if (bias) RegisterParameter("bias", Tensor.Zeros(new[] { outChannels }));
+        double bound = 1 / Math.Sqrt(inChannels / groups * kernelSize.Height * kernelSize.Width);
+        RegisterParameter("weight", Tensor.Uniform(new[] { outChannels, inChannels / groups, kernelSize.Height, kernelSize.Width }, -bound, bound, generator: generator));
+        if (bias) RegisterParameter("bias", Tensor.Uniform(new[] { outChannels }, -bound, bound, generator: generator));
         else RegisterAbsentParameter("bias");
     }
 

@@ -139,7 +139,7 @@ public static partial class OnnxImporter
             if (node.String("auto_pad", "NOTSET") != "NOTSET" || pads[0] != pads[2] || pads[1] != pads[3] || pads.Any(p => p < 0 || p > int.MaxValue))
                 throw node.Unsupported("a grouped convolution layer needs symmetric explicit pads");
             float[]? bias = Bias(node, 2, (int)dims[0]);
-            var conv = new GroupedConv2d(shape[1], (int)dims[0], ((int)dims[2], (int)dims[3]), (int)groups, stride, ((int)pads[0], (int)pads[1]), dilation, bias is not null);
+            var conv = new GroupedConv2d(shape[1], (int)dims[0], ((int)dims[2], (int)dims[3]), (int)groups, stride, ((int)pads[0], (int)pads[1]), dilation, bias is not null, _initialization);
             conv.Weight.CopyFrom(weight);
             conv.Bias?.CopyFrom(bias!);
             return conv;

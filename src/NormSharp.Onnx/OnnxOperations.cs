@@ -112,7 +112,7 @@ internal static class OnnxOperations
             "Log" => v => Float(v[0]).Log(),
             "Neg" => v => -Float(v[0]),
             "Abs" => v => Float(v[0]).Abs(),
-            "Reciprocal" => v => Tensor.Scalar(1) / Float(v[0]),
+            "Reciprocal" => v => Tensor.Scalar(1, Float(v[0]).DType) / Float(v[0]),
             "Pow" => Pow(node, constants),
             _ => throw node.Unsupported($"operator {node.OpType} at opset {opset} is not supported; NormSharp imports {SupportedList}"),
         };

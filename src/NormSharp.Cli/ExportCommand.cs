@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using NormSharp.Experiments;
 using NormSharp.Nn;
 using NormSharp.Onnx;
@@ -30,7 +31,7 @@ internal static class ExportCommand
         GraphProto graph = onnx.Graph!;
         string folded = fold ? $", {graph.Node.Count(n => OnnxFormat.Metadata(n, OnnxFormat.FoldedKey) is not null)} BatchNorm layers folded" : "";
         output.WriteLine($"wrote {onnxFile}: {bytes.Length:N0} bytes, opset {OnnxFormat.Opset}, {graph.Node.Count} nodes ({string.Join(" ", graph.Node.Select(n => n.OpType))}){folded}");
-        output.WriteLine($"input '{graph.Input[0].Name}' (N, {string.Join(", ", model.InputShape)}) → output '{graph.Output[0].Name}' (N, {string.Join(", ", graph.Output[0].Type!.TensorType!.Shape!.Dim.Skip(1).Select(d => d.DimValue))})");
+        output.WriteLine($"input '{graph.Input[0].Name}' (N, {string.Join(", ", model.InputShape)}) → output '{graph.Output[0].Name}' (N, {string.Join(", ", graph.Output[0].Type!.TensorType!.Shape!.Dim.Skip(1).Select(d => d.Size))})");
         return 0;
     }
 }

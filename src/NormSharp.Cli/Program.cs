@@ -3,7 +3,7 @@ using NormSharp.Cli;
 
 namespace NormSharp.Cli;
 
-/// <summary>The <c>normsharp</c> command: train, evaluate, summary, predict, experiment, export, bench.</summary>
+/// <summary>The <c>normsharp</c> command: train, evaluate, summary, predict, experiment, export, import, bench.</summary>
 public static class Program
 {
     private const string Usage = """
@@ -15,6 +15,7 @@ public static class Program
           normsharp predict    classify one digit
           normsharp experiment run an experiment (bn-paper-fig1, norm-compare, ...): CSV, PNG figures, report
           normsharp export     write a trained model as ONNX (--onnx OUT.onnx [--fold-bn])
+          normsharp import     load an ONNX model as a NormSharp graph: summary, and a run of an input file
           normsharp bench      time NormSharp against libtorch side by side (runs bench/NormSharp.Benchmarks)
           normsharp help CMD   options of a command
         """;
@@ -42,6 +43,7 @@ public static class Program
                 "predict" => InspectCommands.Predict(args, output),
                 "experiment" => ExperimentCommand.Run(args, output),
                 "export" => ExportCommand.Run(args, output),
+                "import" => ImportCommand.Run(args, output),
                 "bench" => BenchCommand.Run(args, output),
                 "help" or "--help" or "-h" => Help(args.Positional.FirstOrDefault(), output),
                 _ => throw new UsageException($"unknown command '{command}'"),
@@ -70,6 +72,7 @@ public static class Program
             "predict" => InspectCommands.PredictHelp,
             "experiment" => ExperimentCommand.Help,
             "export" => ExportCommand.Help,
+            "import" => ImportCommand.Help,
             "bench" => BenchCommand.Help,
             _ => Usage,
         });

@@ -1,4 +1,5 @@
 using NormSharp.Nn;
+using Google.Protobuf;
 using NormSharp.Onnx.Protobuf;
 using NormSharp.Serialization;
 using NormSharp.Training;
@@ -65,6 +66,23 @@ public static class OnnxExporter
         return Export(model.Network, model.InputShape.ToArray(), options);
     }
 
+    /// <summary>
+    /// The ONNX model for an imported graph (after training, freezing, re-estimating or folding its BatchNorm), at the
+    /// opset it was read with: each layer written by the per-layer mapping below (with its current weights and
+    /// running statistics), each parameter-free node as the file held it, with the constants it reads. With
+    /// <see cref="OnnxExportOptions.FoldBatchNorm"/> the BatchNorm layers are folded first
+    /// (<see cref="GraphModule.FoldBatchNorm"/>). Graphs read at opset 6 are not written (ONNX Runtime no longer runs
+    /// opset 6); the graph's training modes are restored afterwards.
+    /// </summary>
+    public static ModelProto Export(GraphModule graph, OnnxExportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        if (graph.Opset < 7) throw new NotSupportedException($"OnnxExporter: the graph was read at opset {graph.Opset}; NormSharp writes graphs at opset 7 or later.");
+        options ??= new OnnxExportOptions();
+        GraphModule source = options.FoldBatchNorm ? graph.FoldBatchNorm(out _) : graph;
+        return new ChainWriter(options, source, graph.Opset).WriteGraph(source);
+    }
+
     /// <summary>Writes the ONNX model for <paramref name="network"/> to <paramref name="path"/> atomically (a crash
     /// leaves the old file or the complete new one).</summary>
     public static void Save(Module network, int[] sampleShape, string path, OnnxExportOptions? options = null)
@@ -89,7 +107,7 @@ public static class OnnxExporter
         sequential.GetType().GetMethod(nameof(Module.Forward), new[] { typeof(Tensor) })!.DeclaringType == typeof(Sequential);
 
     /// <summary>Writes the graph of one chain: each layer reads the previous layer's output.</summary>
-    private sealed class ChainWriter(OnnxExportOptions options, Module network)
+    private sealed class ChainWriter(OnnxExportOptions options, Module network, int opset = OnnxFormat.Opset)
     {
         private readonly GraphProto _graph = new() { Name = options.GraphName };
         private string _current = options.InputName;
@@ -147,6 +165,43 @@ public static class OnnxExporter
             return model;
         }
 
+        /// <summary>Writes an imported graph: layers by the per-layer mapping, reading and producing the graph's value
+        /// names; parameter-free nodes as the file held them; the constants they read as initializers.</summary>
+        public ModelProto WriteGraph(GraphModule graph)
+        {
+            Dictionary<string, object> values = graph.Trace();
+            static long?[] Dims(object value) => new long?[] { null }.Concat(((Tensor)value).Shape.Skip(1).Select(d => (long?)d)).ToArray();
+            foreach (GraphInput input in graph.Inputs) _graph.Input.Add(ValueInfoProto.FloatTensor(input.Name, Dims(values[input.Name])));
+            var written = new HashSet<string>();
+            foreach (GraphNode node in graph.Nodes)
+            {
+                if (node.Layer is Module layer)
+                {
+                    _current = node.Inputs[0];
+                    int[] input = ((Tensor)values[node.Inputs[0]]).Shape, output = ((Tensor)values[node.Outputs[0]]).Shape;
+                    WriteLayer(node.ModuleName, layer, input, output);
+                    _last!.Output[0] = node.Outputs[0];
+                    if (node.FoldedBatchNorm is string folded) _last.MetadataProps.Add(Entry(OnnxFormat.FoldedKey, folded));
+                    continue;
+                }
+                foreach (string name in node.Inputs)
+                    if (graph.Constants.TryGetValue(name, out object? constant) && written.Add(name))
+                        _graph.Initializer.Add(constant is Tensor t ? TensorProto.FromFloats(name, t.Shape.Select(d => (long)d), t.ToArray())
+                            : TensorProto.FromInt64s(name, ((IntTensor)constant).Dims.Select(d => (long)d), ((IntTensor)constant).Data));
+                _graph.Node.Add(node.Proto!.Clone());
+            }
+            foreach (string output in graph.OutputNames) _graph.Output.Add(ValueInfoProto.FloatTensor(output, Dims(values[output])));
+            var model = new ModelProto
+            {
+                IrVersion = opset >= 21 ? OnnxFormat.IrVersion : opset >= 15 ? 8 : opset >= 9 ? 4 : 3,
+                ProducerName = "NormSharp",
+                ProducerVersion = typeof(Tensor).Assembly.GetName().Version?.ToString() ?? "",
+                Graph = _graph,
+            };
+            model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = opset });
+            return model;
+        }
+
         private void WriteLayer(string path, Module layer, int[] input, int[] output)
         {
             switch (layer)
@@ -154,6 +209,7 @@ public static class OnnxExporter
                 case Linear linear: WriteLinear(path, linear.Weight.ToArray(), linear.Weight.Shape, linear.Bias?.ToArray(), input.Length); break;
                 case Conv2d conv: WriteConv(path, conv, conv.Weight.ToArray(), conv.Bias?.ToArray(), input); break;
                 case ConvTranspose2d deconv: WriteConvTranspose(path, deconv, deconv.Weight.ToArray(), deconv.Bias?.ToArray(), input); break;
+                case GroupedConv2d grouped: WriteGroupedConv(path, grouped); break;
                 case BatchNorm batchNorm: WriteBatchNorm(path, batchNorm, input); break;
                 case InstanceNorm instanceNorm: WriteInstanceNorm(path, instanceNorm, input); break;
                 case LayerNorm layerNorm: WriteLayerNorm(path, layerNorm); break;
@@ -169,6 +225,8 @@ public static class OnnxExporter
                 case AvgPool2d avgPool: WritePool(path, "AveragePool", avgPool, 1, input, output, AttributeProto.OfInt("count_include_pad", avgPool.CountIncludePad ? 1 : 0)); break;
                 case Flatten flatten: WriteFlatten(path, flatten, input, output); break;
                 case Reshape: WriteReshape(path, output); break;
+                // The ratio is an input from opset 12 on, an attribute before.
+                case Dropout dropout when opset < 12: Node("Dropout", path, _current).Attribute.Add(AttributeProto.OfFloat("ratio", (float)dropout.P)); break;
                 case Dropout dropout: Node("Dropout", path, _current, Initializer(Join(path, "ratio"), new[] { (float)dropout.P }, Array.Empty<int>())); break;
                 case Identity: Node("Identity", path, _current); break;
                 default:
@@ -211,6 +269,16 @@ public static class OnnxExporter
             node.Attribute.Add(AttributeProto.OfInts("pads", rows.Before, cols.Before, rows.After, cols.After));
             node.Attribute.Add(AttributeProto.OfInts("dilations", conv.Dilation.Height, conv.Dilation.Width));
             if (conv.Padding.IsSame || conv.Padding == ConvPadding.Valid) node.MetadataProps.Add(Entry(OnnxFormat.PaddingKey, conv.Padding.ToString()));
+        }
+
+        private void WriteGroupedConv(string path, GroupedConv2d conv)
+        {
+            NodeProto node = Node("Conv", path, WeightInputs(path, conv.Weight.ToArray(), conv.Weight.Shape, conv.Bias?.ToArray()));
+            node.Attribute.Add(AttributeProto.OfInts("kernel_shape", conv.KernelSize.Height, conv.KernelSize.Width));
+            node.Attribute.Add(AttributeProto.OfInts("strides", conv.Stride.Height, conv.Stride.Width));
+            node.Attribute.Add(AttributeProto.OfInts("pads", conv.Padding.Height, conv.Padding.Width, conv.Padding.Height, conv.Padding.Width));
+            node.Attribute.Add(AttributeProto.OfInts("dilations", conv.Dilation.Height, conv.Dilation.Width));
+            node.Attribute.Add(AttributeProto.OfInt("group", conv.Groups));
         }
 
         private void WriteConvTranspose(string path, ConvTranspose2d deconv, float[] weight, float[]? bias, int[] input)
@@ -281,6 +349,7 @@ public static class OnnxExporter
         // GroupNorm (Wu & He 2018) is GroupNormalization from opset 21 on, with per-channel scale and bias.
         private void WriteGroupNorm(string path, GroupNorm groupNorm)
         {
+            if (opset < 21) throw Unsupported(path, groupNorm, $"GroupNormalization with per-channel scale and bias needs opset 21, the graph is at opset {opset}");
             NodeProto node = Node("GroupNormalization", path, _current, Scale(path, groupNorm.Weight, groupNorm.NumChannels), Shift(path, groupNorm.Bias, groupNorm.NumChannels));
             node.Attribute.Add(AttributeProto.OfFloat("epsilon", (float)groupNorm.Eps));
             node.Attribute.Add(AttributeProto.OfInt("num_groups", groupNorm.NumGroups));
@@ -294,7 +363,10 @@ public static class OnnxExporter
             int k = rmsNorm.NormalizedShape.Length;
             long[] axes = Enumerable.Range(0, k).Select(a => (long)(a - k)).ToArray();
             Node("Mul", path + "/square", x, x);
-            Node("ReduceMean", path + "/mean_square", _current, Int64Initializer(Join(path, "axes"), axes)).Attribute.Add(AttributeProto.OfInt("keepdims", 1));
+            // ReduceMean takes its axes as an input from opset 18 on, as an attribute before.
+            NodeProto mean = opset >= 18 ? Node("ReduceMean", path + "/mean_square", _current, Int64Initializer(Join(path, "axes"), axes)) : Node("ReduceMean", path + "/mean_square", _current);
+            if (opset < 18) mean.Attribute.Add(AttributeProto.OfInts("axes", axes));
+            mean.Attribute.Add(AttributeProto.OfInt("keepdims", 1));
             double eps = rmsNorm.Eps ?? MathF.BitIncrement(1f) - 1f; // PyTorch's default: the float32 machine epsilon
             Node("Add", path + "/plus_eps", _current, Initializer(Join(path, "eps"), new[] { (float)eps }, Array.Empty<int>()));
             Node("Sqrt", path + "/rms", _current);
@@ -318,8 +390,11 @@ public static class OnnxExporter
             // size; ONNX's shape formula does not drop it. Ceil mode is written only where it adds a window.
             bool addsWindow = output[2] > FloorWindows(input[2], pool.KernelSize.Height, pool.Stride.Height, pool.Padding.Height, dilation.Height)
                 || output[3] > FloorWindows(input[3], pool.KernelSize.Width, pool.Stride.Width, pool.Padding.Width, dilation.Width);
-            node.Attribute.Add(AttributeProto.OfInt("ceil_mode", pool.CeilMode && addsWindow ? 1 : 0));
-            node.Attribute.Add(extra);
+            // ceil_mode (and MaxPool's dilations) exist from opset 10 on; before, only their defaults can be written.
+            if (opset >= 10) node.Attribute.Add(AttributeProto.OfInt("ceil_mode", pool.CeilMode && addsWindow ? 1 : 0));
+            else if (pool.CeilMode && addsWindow) throw Unsupported(path, pool, $"ceil_mode needs opset 10 or later, the graph is at opset {opset}");
+            if (opset >= 10 || extra.Name != "dilations") node.Attribute.Add(extra);
+            else if (extra.Ints.Any(d => d != 1)) throw Unsupported(path, pool, $"dilations need opset 10 or later, the graph is at opset {opset}");
             if (pool.CeilMode && !addsWindow) node.MetadataProps.Add(Entry(OnnxFormat.CeilModeKey, "true"));
 
             static int FloorWindows(int size, int kernel, int stride, int padding, int dilation) => (size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;

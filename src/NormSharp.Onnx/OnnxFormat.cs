@@ -18,8 +18,9 @@ public static class OnnxFormat
     /// <summary>The IR version written: 10, the IR of opset 21 (and the first with node metadata).</summary>
     public const long IrVersion = 10;
 
-    /// <summary>The oldest opset the importer reads (Softmax's per-axis semantics and Dropout's ratio input start at 13).</summary>
-    public const int MinImportOpset = 13;
+    /// <summary>The oldest opset the importer reads: 6, read by the rules of opset 7 where they agree (with a warning,
+    /// as ONNX Runtime does); each operator is read by the rules of the opset the model declares.</summary>
+    public const int MinImportOpset = 6;
 
     /// <summary>The newest opset the importer reads.</summary>
     public const int MaxImportOpset = 23;

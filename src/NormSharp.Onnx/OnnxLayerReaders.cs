@@ -7,7 +7,7 @@ public static partial class OnnxImporter
 {
     /// <summary>The readers of each operator: a NormSharp layer from one node (or a short fixed pattern of nodes),
     /// its attributes and constant inputs checked against the shape of the value it reads.</summary>
-    private sealed partial class ChainReader
+    private sealed partial class GraphReader
     {
         private const string Supported = "Gemm, MatMul, Conv, ConvTranspose, BatchNormalization, InstanceNormalization, LayerNormalization, GroupNormalization, " +
             "Relu, LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax, MaxPool, AveragePool, Flatten, Reshape, Dropout, Identity, Constant and NormSharp's RMSNorm pattern";
@@ -30,13 +30,14 @@ public static partial class OnnxImporter
                 "Tanh" => new(Elementwise(node, x, new Tanh()), 1),
                 "Identity" => new(Elementwise(node, x, new Identity()), 1),
                 "LeakyRelu" => new(Elementwise(node, x, new LeakyReLU(OnnxFormat.ShortestDecimal(node.Float("alpha", 0.01f)))), 1),
-                "Softmax" => new(Elementwise(node, x, new Softmax((int)node.Int("axis", -1))), 1),
-                "LogSoftmax" => new(Elementwise(node, x, new LogSoftmax((int)node.Int("axis", -1))), 1),
+                // Before opset 13 the default axis is 1 (the importer reads a layer there only when it is the last axis).
+                "Softmax" => new(Elementwise(node, x, new Softmax((int)node.Int("axis", _opset < 13 ? 1 : -1))), 1),
+                "LogSoftmax" => new(Elementwise(node, x, new LogSoftmax((int)node.Int("axis", _opset < 13 ? 1 : -1))), 1),
                 "MaxPool" => new(MaxPool(node, x, shape), 1),
                 "AveragePool" => new(AveragePool(node, x, shape), 1),
                 "Flatten" => new(Flatten(node, x, shape), 1),
                 "Reshape" => new(Reshape(node, x, shape), 1),
-                "Dropout" => new(Dropout(node, x), 1),
+                "Dropout" => new(Dropout(node, x, _opset), 1),
                 _ => throw node.Unsupported($"operator {node.OpType} is not supported; NormSharp imports {Supported}"),
             };
             for (int i = index; i < index + step.NodeCount; i++) NodeAt(i).RejectUnreadAttributes();
@@ -59,6 +60,7 @@ public static partial class OnnxImporter
             node.RequireInput(0, x);
             if (node.Int("transA", 0) != 0) throw node.Unsupported("transA=1 transposes the data, which a Linear layer does not");
             bool transB = node.Int("transB", 0) != 0;
+            if (_opset < 7) node.Int("broadcast", 0); // opset 6's switch for broadcasting C, always on from opset 7
             float alpha = node.Float("alpha", 1), beta = node.Float("beta", 1);
             if (shape.Length != 2) throw node.Invalid($"Gemm needs a 2-D input, got shape {Shapes.Format(shape)}");
             TensorProto b = node.Constant(1);
@@ -99,11 +101,13 @@ public static partial class OnnxImporter
             return linear;
         }
 
-        private Conv2d Conv(OnnxNode node, string x, int[] shape)
+        private Module Conv(OnnxNode node, string x, int[] shape)
         {
             node.RequireInput(0, x);
             var (weight, dims) = ConvolutionWeight(node, shape);
             int outChannels = (int)dims[0];
+            long groups = node.Int("group", 1);
+            if (groups != 1) return GroupedConv(node, shape, weight, dims, groups);
             if (dims[1] != shape[1]) throw node.Invalid($"input 1 ('{node.InputName(1)}') has shape {Shapes.Format(dims)}, expected ({outChannels}, {shape[1]}, kh, kw) for inputs of shape {Shapes.Format(shape)}");
             Size2 kernel = ((int)dims[2], (int)dims[3]);
             var (stride, dilation) = StrideAndDilation(node);
@@ -120,6 +124,22 @@ public static partial class OnnxImporter
                 (shape[3] + pads[1] + pads[3] - dilation.Width * (kernel.Width - 1L) - 1) / stride.Width + 1);
             float[]? bias = Bias(node, 2, outChannels);
             var conv = new Conv2d(shape[1], outChannels, kernel, stride, padding, dilation, bias is not null, _initialization);
+            conv.Weight.CopyFrom(weight);
+            conv.Bias?.CopyFrom(bias!);
+            return conv;
+        }
+
+        // A grouped (or depthwise) convolution with symmetric explicit pads; other forms run as the graph's Conv operation.
+        private GroupedConv2d GroupedConv(OnnxNode node, int[] shape, float[] weight, long[] dims, long groups)
+        {
+            if (groups < 1 || dims[1] * groups != shape[1] || dims[0] % groups != 0)
+                throw node.Invalid($"input 1 ('{node.InputName(1)}') has shape {Shapes.Format(dims)}, which does not fit group={groups} for inputs of shape {Shapes.Format(shape)}");
+            var (stride, dilation) = StrideAndDilation(node);
+            long[] pads = node.Ints("pads", 4, new long[4]);
+            if (node.String("auto_pad", "NOTSET") != "NOTSET" || pads[0] != pads[2] || pads[1] != pads[3] || pads.Any(p => p < 0 || p > int.MaxValue))
+                throw node.Unsupported("a grouped convolution layer needs symmetric explicit pads");
+            float[]? bias = Bias(node, 2, (int)dims[0]);
+            var conv = new GroupedConv2d(shape[1], (int)dims[0], ((int)dims[2], (int)dims[3]), (int)groups, stride, ((int)pads[0], (int)pads[1]), dilation, bias is not null, _initialization);
             conv.Weight.CopyFrom(weight);
             conv.Bias?.CopyFrom(bias!);
             return conv;
@@ -160,11 +180,11 @@ public static partial class OnnxImporter
             return deconv;
         }
 
-        /// <summary>The 4-D weight of a convolution (group 1), with kernel_shape, if given, matching it.</summary>
+        /// <summary>The 4-D weight of a convolution, with kernel_shape, if given, matching it.</summary>
         private static (float[] Weight, long[] Dims) ConvolutionWeight(OnnxNode node, int[] shape)
         {
             if (shape.Length != 4) throw node.Unsupported($"NormSharp imports 2-D convolutions of (N, C, H, W) inputs, got shape {Shapes.Format(shape)}");
-            if (node.Int("group", 1) != 1) throw node.Unsupported($"group={node.Int("group", 1)} (grouped convolution) is not supported");
+            if (node.OpType == "ConvTranspose" && node.Int("group", 1) != 1) throw node.Unsupported($"group={node.Int("group", 1)} (grouped transposed convolution) is not supported");
             TensorProto w = node.Constant(1);
             long[] dims = w.Dims.ToArray();
             if (dims.Length != 4 || dims.Any(d => d <= 0 || d > int.MaxValue)) throw node.Invalid($"input 1 ('{w.Name}') has shape {w.FormatDims()}, expected a 4-D weight");
@@ -203,6 +223,10 @@ public static partial class OnnxImporter
         {
             node.RequireInput(0, x);
             if (node.Int("training_mode", 0) != 0) throw node.Unsupported("training_mode=1 (batch statistics at inference) is not supported");
+            // Before opset 9 'spatial' chose per-channel (1, the only form PyTorch and Keras write) or per-activation
+            // statistics; before opset 7 'is_test' marked the inference form, which is the one read here.
+            if (_opset < 9 && node.Int("spatial", 1) != 1) throw node.Unsupported("spatial=0 (statistics per activation) is not supported");
+            if (_opset < 7) node.Int("is_test", 0);
             if (shape.Length is < 2 or > 5) throw node.Unsupported($"inputs of shape {Shapes.Format(shape)} are not supported (2-D to 5-D)");
             int c = shape[1];
             float[] scale = node.Floats(1, c), bias = node.Floats(2, c), mean = node.Floats(3, c), variance = node.Floats(4, c);
@@ -399,11 +423,13 @@ public static partial class OnnxImporter
             return new Reshape(sample.Select(d => (int)d).ToArray());
         }
 
-        private static Dropout Dropout(OnnxNode node, string x)
+        // The ratio is an attribute before opset 12 and an input from 12 on; opset 6 also had 'is_test'.
+        private static Dropout Dropout(OnnxNode node, string x, int opset)
         {
             node.RequireInput(0, x);
             node.Int("seed", 0); // only training-mode masks depend on it
-            float ratio = node.OptionalConstant(1) is TensorProto r ? node.Decode(r, t => t.ElementCount() == 1 ? t.ToFloats()[0] : throw node.Invalid($"input 1 ('{r.Name}') must be a scalar ratio")) : 0.5f;
+            if (opset < 7) node.Int("is_test", 0);
+            float ratio = opset < 12 ? node.Float("ratio", 0.5f) : node.OptionalConstant(1) is TensorProto r ? node.Decode(r, t => t.ElementCount() == 1 ? t.ToFloats()[0] : throw node.Invalid($"input 1 ('{r.Name}') must be a scalar ratio")) : 0.5f;
             if (node.OptionalConstant(2) is TensorProto training && node.Decode(training, t => t.ToBools()).Any(b => b))
                 throw node.Unsupported("training_mode=true is not supported");
             if (!(ratio is >= 0 and < 1)) throw node.Invalid($"ratio {ratio} must lie in [0, 1)");

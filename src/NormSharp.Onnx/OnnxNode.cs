@@ -37,27 +37,30 @@ internal sealed class OnnxNode
 
     public NotSupportedException Unsupported(string what) => new($"ONNX model '{_source}': {Label}: {what}.");
 
-    public long Int(string name, long fallback) => Read(name, OnnxAttributeType.Int) is AttributeProto a ? a.I : fallback;
+    public long Int(string name, long fallback) => Read(name, AttributeProto.Types.AttributeType.Int) is AttributeProto a ? a.I : fallback;
 
-    public long RequiredInt(string name) => Read(name, OnnxAttributeType.Int)?.I ?? throw Invalid($"lacks the required attribute '{name}'");
+    public long RequiredInt(string name) => Read(name, AttributeProto.Types.AttributeType.Int)?.I ?? throw Invalid($"lacks the required attribute '{name}'");
 
-    public float Float(string name, float fallback) => Read(name, OnnxAttributeType.Float) is AttributeProto a ? a.F : fallback;
+    public float Float(string name, float fallback) => Read(name, AttributeProto.Types.AttributeType.Float) is AttributeProto a ? a.F : fallback;
 
-    public string String(string name, string fallback) => Read(name, OnnxAttributeType.String) is AttributeProto a ? a.S.ToStringUtf8() : fallback;
+    public string String(string name, string fallback) => Read(name, AttributeProto.Types.AttributeType.String) is AttributeProto a ? a.S.ToStringUtf8() : fallback;
 
     /// <summary>An INTS attribute of <paramref name="count"/> values, or <paramref name="fallback"/> when absent.</summary>
     public long[] Ints(string name, int count, long[] fallback)
     {
-        if (Read(name, OnnxAttributeType.Ints) is not AttributeProto a) return fallback;
+        if (Read(name, AttributeProto.Types.AttributeType.Ints) is not AttributeProto a) return fallback;
         if (a.Ints.Count != count) throw Invalid($"attribute '{name}' has {a.Ints.Count} values, expected {count} (NormSharp imports 2-D convolutions and pooling)");
         return a.Ints.ToArray();
     }
 
+    /// <summary>A FLOATS attribute, or an empty array when absent.</summary>
+    public float[] FloatList(string name) => Read(name, AttributeProto.Types.AttributeType.Floats)?.Floats.ToArray() ?? Array.Empty<float>();
+
     /// <summary>An INTS attribute of any length, or null when absent.</summary>
-    public long[]? Ints(string name) => Read(name, OnnxAttributeType.Ints)?.Ints.ToArray();
+    public long[]? Ints(string name) => Read(name, AttributeProto.Types.AttributeType.Ints)?.Ints.ToArray();
 
     /// <summary>A TENSOR attribute, or null when absent.</summary>
-    public TensorProto? Tensor(string name) => Read(name, OnnxAttributeType.Tensor)?.T;
+    public TensorProto? Tensor(string name) => Read(name, AttributeProto.Types.AttributeType.Tensor)?.T;
 
     /// <summary>Throws for attributes no reader asked for: NormSharp cannot honour them.</summary>
     public void RejectUnreadAttributes()
@@ -71,7 +74,7 @@ internal sealed class OnnxNode
     {
         string actual = InputName(index);
         if (actual != expected)
-            throw Unsupported($"input {index} is '{actual}', expected '{expected}': NormSharp imports chains, where each node reads the previous node's output");
+            throw Unsupported($"input {index} is '{actual}', expected '{expected}'");
     }
 
     /// <summary>The name of input <paramref name="index"/>, "" when omitted.</summary>
@@ -84,7 +87,7 @@ internal sealed class OnnxNode
         string name = InputName(index);
         if (name.Length == 0) return null;
         return _constants.TryGetValue(name, out TensorProto? tensor) ? tensor
-            : throw Unsupported($"input {index} ('{name}') is not a constant: NormSharp imports chains whose only varying value is the data");
+            : throw Unsupported($"input {index} ('{name}') is not a constant: NormSharp reads this operator's weights from initializers or Constant nodes");
     }
 
     /// <summary>Constant input <paramref name="index"/>, required.</summary>
@@ -113,7 +116,7 @@ internal sealed class OnnxNode
         catch (InvalidDataException e) { throw Invalid(e.Message.TrimEnd('.'), e); }
     }
 
-    private AttributeProto? Read(string name, OnnxAttributeType type)
+    private AttributeProto? Read(string name, AttributeProto.Types.AttributeType type)
     {
         _read.Add(name);
         if (!_attributes.TryGetValue(name, out AttributeProto? attribute)) return null;

@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using NormSharp.Keras;
 using Dropout = NormSharp.Nn.Dropout;
 using Flatten = NormSharp.Nn.Flatten;
@@ -80,8 +81,8 @@ public class ExportTests(ITestOutputHelper output)
         // Batch axis symbolic, sample axes fixed.
         var inputShape = graph.Input.Single().Type!.TensorType!.Shape!.Dim;
         Assert.Equal("N", inputShape[0].DimParam);
-        Assert.Equal(new long?[] { 1, 28, 28 }, inputShape.Skip(1).Select(d => d.DimValue));
-        Assert.Equal(new long?[] { 10 }, graph.Output.Single().Type!.TensorType!.Shape!.Dim.Skip(1).Select(d => d.DimValue));
+        Assert.Equal(new long?[] { 1, 28, 28 }, inputShape.Skip(1).Select(d => d.Size));
+        Assert.Equal(new long?[] { 10 }, graph.Output.Single().Type!.TensorType!.Shape!.Dim.Skip(1).Select(d => d.Size));
     }
 
     [Fact]
@@ -92,7 +93,7 @@ public class ExportTests(ITestOutputHelper output)
         Assert.Equal(OnnxFormat.Opset, proto.OpsetImport.Single().Version);
         Assert.Equal(OnnxFormat.IrVersion, proto.IrVersion);
         Assert.Equal("NormSharp", proto.ProducerName);
-        Assert.Equal(new long?[] { null, 1, 28, 28 }, proto.Graph!.Input.Single().Type!.TensorType!.Shape!.Dim.Select(d => d.DimValue));
+        Assert.Equal(new long?[] { null, 1, 28, 28 }, proto.Graph!.Input.Single().Type!.TensorType!.Shape!.Dim.Select(d => d.Size));
     }
 
     [Fact]

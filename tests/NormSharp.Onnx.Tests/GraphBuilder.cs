@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using NormSharp.Onnx.Protobuf;
 
 namespace NormSharp.Onnx.Tests;
@@ -23,10 +24,27 @@ public sealed class GraphBuilder
         return this;
     }
 
-    /// <summary>A float initializer of random normal values (mean <paramref name="mean"/>, std 0.5); returns its name.</summary>
-    public string Random(string name, double mean, params long[] dims)
+    /// <summary>A float graph output whose shape is left to the engines.</summary>
+    public GraphBuilder UnshapedOutput(string name)
     {
-        Tensor values = Tensor.Normal(dims.Select(d => (int)d).ToArray(), mean, 0.5, generator: _random);
+        _graph.Output.Add(new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float } } });
+        return this;
+    }
+
+    /// <summary>A 1-D int64 initializer (a shape, axes); returns its name.</summary>
+    public string Int64s(string name, params long[] values)
+    {
+        _graph.Initializer.Add(TensorProto.FromInt64s(name, new[] { (long)values.Length }, values));
+        return name;
+    }
+
+    /// <summary>A float initializer of random normal values (mean <paramref name="mean"/>, std 0.5); returns its name.</summary>
+    public string Random(string name, double mean, params long[] dims) => Random(name, mean, 0.5, dims);
+
+    /// <summary>A float initializer of random normal values (mean <paramref name="mean"/>, std <paramref name="std"/>).</summary>
+    public string Random(string name, double mean, double std, params long[] dims)
+    {
+        Tensor values = Tensor.Normal(dims.Select(d => (int)d).ToArray(), mean, std, generator: _random);
         return Floats(name, values.ToArray(), dims);
     }
 

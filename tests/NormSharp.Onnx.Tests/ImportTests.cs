@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using NormSharp.Nn;
 using NormSharp.Onnx.Protobuf;
 using NormSharp.Optim;

@@ -3,8 +3,8 @@ using NormSharp.Onnx.Protobuf;
 
 namespace NormSharp.Onnx.Tests;
 
-/// <summary>The hand-written ONNX messages: wire bytes checked by hand, both encodings of repeated fields read, unknown
-/// fields skipped, and every field written read back.</summary>
+/// <summary>The ONNX messages generated from Schema/onnx.proto: wire bytes checked by hand, both encodings of repeated
+/// fields read, unknown fields skipped, and every field written read back.</summary>
 public class ProtobufTests
 {
     [Fact]
@@ -56,7 +56,7 @@ public class ProtobufTests
         Assert.Equal("v", OnnxFormat.Metadata(n, "k"));
         Assert.Equal(new[] { 1.5f, -0f }, read.Graph.Initializer[0].ToFloats());
         Assert.Equal("batch", read.Graph.Input[0].Type!.TensorType!.Shape!.Dim[0].DimParam);
-        Assert.Equal(0, read.Graph.Output[0].Type!.TensorType!.Shape!.Dim[0].DimValue);
+        Assert.Equal(0, read.Graph.Output[0].Type!.TensorType!.Shape!.Dim[0].Size);
     }
 
     [Fact]
@@ -70,7 +70,7 @@ public class ProtobufTests
         output.WriteInt64(2);
         output.WriteInt64(1);
         output.WriteTag(2, WireFormat.WireType.Varint);
-        output.WriteInt32((int)OnnxDataType.Float);
+        output.WriteInt32((int)TensorProto.Types.DataType.Float);
         foreach (float v in new[] { 0.25f, -4f })
         {
             output.WriteTag(4, WireFormat.WireType.Fixed32);
@@ -83,11 +83,11 @@ public class ProtobufTests
         Assert.Equal(new long[] { 2, 1 }, tensor.Dims);
         Assert.Equal(new[] { 0.25f, -4f }, tensor.ToFloats());
 
-        var doubles = new TensorProto { Name = "d", DataType = OnnxDataType.Double };
+        var doubles = new TensorProto { Name = "d", DataType = (int)TensorProto.Types.DataType.Double };
         doubles.Dims.Add(2);
         doubles.DoubleData.AddRange(new[] { 0.5, 1e-3 });
         Assert.Equal(new[] { 0.5f, 1e-3f }, OnnxMessage.Parse<TensorProto>(doubles.ToByteArray()).ToFloats());
-        var ints = new TensorProto { Name = "i", DataType = OnnxDataType.Int32 };
+        var ints = new TensorProto { Name = "i", DataType = (int)TensorProto.Types.DataType.Int32 };
         ints.Dims.Add(3);
         ints.Int32Data.AddRange(new[] { -1, 0, 7 });
         Assert.Equal(new long[] { -1, 0, 7 }, OnnxMessage.Parse<TensorProto>(ints.ToByteArray()).ToInt64s());
@@ -96,7 +96,7 @@ public class ProtobufTests
     [Fact]
     public void Tensor_data_that_does_not_match_its_shape_is_reported_by_name()
     {
-        var tensor = new TensorProto { Name = "w", DataType = OnnxDataType.Float };
+        var tensor = new TensorProto { Name = "w", DataType = (int)TensorProto.Types.DataType.Float };
         tensor.Dims.AddRange(new long[] { 2, 3 });
         tensor.FloatData.AddRange(new[] { 1f, 2f });
         Assert.Equal("Tensor 'w' of shape (2, 3) holds 2 values in float_data, expected 6.", Assert.Throws<InvalidDataException>(() => tensor.ToFloats()).Message);

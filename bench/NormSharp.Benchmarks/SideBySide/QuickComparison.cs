@@ -63,7 +63,7 @@ public static class QuickComparison
     /// alternating blocks of about a tenth of a second with a short pause between them: both keep worker threads
     /// spinning for a while after a parallel call (libtorch's OpenMP team, .NET's thread pool), which would steal the
     /// other engine's second core if single calls alternated.</summary>
-    private static (double Ours, double Theirs, double AllocatedPerCall) Measure(Action ours, Action? theirs, double seconds)
+    internal static (double Ours, double Theirs, double AllocatedPerCall) Measure(Action ours, Action? theirs, double seconds)
     {
         // Warm-up: the JIT tiers NormSharp's kernels up after a few calls; libtorch builds its caches.
         Block(ours, Math.Min(0.5, seconds), null);

@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using NormSharp.Onnx.Protobuf;
 
 namespace NormSharp.Tests.Testing;

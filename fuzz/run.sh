@@ -5,8 +5,8 @@
 #   fuzz/run.sh start <seconds>            fuzz the three targets in parallel in the background, at low priority
 #   fuzz/run.sh all <seconds>              build, then start
 #   fuzz/run.sh stats                      print each campaign's execs, corpus, crashes and hangs
-# Everything it writes goes under fuzz/out/ (ignored by git): bin/, tools/, seeds/<target>/, findings/<target>/,
-# <target>.log. A crash input found is replayed (uninstrumented) with
+# Everything it writes goes under fuzz/out/ (ignored by git): bin/, tools/, seeds/<target>/, findings/<target>/
+# (earlier campaigns in findings/<target>.1, .2, ...; a new one starts from the last one's queue), <target>.log. A crash input found is replayed (uninstrumented) with
 # `dotnet run --project fuzz/NormSharp.Fuzz -c Release -- replay <target> FILE...`, fixed, and copied to
 # fuzz/regressions/<target>/, whose files the tests replay on every CI run.
 set -euo pipefail
@@ -40,10 +40,21 @@ run() {
   # An allocation the budget in FuzzTargets.cs would flag is also stopped here, as an OutOfMemoryException (a crash),
   # before it can take the machine's memory: 3 GiB per target process.
   export DOTNET_GCHeapHardLimit=0xC0000000
-  rm -rf "$OUT/findings/$target"
+  # A later campaign starts from the corpus the previous one reached (its queue holds the seeds too); the previous
+  # findings are kept beside it, numbered, with their fuzzer_stats.
+  local input="$OUT/seeds/$target"
   mkdir -p "$OUT/findings"
+  if [[ -d $OUT/findings/$target ]]; then
+    local n=1
+    while [[ -d $OUT/findings/$target.$n ]]; do n=$((n + 1)); done
+    mv "$OUT/findings/$target" "$OUT/findings/$target.$n"
+    input="$OUT/findings/$target.$n/default/queue"
+  fi
   # -t: a parse that takes 5 s on a shared machine is a hang; -m none: .NET reserves far more address space than it uses.
-  afl-fuzz -i "$OUT/seeds/$target" -o "$OUT/findings/$target" -t 5000 -m none -V "$seconds" \
+  # A dictionary gives afl++ the tokens it cannot discover through coverage (JSON keys, operator names).
+  local dictionary=()
+  [[ -f dictionaries/$target.dict ]] && dictionary=(-x "dictionaries/$target.dict")
+  afl-fuzz -i "$input" -o "$OUT/findings/$target" -t 5000 -m none -V "$seconds" "${dictionary[@]}" \
     -- dotnet "$OUT/bin/NormSharp.Fuzz.dll" "$target"
 }
 
@@ -56,10 +67,10 @@ start() {
 }
 
 stats() {
-  for target in "${TARGETS[@]}"; do
-    local file="$OUT/findings/$target/default/fuzzer_stats"
-    [[ -f $file ]] || { echo "$target: no campaign"; continue; }
-    echo "== $target"
+  local file
+  for file in "$OUT"/findings/*/default/fuzzer_stats; do
+    [[ -f $file ]] || { echo "no campaign yet"; continue; }
+    echo "== $(basename "$(dirname "$(dirname "$file")")")"
     grep -E '^(start_time|last_update|run_time|execs_done|execs_per_sec|corpus_count|corpus_found|saved_crashes|saved_hangs|stability|bitmap_cvg)\b' "$file"
   done
 }

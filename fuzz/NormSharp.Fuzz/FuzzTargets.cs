@@ -29,9 +29,10 @@ public static class FuzzTargets
         ["onnx"] = new(bytes => OnnxImporter.Import(bytes, SourceName), length => 16 * length + (1L << 30)),
     };
 
-    /// <summary>Runs <paramref name="input"/> through target <paramref name="name"/> and enforces the outcome rule.</summary>
+    /// <summary>Runs <paramref name="input"/> through target <paramref name="name"/>, enforces the outcome rule and
+    /// says which acceptable outcome it was ("result", or the exception's type and message).</summary>
     /// <exception cref="FuzzFailure">The target broke the rule in a way that raised no exception of its own.</exception>
-    public static void Run(string name, byte[] input)
+    public static string Run(string name, byte[] input)
     {
         if (!All.TryGetValue(name, out Target? target))
             throw new ArgumentException($"no fuzz target '{name}' (targets: {string.Join(", ", All.Keys)})", nameof(name));
@@ -39,11 +40,13 @@ public static class FuzzTargets
         try
         {
             target.Parse(input);
+            return "result";
         }
         catch (Exception e) when (e is InvalidDataException or NotSupportedException)
         {
             if (!e.Message.Contains(SourceName, StringComparison.Ordinal))
                 throw new FuzzFailure($"{name}: the {e.GetType().Name} does not name the file: {e.Message}", e);
+            return $"{e.GetType().Name}: {e.Message}";
         }
         finally
         {

@@ -16,8 +16,7 @@ switch (args)
         {
             try
             {
-                FuzzTargets.Run(target, File.ReadAllBytes(file));
-                Console.WriteLine($"ok    {file}");
+                Console.WriteLine($"ok    {file}: {FuzzTargets.Run(target, File.ReadAllBytes(file))}");
             }
             catch (Exception e)
             {

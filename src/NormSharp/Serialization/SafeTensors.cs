@@ -151,6 +151,7 @@ public static class SafeTensors
             if (document.RootElement.ValueKind != JsonValueKind.Object) throw Corrupt(source, "the header is not a JSON object");
             var metadata = new Dictionary<string, string>();
             var specs = new List<(string Name, SafeTensorsType Type, int[] Shape, long Begin, long End)>();
+            var names = new HashSet<string>();
             foreach (JsonProperty property in document.RootElement.EnumerateObject())
             {
                 if (property.Name == "__metadata__")
@@ -160,6 +161,8 @@ public static class SafeTensors
                         metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : throw Corrupt(source, $"metadata '{m.Name}' is not a string");
                     continue;
                 }
+                // JSON objects may repeat a key; a second tensor of one name would silently replace the first.
+                if (!names.Add(property.Name)) throw Corrupt(source, $"tensor '{property.Name}' is defined twice");
                 specs.Add(ParseSpec(property, source));
             }
 

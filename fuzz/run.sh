@@ -6,7 +6,8 @@
 #   fuzz/run.sh all <seconds>              build, then start
 #   fuzz/run.sh stats                      print each campaign's execs, corpus, crashes and hangs
 # Everything it writes goes under fuzz/out/ (ignored by git): bin/, tools/, seeds/<target>/, findings/<target>/
-# (earlier campaigns in findings/<target>.1, .2, ...; a new one starts from the last one's queue), <target>.log. A crash input found is replayed (uninstrumented) with
+# (earlier campaigns in findings/<target>.1, .2, ...; a new one starts from the last one's queue), <target>.log.
+# A crash input found is replayed (uninstrumented) with
 # `dotnet run --project fuzz/NormSharp.Fuzz -c Release -- replay <target> FILE...`, fixed, and copied to
 # fuzz/regressions/<target>/, whose files the tests replay on every CI run.
 set -euo pipefail
@@ -37,6 +38,8 @@ run() {
   # dotnet is not an afl-instrumented binary (SharpFuzz speaks the fork-server protocol from .NET), the machine's
   # CPU governor and core_pattern are not ours to change, and several fuzzers share the cores.
   export AFL_SKIP_BIN_CHECK=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
+  # A queue carried over from an earlier campaign may hold an input that crashes the code as it is now: skip it.
+  export AFL_SKIP_CRASHES=1
   # An allocation the budget in FuzzTargets.cs would flag is also stopped here, as an OutOfMemoryException (a crash),
   # before it can take the machine's memory: 3 GiB per target process.
   export DOTNET_GCHeapHardLimit=0xC0000000

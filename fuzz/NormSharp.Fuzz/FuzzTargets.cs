@@ -25,8 +25,9 @@ public static class FuzzTargets
         // Decoding widens F16/BF16 to float32 (2×), plus the JSON header's copy and the dictionaries.
         ["safetensors"] = new(bytes => SafeTensors.Read(bytes, SourceName), length => 16 * length + (4L << 20)),
         // The importer checks each layer by running it on a zero batch of one sample (at most 2^26 elements, 256 MiB,
-        // in and out), so a small file may honestly cost that much; beyond it an allocation was sized by the file.
-        ["onnx"] = new(bytes => OnnxImporter.Import(bytes, SourceName), length => 16 * length + (1L << 30)),
+        // in and out, and a convolution workspace of at most 2^28, 1 GiB), so a small file may honestly cost that much;
+        // beyond it an allocation was sized by the file.
+        ["onnx"] = new(bytes => OnnxImporter.Import(bytes, SourceName), length => 16 * length + (3L << 29)),
     };
 
     /// <summary>Runs <paramref name="input"/> through target <paramref name="name"/>, enforces the outcome rule and

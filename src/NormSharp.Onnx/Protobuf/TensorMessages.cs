@@ -92,6 +92,8 @@ public sealed class TensorProto : OnnxMessage
         foreach (long d in Dims)
         {
             if (d < 0) throw Invalid($"has a negative dimension {d}");
+            // Bounding each factor keeps the product in range: otherwise dimensions like (4, 2^62) wrap around to 0.
+            if (d > int.MaxValue) throw Invalid($"has a dimension {d}, more than 2^31 - 1");
             count *= d;
             if (count > int.MaxValue) throw Invalid("has more than 2^31 elements");
         }

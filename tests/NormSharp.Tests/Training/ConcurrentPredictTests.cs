@@ -35,15 +35,19 @@ public sealed class ConcurrentPredictTests
         Assert.True(model.Network.IsTraining, "Predict restores the mode Fit left");
 
         var results = new float[threads][][];
+        var errors = new Exception?[threads];
         using var start = new Barrier(threads);
         var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
         {
             start.SignalAndWait();
-            results[t] = Enumerable.Range(0, rounds).Select(_ => model.Predict(inputs[t], batchSize: 5).ToArray()).ToArray();
+            errors[t] = Record.Exception(() => results[t] = Enumerable.Range(0, rounds).Select(_ => model.Predict(inputs[t], batchSize: 5).ToArray()).ToArray());
         })).ToList();
         workers.ForEach(w => w.Start());
         workers.ForEach(w => w.Join());
 
+        // Before the fix, a Predict ending restored training mode under the others: BatchNorm then refused batches of
+        // one, or used batch statistics, and Dropout dropped.
+        Assert.All(errors, Assert.Null);
         for (int t = 0; t < threads; t++)
             Assert.All(results[t], r => Assert.Equal(sequential[t], r));
         Assert.True(model.Network.IsTraining, "the last Predict to end restores the mode the first one found");

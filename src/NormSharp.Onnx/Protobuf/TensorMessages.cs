@@ -88,14 +88,14 @@ public sealed class TensorProto : OnnxMessage
     /// dimension or more than int.MaxValue elements.</summary>
     public int ElementCount()
     {
+        foreach (long d in Dims)
+            if (d < 0) throw Invalid($"has a negative dimension {d}");
+        if (Dims.Contains(0)) return 0;
         long count = 1;
         foreach (long d in Dims)
         {
-            if (d < 0) throw Invalid($"has a negative dimension {d}");
             // Bounding each factor keeps the product in range: otherwise dimensions like (4, 2^62) wrap around to 0.
-            if (d > int.MaxValue) throw Invalid($"has a dimension {d}, more than 2^31 - 1");
-            count *= d;
-            if (count > int.MaxValue) throw Invalid("has more than 2^31 elements");
+            if (d > int.MaxValue || (count *= d) > int.MaxValue) throw Invalid("has more than 2^31 elements");
         }
         return (int)count;
     }

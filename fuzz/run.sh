@@ -84,5 +84,5 @@ case "${1:-}" in
   start) start "$2" ;;
   all) build && start "$2" ;;
   stats) stats ;;
-  *) sed -n '2,11p' "$0"; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$SELF" | grep '^#'; exit 2 ;;
 esac

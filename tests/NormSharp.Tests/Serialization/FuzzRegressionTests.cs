@@ -32,4 +32,13 @@ public class FuzzRegressionTests
 
     [Fact]
     public void Saved_inputs_are_copied_next_to_the_tests() => Assert.NotEmpty(SavedInputs());
+
+    [Fact]
+    public void An_onnx_reshape_whose_sizes_wrap_around_is_refused_not_imported()
+    {
+        // This one imported before the fix, as a view of 4 elements with sizes (2147418113, 1718039348, 5); the rule
+        // above accepts any result, so the refusal itself is checked here.
+        string outcome = FuzzTargets.Run("onnx", File.ReadAllBytes(Path.Combine(s_root, "onnx", "reshape-sizes-wrapping-to-4-elements.onnx")));
+        Assert.StartsWith("InvalidDataException: ONNX model 'fuzz-input': node '0' (Reshape)", outcome);
+    }
 }

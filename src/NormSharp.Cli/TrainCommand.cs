@@ -30,6 +30,8 @@ internal static class TrainCommand
           --threads N          default: all processors
           --output DIR         default runs/<model>-<norm>-<time>
           --resume FILE        continue from a checkpoint.safetensors written by an earlier run
+          --no-terminate-on-nan  train on when a batch's loss is NaN or infinite (default: stop at that batch,
+                               keeping the last good checkpoint)
           --no-precise-bn      keep the moving averages of batch normalization as they are after training instead
                                of re-estimating them over the training set ("precise BN") before the final test
         """ + "\n" + DistributedTraining.Help;
@@ -57,6 +59,7 @@ internal static class TrainCommand
         int threads = args.Int("threads", distributed is null ? Environment.ProcessorCount : DistributedTraining.DefaultThreads(), 1, 1024);
         string? resume = args.String("resume");
         bool preciseBatchNorm = !args.Flag("no-precise-bn");
+        bool terminateOnNaN = !args.Flag("no-terminate-on-nan");
         string outputDir = args.String("output") ?? Path.Combine("runs", $"{modelName}-{normName}-{DateTime.Now:yyyyMMdd-HHmmss}");
         args.RejectUnknown("train");
 
@@ -73,6 +76,7 @@ internal static class TrainCommand
             _ => new Adam(model.Network.Parameters(), lr),
         };
         model.Compile(optimizer, "categorical_crossentropy", "accuracy");
+        model.TerminateOnNaN = terminateOnNaN;
         if (resume is not null)
         {
             model.LoadCheckpoint(resume);
@@ -83,7 +87,9 @@ internal static class TrainCommand
             $"epochs_completed={model.EpochsCompleted}"]);
         output.WriteLine(model.Summary().ToString());
 
-        if (lead) Directory.CreateDirectory(outputDir);
+        // Claimed (by the process that writes the run folder) before anything is written, so a second run pointed at
+        // this folder is refused and changes nothing.
+        using OutputFolderLock? outputLock = lead ? OutputFolderLock.Acquire(outputDir) : null;
         var settings = new Dictionary<string, object?>
         {
             ["command"] = "normsharp " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),

@@ -22,6 +22,10 @@ public static partial class OnnxImporter
     /// <summary>The largest per-sample tensor (elements) the importer runs while it infers shapes.</summary>
     private const int MaxSampleElements = 1 << 26;
 
+    /// <summary>The largest im2col workspace (elements) a convolution may need for one sample (1 GiB of float32): the
+    /// file's few bytes of kernel size and input shape must not make the shape check allocate gigabytes.</summary>
+    private const int MaxWorkspaceElements = 1 << 28;
+
     /// <summary>Imports the ONNX file at <paramref name="path"/> as a <see cref="Model"/> (one input, one output).</summary>
     public static Model Load(string path) => Import(ReadFile(path), path);
 

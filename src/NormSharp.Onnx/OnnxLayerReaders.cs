@@ -120,8 +120,10 @@ public static partial class OnnxImporter
                 "SAME_UPPER" when stride == new Size2(1, 1) => ConvPadding.Same, // PyTorch's "same" also puts the odd row last
                 _ => throw node.Unsupported($"auto_pad={autoPad} with strides {stride} is not supported (NOTSET, VALID, or SAME_UPPER with stride 1)"),
             };
-            CheckOutputSize(node, outChannels, (shape[2] + pads[0] + pads[2] - dilation.Height * (kernel.Height - 1L) - 1) / stride.Height + 1,
-                (shape[3] + pads[1] + pads[3] - dilation.Width * (kernel.Width - 1L) - 1) / stride.Width + 1);
+            long outHeight = (shape[2] + pads[0] + pads[2] - dilation.Height * (kernel.Height - 1L) - 1) / stride.Height + 1;
+            long outWidth = (shape[3] + pads[1] + pads[3] - dilation.Width * (kernel.Width - 1L) - 1) / stride.Width + 1;
+            CheckOutputSize(node, outChannels, outHeight, outWidth);
+            CheckWorkspace(node, (long)shape[1] * kernel.Height * kernel.Width, outHeight * outWidth);
             float[]? bias = Bias(node, 2, outChannels);
             var conv = new Conv2d(shape[1], outChannels, kernel, stride, padding, dilation, bias is not null, _initialization);
             conv.Weight.CopyFrom(weight);
@@ -172,6 +174,7 @@ public static partial class OnnxImporter
             if (pads[0] != pads[2] || pads[1] != pads[3]) throw node.Unsupported($"asymmetric pads [{string.Join(", ", pads)}] are not supported");
             CheckOutputSize(node, outChannels, (shape[2] - 1L) * stride.Height - 2 * pads[0] + dilation.Height * (kernel.Height - 1L) + outputPadding[0] + 1,
                 (shape[3] - 1L) * stride.Width - 2 * pads[1] + dilation.Width * (kernel.Width - 1L) + outputPadding[1] + 1);
+            CheckWorkspace(node, (long)outChannels * kernel.Height * kernel.Width, (long)shape[2] * shape[3]); // the transposed convolution's col2im
             float[]? bias = Bias(node, 2, outChannels);
             var deconv = new ConvTranspose2d(shape[1], outChannels, kernel, stride, (Int(node, pads[0]), Int(node, pads[1])),
                 (Int(node, outputPadding[0]), Int(node, outputPadding[1])), dilation, bias is not null, _initialization);
@@ -199,6 +202,16 @@ public static partial class OnnxImporter
         {
             if (height > 0 && width > 0 && (height > MaxSampleElements || width > MaxSampleElements || channels * height * width > MaxSampleElements))
                 throw node.Invalid($"its output of {channels}×{height}×{width} per sample has more than {MaxSampleElements} elements");
+        }
+
+        /// <summary>Refuses a convolution whose im2col workspace for one sample — a patch of
+        /// <paramref name="patch"/> elements at each of <paramref name="positions"/> positions — exceeds
+        /// <see cref="MaxWorkspaceElements"/>, before NormSharp allocates it (a 1.4 KB model with a 16×16 kernel on a
+        /// 2048×2048 input asked for 4 GB).</summary>
+        private static void CheckWorkspace(OnnxNode node, long patch, long positions)
+        {
+            if (positions > 0 && patch * positions > MaxWorkspaceElements)
+                throw node.Invalid($"its im2col workspace of {patch}×{positions} elements per sample (a {patch}-element patch at each output position) is more than {MaxWorkspaceElements}");
         }
 
         private static (Size2 Stride, Size2 Dilation) StrideAndDilation(OnnxNode node)

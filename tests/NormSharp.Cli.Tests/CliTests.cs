@@ -69,6 +69,19 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Train_into_a_folder_another_run_holds_is_refused_before_writing_anything()
+    {
+        string run = Path.Combine(_dir, "busy");
+        using (NormSharp.Training.OutputFolderLock.Acquire(run))
+        {
+            var (code, output, err) = Run("train", "--model", "mlp", "--epochs", "1", "--output", run, "--threads", "1");
+            Assert.True(code == 1, err + output);
+            Assert.Contains($"is in use by another training run (PID {Environment.ProcessId}", err);
+        }
+        Assert.Equal(new[] { NormSharp.Training.OutputFolderLock.LockFileName }, Directory.GetFiles(run).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public void Summary_of_the_seed_cnn_has_kerass_parameter_counts()
     {
         var (code, output, _) = Run("summary");

@@ -103,6 +103,8 @@ public class ProtobufTests
         Assert.Equal("Tensor 'w' has data type Float, expected Int64 or Int32.", Assert.Throws<InvalidDataException>(() => tensor.ToInt64s()).Message);
         tensor.Dims[0] = 1L << 40;
         Assert.Equal("Tensor 'w' has more than 2^31 elements.", Assert.Throws<InvalidDataException>(() => tensor.ToFloats()).Message);
+        (tensor.Dims[0], tensor.Dims[1]) = (4, 1L << 62); // 2^64 elements, which wrap around to 0 in a long
+        Assert.Equal("Tensor 'w' has more than 2^31 elements.", Assert.Throws<InvalidDataException>(() => tensor.ToFloats()).Message);
     }
 
     [Fact]

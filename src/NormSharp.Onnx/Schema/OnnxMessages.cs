@@ -56,12 +56,14 @@ public sealed partial class TensorProto
     /// <summary>The number of elements the shape holds; negative dimensions or more than 2³¹ elements throw.</summary>
     public int ElementCount()
     {
+        foreach (long d in Dims)
+            if (d < 0) throw Invalid($"has a negative dimension {d}");
+        if (Dims.Contains(0)) return 0;
         long count = 1;
         foreach (long d in Dims)
         {
-            if (d < 0) throw Invalid($"has a negative dimension {d}");
-            count *= d;
-            if (count > int.MaxValue) throw Invalid("has more than 2^31 elements");
+            // Bounding each factor keeps the product in range: otherwise dimensions like (4, 2^62) wrap around to 0.
+            if (d > int.MaxValue || (count *= d) > int.MaxValue) throw Invalid("has more than 2^31 elements");
         }
         return (int)count;
     }

@@ -60,8 +60,7 @@ public sealed class Reshape : Module
             throw new ArgumentException($"{Describe()}: expected an input with a batch axis, got shape {ShapeUtil.Format(input.Dims)}.");
         int sampleSize = ShapeUtil.Product(input.Dims.AsSpan(1));
         int inferredAt = Array.IndexOf(_shape, -1);
-        long known = 1;
-        foreach (int s in _shape) if (s != -1) known *= s;
+        long known = ShapeUtil.SaturatingProduct(_shape.Where(s => s != -1).ToArray());
         bool fits = inferredAt >= 0 ? known != 0 && sampleSize % known == 0 : known == sampleSize;
         if (!fits)
             throw new ArgumentException($"{Describe()}: each sample of the input of shape {ShapeUtil.Format(input.Dims)} has {sampleSize} elements, which do not fill {ShapeUtil.Format(_shape)}.");

@@ -7,6 +7,11 @@ namespace NormSharp.Serialization;
 /// </summary>
 public static class AtomicFile
 {
+    /// <summary>Test seam: given the temporary file's path and stream, returns the stream to write to, or throws as
+    /// opening it would. Tests simulate a full disk or a read-only folder with it, which a test running as root cannot
+    /// get from permission bits. Async-local, so tests running in parallel do not see each other's.</summary>
+    internal static readonly AsyncLocal<Func<string, Stream, Stream>?> Intercept = new();
+
     /// <summary>Writes <paramref name="path"/> atomically with the content produced by <paramref name="write"/>.</summary>
     public static void Write(string path, Action<Stream> write)
     {
@@ -18,10 +23,12 @@ public static class AtomicFile
         string temporary = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            using (var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
+                Stream stream = Intercept.Value?.Invoke(temporary, file) ?? file;
                 write(stream);
-                stream.Flush(flushToDisk: true);
+                stream.Flush();
+                file.Flush(flushToDisk: true);
             }
             File.Move(temporary, fullPath, overwrite: true);
         }

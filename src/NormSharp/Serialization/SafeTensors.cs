@@ -33,6 +33,7 @@ public sealed record SafeTensorsContent(IReadOnlyDictionary<string, Tensor> Tens
 public static class SafeTensors
 {
     private const long MaxHeaderBytes = 100_000_000; // the format's own limit
+    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Writes <paramref name="tensors"/> to <paramref name="path"/> atomically. Tensors are stored as their
     /// own type unless <paramref name="storedType"/> names another for a tensor (I64 for integer counters).</summary>
@@ -137,14 +138,20 @@ public static class SafeTensors
             throw Corrupt(source, $"the header claims {headerLength} bytes but the file has {bytes.Length - 8} after the length field");
         ReadOnlySpan<byte> dataSection = bytes[(8 + (int)headerLength)..];
 
+        // JsonDocument checks UTF-8 only when a string is read, and then throws InvalidOperationException; decoding
+        // strictly first reports bad bytes as what they are, a corrupt header.
+        string header;
+        try { header = s_strictUtf8.GetString(bytes.Slice(8, (int)headerLength)); }
+        catch (DecoderFallbackException e) { throw Corrupt(source, $"the header is not valid UTF-8 ({e.Message.TrimEnd('.')})"); }
         JsonDocument document;
-        try { document = JsonDocument.Parse(bytes.Slice(8, (int)headerLength).ToArray()); }
+        try { document = JsonDocument.Parse(header); }
         catch (JsonException e) { throw Corrupt(source, $"the header is not valid JSON ({e.Message})"); }
         using (document)
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object) throw Corrupt(source, "the header is not a JSON object");
             var metadata = new Dictionary<string, string>();
             var specs = new List<(string Name, SafeTensorsType Type, int[] Shape, long Begin, long End)>();
+            var names = new HashSet<string>();
             foreach (JsonProperty property in document.RootElement.EnumerateObject())
             {
                 if (property.Name == "__metadata__")
@@ -154,6 +161,8 @@ public static class SafeTensors
                         metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : throw Corrupt(source, $"metadata '{m.Name}' is not a string");
                     continue;
                 }
+                // JSON objects may repeat a key; a second tensor of one name would silently replace the first.
+                if (!names.Add(property.Name)) throw Corrupt(source, $"tensor '{property.Name}' is defined twice");
                 specs.Add(ParseSpec(property, source));
             }
 
@@ -188,7 +197,8 @@ public static class SafeTensors
             || !e.TryGetProperty("shape", out JsonElement shape) || shape.ValueKind != JsonValueKind.Array
             || !e.TryGetProperty("data_offsets", out JsonElement offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
             throw Corrupt(source, $"tensor '{name}' lacks a string dtype, an array shape or two data_offsets");
-        if (!Enum.TryParse(dtype.GetString(), ignoreCase: false, out SafeTensorsType type) || !Enum.IsDefined(type))
+        // Only the exact names: Enum.TryParse would also accept "0" or "F32, F64".
+        if (!Enum.GetNames<SafeTensorsType>().Contains(dtype.GetString()) || !Enum.TryParse(dtype.GetString(), out SafeTensorsType type))
             throw Corrupt(source, $"tensor '{name}' has unsupported dtype '{dtype.GetString()}' (supported: F32, F64, F16, BF16, I64, I32)");
         var dims = new List<int>();
         long count = 1;
@@ -200,7 +210,8 @@ public static class SafeTensors
             count *= size;
             if (count > int.MaxValue) throw Corrupt(source, $"tensor '{name}' has too many elements");
         }
-        if (!offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
+            || !offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw Corrupt(source, $"tensor '{name}' has invalid data_offsets");
         if (end - begin != count * ElementSize(type))
             throw Corrupt(source, $"tensor '{name}' of shape {ShapeUtil.Format(dims.ToArray())} and dtype {type} needs {count * ElementSize(type)} bytes, its offsets span {end - begin}");

@@ -5,10 +5,24 @@ internal static class ShapeUtil
 {
     public static int Product(ReadOnlySpan<int> dims)
     {
-        long p = 1;
-        foreach (int d in dims) p *= d;
+        long p = SaturatingProduct(dims);
         if (p > int.MaxValue) throw new ArgumentException($"A tensor of shape {Format(dims)} has more than {int.MaxValue} elements.");
         return (int)p;
+    }
+
+    /// <summary>The product of the sizes, or <see cref="long.MaxValue"/> once it passes int.MaxValue (0 when a size is
+    /// 0). A plain long product wraps: (2147418113, 1718039348, 5) multiplies to 2^64 + 4, which a long holds as 4, so
+    /// an ONNX Reshape to that shape passed every check as a view of 4 elements.</summary>
+    public static long SaturatingProduct(ReadOnlySpan<int> dims)
+    {
+        foreach (int d in dims) if (d == 0) return 0;
+        long p = 1;
+        foreach (int d in dims)
+        {
+            p *= d; // |p| ≤ int.MaxValue before, so this cannot overflow
+            if (p > int.MaxValue) return long.MaxValue;
+        }
+        return p;
     }
 
     public static void Validate(ReadOnlySpan<int> dims, string who)
@@ -83,7 +97,6 @@ internal static class ShapeUtil
     {
         var shape = (int[])requested.Clone();
         int inferred = -1;
-        long known = 1;
         for (int i = 0; i < shape.Length; i++)
         {
             if (shape[i] == -1)
@@ -92,8 +105,8 @@ internal static class ShapeUtil
                 inferred = i;
             }
             else if (shape[i] < 0) throw new ArgumentException($"{who}: shape {Format(requested)} has a negative size.");
-            else known *= shape[i];
         }
+        long known = SaturatingProduct(shape.Where(d => d != -1).ToArray());
         if (inferred >= 0)
         {
             if (known == 0 || length % known != 0)

@@ -139,7 +139,9 @@ public sealed class EarlyStopping : Callback
 }
 
 /// <summary>Saves a full training checkpoint (weights, optimizer state, history) after each epoch, or only when a
-/// monitored metric improves (Keras's <c>ModelCheckpoint</c>). Writes are atomic.</summary>
+/// monitored metric improves (Keras's <c>ModelCheckpoint</c>). Writes are atomic, so a save that fails (a full disk)
+/// leaves the previous checkpoint intact. Before the first epoch a checkpoint of the full size is written beside the
+/// file and deleted, so a folder that is read-only or lacks the space is reported before any training is done.</summary>
 public sealed class ModelCheckpoint : Callback
 {
     private double _best;
@@ -164,8 +166,18 @@ public sealed class ModelCheckpoint : Callback
     public bool SaveBestOnly { get; }
 
     /// <inheritdoc/>
-    public override void OnTrainBegin(TrainingContext context) =>
+    public override void OnTrainBegin(TrainingContext context)
+    {
         _best = Monitor.Contains("acc", StringComparison.Ordinal) ? double.NegativeInfinity : double.PositiveInfinity;
+        string fullPath = System.IO.Path.GetFullPath(Path);
+        string probe = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(fullPath)!, $".{System.IO.Path.GetFileName(fullPath)}.probe-{Environment.ProcessId}");
+        try { context.Model.SaveCheckpoint(probe, context.History); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"ModelCheckpoint: cannot write checkpoints to '{Path}' ({e.Message.TrimEnd('.')}); checked before training, nothing was trained.", e);
+        }
+        finally { if (File.Exists(probe)) File.Delete(probe); }
+    }
 
     /// <inheritdoc/>
     public override void OnEpochEnd(EpochRecord record, TrainingContext context)
@@ -178,7 +190,11 @@ public sealed class ModelCheckpoint : Callback
             if (maximize ? value <= _best : value >= _best) return;
             _best = value;
         }
-        context.Model.SaveCheckpoint(Path, context.History);
+        try { context.Model.SaveCheckpoint(Path, context.History); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"ModelCheckpoint: saving epoch {record.Epoch} to '{Path}' failed ({e.Message.TrimEnd('.')}); training stopped, and the checkpoint there is the one saved before, intact.", e);
+        }
     }
 }
 

@@ -18,6 +18,13 @@ public class Model
 {
     private static readonly string[] s_losses = { "categorical_crossentropy", "sparse_categorical_crossentropy" };
     private Optimizer? _optimizer;
+    // Predict and Evaluate may run on several threads at once: the first to start puts the network in evaluation mode
+    // and the last to end restores the mode it found, so none of them can switch another into training mode. Fit on
+    // another thread at the same time is refused (it changes the mode and the weights under them).
+    private readonly object _modeLock = new();
+    private int _inferenceCalls;
+    private bool _trainingBeforeInference;
+    private int _fitThread;
 
     /// <summary>Wraps <paramref name="network"/>, which takes inputs of shape (N, *<paramref name="inputShape"/>).</summary>
     public Model(Module network, int[] inputShape)
@@ -41,6 +48,13 @@ public class Model
     /// batch of 256), which only matters when predicting a handful of samples per call. True by default; false runs the
     /// network itself in evaluation mode.</summary>
     public bool FuseForInference { get; set; } = true;
+
+    /// <summary>Whether <see cref="Fit"/> stops at the first batch whose loss is NaN or infinite (Keras's
+    /// <c>TerminateOnNaN</c>), by throwing a <see cref="NonFiniteLossException"/> that names the epoch and batch. That
+    /// batch's update is not applied and its epoch is neither recorded nor passed to the callbacks, so a
+    /// <see cref="ModelCheckpoint"/> keeps the last good checkpoint. <see cref="TrainOnBatch"/> returns such a loss
+    /// without applying its update. True by default; false trains on.</summary>
+    public bool TerminateOnNaN { get; set; } = true;
 
     /// <summary>The optimizer given to <see cref="Compile"/>.</summary>
     public Optimizer Optimizer => _optimizer ?? throw new InvalidOperationException("Model: call Compile(optimizer, loss, metrics) before training.");
@@ -90,7 +104,21 @@ public class Model
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Model.Fit: batchSize must be ≥ 1, got {batchSize}.");
 
         List<Callback> hooks = callbacks?.ToList() ?? new List<Callback>();
+        lock (_modeLock)
+        {
+            if (_fitThread != 0 || _inferenceCalls > 0)
+                throw new InvalidOperationException($"Model.Fit: the model is already {(_fitThread != 0 ? "training (Fit)" : "predicting (Predict or Evaluate)")} on another thread; training now would change its mode and weights under that call.");
+            _fitThread = Environment.CurrentManagedThreadId;
+        }
+        try { return FitEpochs(optimizer, train, epochs, batchSize, validation, hooks, seed, cancellation); }
+        finally { lock (_modeLock) _fitThread = 0; }
+    }
+
+    private History FitEpochs(Optimizer optimizer, ImageClassificationDataset train, int epochs, int batchSize, ImageClassificationDataset? validation,
+        List<Callback> hooks, ulong seed, CancellationToken cancellation)
+    {
         var context = new TrainingContext(this, History);
+        NonFiniteLossException? diverged = null;
         var loader = new DataLoader(train, batchSize, shuffle: true, seed: seed);
         bool trackAccuracy = Metrics.Contains("accuracy");
         foreach (Callback c in hooks) c.OnTrainBegin(context);
@@ -114,6 +142,11 @@ public class Model
                     // processes add up to the whole batch's (equal shares but for the last batch).
                     double share = (double)b.Labels.Length / loader.BatchLength(batch);
                     var (loss, batchCorrect) = TrainStep(optimizer, b.Images, b.Labels, trackAccuracy, share);
+                    if (TerminateOnNaN && !double.IsFinite(loss))
+                    {
+                        diverged = new NonFiniteLossException(epoch, batch + 1, batches, loss);
+                        break;
+                    }
                     step[0] = loss * b.Labels.Length;
                     step[1] = batchCorrect;
                 }
@@ -131,7 +164,7 @@ public class Model
                 stopped = Distribution is null ? cancellation.IsCancellationRequested : step[3] > 0;
                 if (stopped) break;
             }
-            if (stopped) break;
+            if (stopped || diverged is not null) break;
             double seconds = clock.Elapsed.TotalSeconds;
 
             var metrics = new Dictionary<string, double> { ["loss"] = lossSum / samples };
@@ -148,6 +181,7 @@ public class Model
             foreach (Callback c in hooks) c.OnEpochEnd(record, context);
         }
         foreach (Callback c in hooks) c.OnTrainEnd(context);
+        if (diverged is not null) throw diverged;
         return History;
     }
 
@@ -175,7 +209,10 @@ public class Model
     /// </summary>
     public IDistributedTraining? Distribution { get; set; }
 
-    /// <summary>One step: <paramref name="share"/> is this process's fraction of the whole batch (1 alone).</summary>
+    /// <summary>One step: <paramref name="share"/> is this process's fraction of the whole batch (1 alone). With
+    /// <see cref="TerminateOnNaN"/>, a non-finite loss is not stepped on: its gradients would turn every weight into
+    /// NaN, and the weights after the last good batch are worth keeping. Distributed, the processes agree first, so
+    /// that all of them skip the step (and stop) together instead of some waiting for the others' gradients.</summary>
     private (double Loss, long Correct) TrainStep(Optimizer optimizer, Tensor images, int[] labels, bool countCorrect, double share)
     {
         using var scope = TensorScope.Begin();
@@ -184,11 +221,18 @@ public class Model
         DType networkType = Network.Parameters().FirstOrDefault()?.DType ?? images.DType;
         Tensor logits = TrainingForward(Network, images.DType == networkType ? images : images.To(networkType));
         Tensor loss = Functional.CrossEntropy(logits, labels);
+        double value = loss.Item();
+        if (TerminateOnNaN)
+        {
+            var nonFinite = new[] { double.IsFinite(value) ? 0.0 : 1.0 };
+            Distribution?.SumAcrossProcesses(nonFinite);
+            if (nonFinite[0] > 0) return (double.IsFinite(value) ? double.NaN : value, 0);
+        }
         // The whole batch's loss is Σ over the processes of share·(this process's mean loss).
         loss.Backward(share == 1 ? null : Tensor.Full(loss.Shape, share, loss.DType));
         Distribution?.FinishGradients();
         optimizer.Step();
-        return (loss.Item(), countCorrect ? CountCorrect(logits, labels) : 0);
+        return (value, countCorrect ? CountCorrect(logits, labels) : 0);
     }
 
     /// <summary>The loss and metrics on <paramref name="data"/> in evaluation mode (running statistics, no dropout),
@@ -197,8 +241,7 @@ public class Model
     {
         ArgumentNullException.ThrowIfNull(data);
         CheckInput(data, "Evaluate");
-        bool wasTraining = Network.IsTraining;
-        Network.Eval();
+        EnterInference("Evaluate");
         double lossSum = 0;
         long correct = 0;
         try
@@ -214,7 +257,7 @@ public class Model
                         correct += CountCorrect(logits, b.Labels);
                     }
         }
-        finally { Network.Train(wasTraining); }
+        finally { ExitInference(); }
         var result = new Dictionary<string, double> { ["loss"] = lossSum / data.Count };
         if (Metrics.Contains("accuracy") || Metrics.Count == 0) result["accuracy"] = (double)correct / data.Count;
         return result;
@@ -222,13 +265,14 @@ public class Model
 
     /// <summary>The network's outputs (class probabilities for a softmax classifier) for inputs of shape
     /// (N, *InputShape), computed in evaluation mode in batches, through the fused inference copy unless
-    /// <see cref="FuseForInference"/> is false.</summary>
+    /// <see cref="FuseForInference"/> is false. Several threads may predict with one model at once (an inference
+    /// service) and get the results they would get one after another; <see cref="Fit"/> meanwhile on another thread is
+    /// refused with an <see cref="InvalidOperationException"/>, either way round.</summary>
     public Tensor Predict(Tensor inputs, int batchSize = 256)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         CheckShape(inputs.Dims, "Predict");
-        bool wasTraining = Network.IsTraining;
-        Network.Eval();
+        EnterInference("Predict");
         try
         {
             Module network = InferenceNetwork();
@@ -242,7 +286,29 @@ public class Model
                 }
             return outputs.Count == 1 ? outputs[0] : Tensor.Concat(outputs);
         }
-        finally { Network.Train(wasTraining); }
+        finally { ExitInference(); }
+    }
+
+    /// <summary>Puts the network in evaluation mode for one Predict or Evaluate call, unless another call already did.</summary>
+    private void EnterInference(string who)
+    {
+        lock (_modeLock)
+        {
+            if (_fitThread != 0 && _fitThread != Environment.CurrentManagedThreadId)
+                throw new InvalidOperationException($"Model.{who}: the model is training (Fit) on another thread; its mode and weights change under a prediction. Predict after Fit returns, or from a callback on the training thread.");
+            if (_inferenceCalls++ == 0)
+            {
+                _trainingBeforeInference = Network.IsTraining;
+                Network.Eval();
+            }
+        }
+    }
+
+    /// <summary>Ends one Predict or Evaluate call; the last to end restores the mode the first one found.</summary>
+    private void ExitInference()
+    {
+        lock (_modeLock)
+            if (--_inferenceCalls == 0) Network.Train(_trainingBeforeInference);
     }
 
     /// <summary>A Keras-style table of layers, output shapes and parameter counts, with total, trainable and

@@ -66,6 +66,10 @@ public sealed class SafeTensorsTests : IDisposable
     [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[2]}}", "lacks")]
     [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", "starts at byte 4")]
     [InlineData("not json", "not valid JSON")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[\"0\",8]}}", "invalid data_offsets")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", "tensor 'w' is defined twice")]
+    [InlineData("{\"w\":{\"dtype\":\"0\",\"shape\":[2],\"data_offsets\":[0,8]}}", "unsupported dtype '0'")]
+    [InlineData("{\"w\":{\"dtype\":\"F32, F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", "unsupported dtype 'F32, F64'")]
     public void Corrupt_headers_are_reported_with_the_reason(string header, string reason)
     {
         byte[] h = Encoding.UTF8.GetBytes(header);

@@ -62,6 +62,17 @@ public class TensorTests
     }
 
     [Fact]
+    public void Reshape_to_sizes_whose_product_wraps_around_a_long_is_refused()
+    {
+        // 2147418113 × 1718039348 × 5 = 2^64 + 4: a long product says 4, the sizes of the 4-element tensor.
+        var four = Tensor.Zeros(new[] { 1, 4 });
+        Assert.Contains("cannot reshape 4 elements", Assert.Throws<ArgumentException>(() => four.Reshape(1, 2147418113, 1718039348, 5)).Message);
+        Assert.Throws<ArgumentException>(() => four.Reshape(-1, 2147418113, 1718039348, 5));
+        Assert.Contains("do not fill", Assert.Throws<ArgumentException>(() => new NormSharp.Nn.Reshape(2147418113, 1718039348, 5).Forward(four)).Message);
+        Assert.Throws<ArgumentException>(() => Tensor.Zeros(new[] { 2147418113, 1718039348, 5 }));
+    }
+
+    [Fact]
     public void Reductions_along_axes()
     {
         var a = Tensor.FromArray(new float[] { 1, 2, 3, 4, 5, 6 }, 2, 3);

@@ -67,5 +67,28 @@ public static class BatchNormTraining
         return used;
     }
 
+    /// <summary>
+    /// The result of <paramref name="evaluate"/> run with precise BatchNorm statistics
+    /// (<see cref="RecomputeBatchNormStatistics"/> over <paramref name="batches"/>), after which every BatchNorm gets
+    /// back the running statistics it had: a look at what precise BN would give, e.g. each epoch's validation, that
+    /// leaves training undisturbed.
+    /// </summary>
+    public static T WithPreciseBatchNorm<T>(this Module model, IEnumerable<Tensor> batches, int? maxBatches, Func<T> evaluate)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(evaluate);
+        var saved = BatchNorms(model).Where(b => b.TrackRunningStats)
+            .Select(b => (Layer: b, State: b.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.CloneData()))).ToList();
+        try
+        {
+            model.RecomputeBatchNormStatistics(batches, maxBatches);
+            return evaluate();
+        }
+        finally
+        {
+            foreach (var (layer, state) in saved) layer.LoadStateDict(state);
+        }
+    }
+
     private static IEnumerable<BatchNorm> BatchNorms(Module model) => model.NamedModules().Select(m => m.Module).OfType<BatchNorm>();
 }

@@ -110,13 +110,16 @@ public sealed class Dropout(double rate) : Layer
 }
 
 /// <summary>Keras's <c>BatchNormalization</c> (momentum 0.99 as the moving-average decay, epsilon 1e-3) over the
-/// channel axis, which is axis 1 here for both images (C, H, W) and features; see <see cref="KerasBatchNormalization"/>.</summary>
-public sealed class BatchNormalization(double momentum = 0.99, double epsilon = 1e-3, bool center = true, bool scale = true) : Layer
+/// channel axis, which is axis 1 here for both images (C, H, W) and features; see <see cref="KerasBatchNormalization"/>.
+/// tf.keras 2's <c>renorm</c>/<c>renorm_clipping</c> (Batch Renormalization) and <c>virtual_batch_size</c> (Ghost
+/// Batch Normalization) are here too.</summary>
+public sealed class BatchNormalization(double momentum = 0.99, double epsilon = 1e-3, bool center = true, bool scale = true,
+    bool renorm = false, BatchRenormClipping? renormClipping = null, int? virtualBatchSize = null) : Layer
 {
     internal override IEnumerable<Module> Build(int[] inputShape, RandomGenerator generator)
     {
         if (inputShape.Length == 0) throw new ArgumentException("BatchNormalization: needs per-sample inputs with a channel axis, got a scalar.");
-        yield return new KerasBatchNormalization(inputShape[0], axis: 1, momentum, epsilon, center, scale);
+        yield return new KerasBatchNormalization(inputShape[0], axis: 1, momentum, epsilon, center, scale, renorm, renormClipping, virtualBatchSize);
     }
 }
 

@@ -8,12 +8,18 @@ namespace NormSharp.Nn;
 /// <c>scale</c> switch β and γ separately; <c>axis</c> is the channel axis (1 for NCHW images, −1 for (N, features)
 /// or channels-last data). As in Keras 3, the moving variance follows the biased batch variance, where PyTorch uses
 /// the unbiased one. Keras's <c>trainable = False</c> corresponds to <see cref="BatchNorm.Freeze"/>.
+/// As in tf.keras 2, <c>renorm</c> turns on Batch Renormalization (Ioffe 2017) with <c>renormClipping</c>'s limits
+/// (null: unclipped r and d, tf.keras's default; <see cref="BatchRenormClipping"/> has the paper's schedule; the moving
+/// averages double as the renormalization statistics, where tf.keras keeps a second pair with its own momentum), and
+/// <c>virtualBatchSize</c> turns on Ghost Batch Normalization (Hoffer et al. 2017).
 /// </summary>
 public sealed class KerasBatchNormalization : BatchNorm
 {
     /// <summary>Creates the layer for <paramref name="features"/> channels on axis <paramref name="axis"/>.</summary>
-    public KerasBatchNormalization(int features, int axis = 1, double momentum = 0.99, double epsilon = 1e-3, bool center = true, bool scale = true)
-        : base(features, epsilon, CheckedDecay(momentum), scale, center, trackRunningStats: true)
+    public KerasBatchNormalization(int features, int axis = 1, double momentum = 0.99, double epsilon = 1e-3, bool center = true, bool scale = true,
+        bool renorm = false, BatchRenormClipping? renormClipping = null, int? virtualBatchSize = null)
+        : base(features, epsilon, CheckedDecay(momentum), scale, center, trackRunningStats: true,
+            renorm ? renormClipping ?? BatchRenormClipping.Unclipped : null, virtualBatchSize)
     {
         Axis = axis;
     }

@@ -36,6 +36,11 @@ public abstract class BatchNorm : NormBase
     /// normalized by its own statistics and each updating the running statistics (and the batch count) once.</summary>
     public int? VirtualBatchSize { get; }
 
+    /// <summary>Set by <see cref="BatchNormTraining.RecomputeBatchNormStatistics"/> while it re-estimates the running
+    /// statistics: whole batches then feed them, not virtual ones, since inference normalizes with the population's
+    /// statistics (Hoffer et al. 2017, §4).</summary>
+    internal bool EstimatingPopulationStatistics { get; set; }
+
     /// <summary>True after <see cref="Freeze"/>: the running statistics normalize and stay unchanged in training
     /// mode too.</summary>
     public bool IsFrozen { get; private set; }
@@ -69,7 +74,7 @@ public abstract class BatchNorm : NormBase
         int axis = ChannelAxis(input);
         CheckChannels(input, axis);
         bool batchStatistics = (IsTraining && !IsFrozen) || !TrackRunningStats;
-        int samples = input.Dims[0], ghosts = batchStatistics && VirtualBatchSize is int size ? samples / size : 1;
+        int samples = input.Dims[0], ghosts = batchStatistics && !EstimatingPopulationStatistics && VirtualBatchSize is int size ? samples / size : 1;
         if (ghosts <= 1) return Normalize(input, axis, batchStatistics);
         var parts = new Tensor[ghosts];
         for (int g = 0, start = 0; g < ghosts; g++)

@@ -44,6 +44,7 @@ public static class BatchNormTraining
             {
                 b.ResetRunningStats();
                 b.Momentum = null; // cumulative average: the n-th batch gets weight 1/n
+                b.EstimatingPopulationStatistics = true;
                 b.Train();
             }
             using (Tensor.NoGrad())
@@ -59,6 +60,7 @@ public static class BatchNormTraining
             for (int i = 0; i < layers.Count; i++)
             {
                 layers[i].Momentum = saved[i].Momentum;
+                layers[i].EstimatingPopulationStatistics = false;
                 if (used == 0) layers[i].LoadStateDict(saved[i].State);
             }
             foreach (var (module, training) in modes) module.Train(training); // parents first, so children end as they were

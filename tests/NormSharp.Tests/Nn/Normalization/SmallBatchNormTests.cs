@@ -84,6 +84,24 @@ public class SmallBatchNormTests
     }
 
     [Fact]
+    public void Precise_statistics_of_a_ghost_layer_come_from_whole_batches()
+    {
+        // Inference normalizes with the population's statistics, so re-estimating them must not split the batches.
+        var ghost = new GhostBatchNorm1d(2, virtualBatchSize: 2);
+        var plain = new BatchNorm1d(2);
+        ghost.To(DType.Float64);
+        plain.To(DType.Float64);
+        Tensor[] batches = { Input(1, 8, 2), Input(2, 8, 2) };
+        ghost.RecomputeBatchNormStatistics(batches);
+        plain.RecomputeBatchNormStatistics(batches);
+        Assert.Equal(plain.RunningVar!.ToDoubleArray(), ghost.RunningVar!.ToDoubleArray());
+        Assert.Equal(plain.RunningMean!.ToDoubleArray(), ghost.RunningMean!.ToDoubleArray());
+        ghost.Train();
+        ghost.Forward(Input(3, 8, 2));
+        Assert.Equal(2.0 + 4, ghost.NumBatchesTracked!.Item()); // training splits again: 8 samples → 4 virtual batches
+    }
+
+    [Fact]
     public void BatchRenorm_corrects_the_batch_normalized_values_by_clipped_r_and_d()
     {
         // One channel, running mean 1 and variance 3 (σ = 2 with ε = 1); batch 0, 2, 4, 6: μ_B = 3, σ²_B = 5, σ_B = √6.

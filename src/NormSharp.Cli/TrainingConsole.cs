@@ -68,7 +68,7 @@ internal sealed class TrainingConsole : Callback
     {
         FinishBar();
         string Metric(string name) => r.Metrics.TryGetValue(name, out double v) ? (name.Contains("acc") ? $"{name} {v:P2}" : $"{name} {v:F4}") : "";
-        var parts = new[] { "loss", "accuracy", "val_loss", "val_accuracy" }.Select(Metric).Where(s => s.Length > 0);
+        var parts = new[] { "loss", "accuracy", "val_loss", "val_accuracy", "val_accuracy_precise_bn" }.Select(Metric).Where(s => s.Length > 0);
         _out.WriteLine($"epoch {r.Epoch}: {string.Join("  ", parts)}  ({r.Seconds:F1}s, lr {r.LearningRate:G3})");
     }
 

@@ -28,7 +28,7 @@ public static class SeedCnnWorkloads
     public static (Training.Model Model, Tensor Images, int[] Labels) NormSharpModel(int batch)
     {
         var model = SeedModels.Cnn(generator: new RandomGenerator(1));
-        model.Compile(new Adam(model.Network.Parameters()), "categorical_crossentropy", "accuracy");
+        model.Compile(new Adam(model.Network.Parameters()), "sparse_categorical_crossentropy", "accuracy");
         Tensor images = Tensor.Normal(new[] { batch, 1, 28, 28 }, generator: new RandomGenerator(2));
         int[] labels = Enumerable.Range(0, batch).Select(i => i * 7 % 10).ToArray();
         return (model, images, labels);

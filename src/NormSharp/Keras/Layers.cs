@@ -112,13 +112,15 @@ public sealed class Dropout(double rate) : Layer
 /// <summary>Keras's <c>BatchNormalization</c> (momentum 0.99 as the moving-average decay, epsilon 1e-3) over the
 /// channel axis, which is axis 1 here for both images (C, H, W) and features; see <see cref="KerasBatchNormalization"/>.
 /// With <paramref name="synchronized"/>, data-parallel training normalizes with the statistics of the whole batch across
-/// processes (Keras's <c>synchronized=True</c>).</summary>
-public sealed class BatchNormalization(double momentum = 0.99, double epsilon = 1e-3, bool center = true, bool scale = true, bool synchronized = false) : Layer
+/// processes (Keras's <c>synchronized=True</c>). tf.keras 2's <c>renorm</c>/<c>renorm_clipping</c> (Batch
+/// Renormalization) and <c>virtual_batch_size</c> (Ghost Batch Normalization) are here too.</summary>
+public sealed class BatchNormalization(double momentum = 0.99, double epsilon = 1e-3, bool center = true, bool scale = true,
+    bool renorm = false, BatchRenormClipping? renormClipping = null, int? virtualBatchSize = null, bool synchronized = false) : Layer
 {
     internal override IEnumerable<Module> Build(int[] inputShape, RandomGenerator generator)
     {
         if (inputShape.Length == 0) throw new ArgumentException("BatchNormalization: needs per-sample inputs with a channel axis, got a scalar.");
-        yield return new KerasBatchNormalization(inputShape[0], axis: 1, momentum, epsilon, center, scale, synchronized);
+        yield return new KerasBatchNormalization(inputShape[0], axis: 1, momentum, epsilon, center, scale, renorm, renormClipping, virtualBatchSize, synchronized);
     }
 }
 

@@ -1,3 +1,5 @@
+using NormSharp.Nn;
+
 namespace NormSharp.Keras;
 
 /// <summary>The normalization a seed model uses after each convolution and hidden dense layer.</summary>
@@ -11,6 +13,10 @@ public enum NormalizationKind
     Group,
     /// <summary>No normalization.</summary>
     None,
+    /// <summary>Batch Renormalization (Ioffe 2017): BatchNorm corrected toward its moving averages in training.</summary>
+    BatchRenorm,
+    /// <summary>Ghost Batch Normalization (Hoffer et al. 2017): BatchNorm over virtual sub-batches.</summary>
+    GhostBatch,
 }
 
 /// <summary>The networks of the seed documents, in Keras form with NCHW inputs of shape (1, 28, 28).</summary>
@@ -31,20 +37,23 @@ public static class SeedModels
 
     /// <summary>Seed 000's CNN: (Conv2D 3×3 same → norm → ReLU → MaxPool 2) with 32, 64, 128 filters, then Flatten →
     /// Dense 128 ReLU → norm → Dense 10 softmax. With batch normalization it has 242,954 parameters, 704 of them
-    /// non-trainable, as Keras counts them.</summary>
-    public static Sequential Cnn(NormalizationKind norm = NormalizationKind.Batch, int classes = 10, RandomGenerator? generator = null)
+    /// non-trainable, as Keras counts them. <paramref name="renormClipping"/> (default: the paper's schedule) and
+    /// <paramref name="ghostBatchSize"/> (default 16) set up <see cref="NormalizationKind.BatchRenorm"/> and
+    /// <see cref="NormalizationKind.GhostBatch"/>.</summary>
+    public static Sequential Cnn(NormalizationKind norm = NormalizationKind.Batch, int classes = 10, RandomGenerator? generator = null,
+        BatchRenormClipping? renormClipping = null, int ghostBatchSize = 16)
     {
         var layers = new List<Layer>();
         foreach (int filters in new[] { 32, 64, 128 })
         {
             layers.Add(new Conv2D(filters, 3, padding: "same"));
-            layers.AddRange(Normalization(norm));
+            layers.AddRange(Normalization(norm, renormClipping, ghostBatchSize));
             layers.Add(new Activation("relu"));
             layers.Add(new MaxPooling2D(2));
         }
         layers.Add(new Flatten());
         layers.Add(new Dense(128, activation: "relu"));
-        layers.AddRange(Normalization(norm));
+        layers.AddRange(Normalization(norm, renormClipping, ghostBatchSize));
         layers.Add(new Dense(classes, activation: "softmax"));
         return new Sequential(new[] { 1, 28, 28 }, generator ?? RandomGenerator.Default, layers.ToArray());
     }
@@ -72,9 +81,11 @@ public static class SeedModels
         return new Sequential(new[] { 1, 28, 28 }, generator ?? RandomGenerator.Default, layers.ToArray());
     }
 
-    private static IEnumerable<Layer> Normalization(NormalizationKind norm) => norm switch
+    private static IEnumerable<Layer> Normalization(NormalizationKind norm, BatchRenormClipping? renormClipping = null, int ghostBatchSize = 16) => norm switch
     {
         NormalizationKind.Batch => new Layer[] { new BatchNormalization() },
+        NormalizationKind.BatchRenorm => new Layer[] { new BatchNormalization(renorm: true, renormClipping: renormClipping ?? new BatchRenormClipping()) },
+        NormalizationKind.GhostBatch => new Layer[] { new BatchNormalization(virtualBatchSize: ghostBatchSize) },
         NormalizationKind.Layer => new Layer[] { new LayerNormalization() },
         NormalizationKind.Group => new Layer[] { new GroupNormalization(8) },
         _ => Array.Empty<Layer>(),

@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using NormSharp.Data;
+using NormSharp.Keras.Optimizers;
+using KerasLoss = NormSharp.Keras.KerasLoss;
+using CategoricalCrossentropy = NormSharp.Keras.CategoricalCrossentropy;
 using NormSharp.Nn;
 using NormSharp.Optim;
 using NormSharp.Serialization;
@@ -8,7 +11,7 @@ using NormSharp.Serialization;
 namespace NormSharp.Training;
 
 /// <summary>
-/// Keras-style training on top of a module: <see cref="Compile"/>, <see cref="Fit"/>, <see cref="Evaluate"/>,
+/// Keras-style training on top of a module: <c>Compile</c>, <see cref="Fit"/>, <see cref="Evaluate"/>,
 /// <see cref="Predict"/>, <see cref="Summary"/>. Images stay NCHW. If the network is a <see cref="Sequential"/> ending
 /// in <see cref="Softmax"/>, training computes the cross-entropy from the logits before that softmax (as TF-Keras does
 /// for <c>Dense(..., activation='softmax')</c> with <c>categorical_crossentropy</c>), which is the same loss without the
@@ -16,7 +19,7 @@ namespace NormSharp.Training;
 /// </summary>
 public class Model
 {
-    private static readonly string[] s_losses = { "categorical_crossentropy", "sparse_categorical_crossentropy" };
+    private static readonly string[] s_metrics = { "accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy" };
     private Optimizer? _optimizer;
     // Predict and Evaluate may run on several threads at once: the first to start puts the network in evaluation mode
     // and the last to end restores the mode it found, so none of them can switch another into training mode. Fit on
@@ -56,13 +59,57 @@ public class Model
     /// without applying its update. True by default; false trains on.</summary>
     public bool TerminateOnNaN { get; set; } = true;
 
-    /// <summary>The optimizer given to <see cref="Compile"/>.</summary>
+    /// <summary>Random shifts and flips applied to every training batch by <see cref="Fit"/> (Keras's
+    /// <c>ImageDataGenerator</c>); null (the default) trains on the images as they are. Evaluation never augments.</summary>
+    public ImageAugmentation? Augmentation { get; set; }
+
+    /// <summary>How many training batches of 256 (a fixed sample, the same every time) re-estimate the BatchNorm
+    /// statistics for the precise-BN figures (Wu &amp; Johnson 2021): with a positive value and validation data,
+    /// <see cref="Fit"/> reports each epoch's validation twice, with the moving averages (<c>val_loss</c>,
+    /// <c>val_accuracy</c>, as Keras does) and with precise statistics (<c>val_loss_precise_bn</c>,
+    /// <c>val_accuracy_precise_bn</c>, as <see cref="RecomputeBatchNormStatistics"/> leaves the model), restoring the
+    /// moving averages afterwards so training is unchanged. 0 (the default) reports only the first; a network without
+    /// BatchNorm is not affected.</summary>
+    public int PreciseBatchNormBatches
+    {
+        get => _preciseBatchNormBatches;
+        set => _preciseBatchNormBatches = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), $"Model: PreciseBatchNormBatches must be ≥ 0, got {value}.");
+    }
+
+    private int _preciseBatchNormBatches;
+
+    /// <summary>Replaces the moving averages of every BatchNorm with precise statistics over the fixed sample of
+    /// <see cref="PreciseBatchNormBatches"/> batches of 256 of <paramref name="train"/> (all of it when 0), exactly as
+    /// the per-epoch precise figures are computed. Returns the number of batches used.</summary>
+    public int RecomputeBatchNormStatistics(ImageClassificationDataset train)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        return Network.RecomputeBatchNormStatistics(PreciseBatchNormSample(train), MaxPreciseBatches);
+    }
+
+    private int? MaxPreciseBatches => _preciseBatchNormBatches > 0 ? _preciseBatchNormBatches : null;
+
+    /// <summary>The images of a fixed shuffled order of <paramref name="train"/> in batches of 256, each returned to
+    /// the pool once the next is requested.</summary>
+    private static IEnumerable<Tensor> PreciseBatchNormSample(ImageClassificationDataset train)
+    {
+        foreach (Batch b in new DataLoader(train, 256, shuffle: true, seed: 0x9B5EED).Batches(0))
+            using (b)
+                yield return b.Images;
+    }
+
+    private bool HasBatchNorm => Network.NamedModules().Any(m => m.Module is BatchNorm { TrackRunningStats: true, IsFrozen: false });
+
+    /// <summary>The optimizer given to <see cref="Compile(Optimizer, KerasLoss, string[])"/>.</summary>
     public Optimizer Optimizer => _optimizer ?? throw new InvalidOperationException("Model: call Compile(optimizer, loss, metrics) before training.");
 
-    /// <summary>The loss name given to <see cref="Compile"/>.</summary>
-    public string Loss { get; private set; } = s_losses[0];
+    /// <summary>Keras's name of the loss given to <see cref="Compile(Optimizer, KerasLoss, string[])"/>.</summary>
+    public string Loss => LossFunction.Name;
 
-    /// <summary>The metrics tracked besides the loss ("accuracy").</summary>
+    /// <summary>The loss given to <see cref="Compile(Optimizer, KerasLoss, string[])"/>, with its label convention.</summary>
+    public KerasLoss LossFunction { get; private set; } = new CategoricalCrossentropy();
+
+    /// <summary>The metrics tracked besides the loss ("accuracy", whichever Keras name selected it).</summary>
     public IReadOnlyList<string> Metrics { get; private set; } = Array.Empty<string>();
 
     /// <summary>The epochs completed so far, across <see cref="Fit"/> calls and restored checkpoints.</summary>
@@ -71,19 +118,42 @@ public class Model
     /// <summary>The number of epochs completed (the epoch a resumed <see cref="Fit"/> continues after).</summary>
     public int EpochsCompleted => History.Epochs.Count == 0 ? 0 : History.Epochs[^1].Epoch;
 
-    /// <summary>Sets the optimizer, the loss (<c>categorical_crossentropy</c> or
-    /// <c>sparse_categorical_crossentropy</c>; both take class labels here) and the metrics (<c>accuracy</c>).</summary>
-    public void Compile(Optimizer optimizer, string loss = "categorical_crossentropy", params string[] metrics)
+    /// <summary>Keras's <c>model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])</c>:
+    /// the optimizer by Keras name (<see cref="KerasOptimizer.Names"/>) with Keras's defaults and update rule, over the
+    /// network's parameters; the loss by Keras name (<see cref="KerasLoss.Names"/>).</summary>
+    public void Compile(string optimizer, string loss = "categorical_crossentropy", params string[] metrics) =>
+        Compile(optimizer, KerasLoss.FromName(loss), metrics);
+
+    /// <summary>Compiles with a Keras optimizer by name and a loss object.</summary>
+    public void Compile(string optimizer, KerasLoss loss, params string[] metrics)
     {
         ArgumentNullException.ThrowIfNull(optimizer);
-        if (!s_losses.Contains(loss))
-            throw new ArgumentException($"Model.Compile: unknown loss '{loss}'; supported: {string.Join(", ", s_losses)}.");
+        Compile(KerasOptimizer.Create(optimizer, Network.Parameters()), loss, metrics);
+    }
+
+    /// <summary>Compiles with an optimizer object (a Keras one from <see cref="Keras.Optimizers"/> or a PyTorch one
+    /// from <see cref="NormSharp.Optim"/>) and a loss by Keras name.</summary>
+    public void Compile(Optimizer optimizer, string loss = "categorical_crossentropy", params string[] metrics) =>
+        Compile(optimizer, KerasLoss.FromName(loss), metrics);
+
+    /// <summary>Sets the optimizer, the loss and the metrics (<c>accuracy</c>, <c>acc</c>, and the one of
+    /// <c>categorical_accuracy</c>/<c>sparse_categorical_accuracy</c> that matches the loss's labels). Throws, listing
+    /// the valid choices, on an unknown metric or one of the other label convention, and when a loss on probabilities
+    /// (from_logits false) meets a network that does not end in a softmax.</summary>
+    public void Compile(Optimizer optimizer, KerasLoss loss, params string[] metrics)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ArgumentNullException.ThrowIfNull(loss);
+        string matching = loss.TakesClassLabels ? "sparse_categorical_accuracy" : "categorical_accuracy";
         foreach (string m in metrics)
-            if (m is not ("accuracy" or "acc"))
-                throw new ArgumentException($"Model.Compile: unknown metric '{m}'; supported: accuracy.");
+            if (!s_metrics.Contains(m) || (m.EndsWith("categorical_accuracy", StringComparison.Ordinal) && m != matching))
+                throw new ArgumentException($"Model.Compile: metric '{m}' does not fit {loss.Name}; valid choices: accuracy, acc, {matching}.");
+        if (!loss.FromLogits && !EndsInSoftmax(Network))
+            throw new ArgumentException($"Model.Compile: {loss} takes probabilities, but the network does not end in a softmax. "
+                + "Valid choices: end the network with a softmax (Dense(..., activation: \"softmax\")), or give the loss fromLogits: true.");
         _optimizer = optimizer;
-        Loss = loss;
-        Metrics = metrics.Select(m => m == "acc" ? "accuracy" : m).Distinct().ToArray();
+        LossFunction = loss;
+        Metrics = metrics.Length == 0 ? Array.Empty<string>() : new[] { "accuracy" };
     }
 
     /// <summary>
@@ -138,6 +208,7 @@ public class Model
                 var step = new double[4];
                 using (b)
                 {
+                    Augmentation?.Apply(b.Images, epoch, batch);
                     // This process's share of the whole batch scales its loss, so that the gradients of the
                     // processes add up to the whole batch's (equal shares but for the last batch).
                     double share = (double)b.Labels.Length / loader.BatchLength(batch);
@@ -174,6 +245,9 @@ public class Model
             {
                 var vclock = Stopwatch.StartNew();
                 foreach (var (name, value) in Evaluate(validation, Math.Max(batchSize, 256))) metrics["val_" + name] = value;
+                if (_preciseBatchNormBatches > 0 && HasBatchNorm)
+                    foreach (var (name, value) in Network.WithPreciseBatchNorm(PreciseBatchNormSample(train), MaxPreciseBatches, () => Evaluate(validation, Math.Max(batchSize, 256))))
+                        metrics["val_" + name + "_precise_bn"] = value;
                 validationSeconds = vclock.Elapsed.TotalSeconds;
             }
             var record = new EpochRecord(epoch, metrics, learningRate, seconds, validationSeconds);
@@ -186,9 +260,11 @@ public class Model
     }
 
     /// <summary>
-    /// One optimizer step on one batch (Keras's <c>train_on_batch</c>): forward in training mode, cross-entropy
-    /// against <paramref name="labels"/>, backward, update. Returns the batch's mean loss. The caller sets training
-    /// mode (<see cref="Module.Train"/>); <see cref="Fit"/> is this step in a loop.
+    /// One optimizer step on one batch (Keras's <c>train_on_batch</c>): forward in training mode, the loss against
+    /// integer <paramref name="labels"/>, backward, update. Returns the batch's mean loss. Integer labels are Keras's
+    /// convention for <c>sparse_categorical_crossentropy</c>; a model compiled with <c>categorical_crossentropy</c>
+    /// throws (give one-hot rows to <see cref="TrainOnBatch(Tensor, Tensor)"/>). The caller sets training mode
+    /// (<see cref="Module.Train"/>); <see cref="Fit"/> is this step in a loop.
     /// </summary>
     public double TrainOnBatch(Tensor images, int[] labels)
     {
@@ -197,7 +273,20 @@ public class Model
         CheckShape(images.Dims, "TrainOnBatch");
         if (labels.Length != images.Dims[0])
             throw new ArgumentException($"Model.TrainOnBatch: {images.Dims[0]} images but {labels.Length} labels.");
-        return TrainStep(Optimizer, images, labels, countCorrect: false, share: 1.0 / (Distribution?.WorldSize ?? 1)).Loss;
+        return TrainStep(Optimizer, images, LossFunction.ClassLabels(labels), countCorrect: false, share: 1.0 / (Distribution?.WorldSize ?? 1)).Loss;
+    }
+
+    /// <summary>One optimizer step on one batch with targets in the loss's Keras convention: one-hot rows
+    /// (N, classes) for <c>categorical_crossentropy</c>, integer labels (N) for <c>sparse_categorical_crossentropy</c>;
+    /// targets in the other convention throw, naming both.</summary>
+    public double TrainOnBatch(Tensor images, Tensor targets)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(targets);
+        CheckShape(images.Dims, "TrainOnBatch");
+        if (targets.Rank == 0 || targets.Dims[0] != images.Dims[0])
+            throw new ArgumentException($"Model.TrainOnBatch: {images.Dims[0]} images but targets of shape {ShapeUtil.Format(targets.Dims)}.");
+        return TrainStep(Optimizer, images, LossFunction.ClassLabels(targets), countCorrect: false, share: 1.0 / (Distribution?.WorldSize ?? 1)).Loss;
     }
 
     /// <summary>
@@ -220,7 +309,7 @@ public class Model
         // Batches are float32; a network converted to float64 (Module.To) trains on them converted.
         DType networkType = Network.Parameters().FirstOrDefault()?.DType ?? images.DType;
         Tensor logits = TrainingForward(Network, images.DType == networkType ? images : images.To(networkType));
-        Tensor loss = Functional.CrossEntropy(logits, labels);
+        Tensor loss = LossFunction.Compute(logits, labels);
         double value = loss.Item();
         if (TerminateOnNaN)
         {
@@ -253,7 +342,7 @@ public class Model
                     using (TensorScope.Begin())
                     {
                         Tensor logits = TrainingForward(network, b.Images);
-                        lossSum += Functional.CrossEntropy(logits, b.Labels).Item() * b.Labels.Length;
+                        lossSum += LossFunction.Compute(logits, b.Labels).Item() * b.Labels.Length;
                         correct += CountCorrect(logits, b.Labels);
                     }
         }
@@ -355,13 +444,17 @@ public class Model
     /// <summary>What <see cref="Evaluate"/> and <see cref="Predict"/> run, once the network is in evaluation mode.</summary>
     private Module InferenceNetwork() => FuseForInference ? InferenceFusion.Fuse(Network) : Network;
 
-    /// <summary>The output used for the loss: the logits before a final softmax when there is one.</summary>
-    private static Tensor TrainingForward(Module network, Tensor x)
+    /// <summary>The logits the loss starts from: the input of a final softmax when the loss takes probabilities
+    /// (TF-Keras's shortcut for <c>Dense(..., activation="softmax")</c>), otherwise the network's output.</summary>
+    private Tensor TrainingForward(Module network, Tensor x)
     {
-        if (network is not Sequential { Count: > 0 } seq || seq[seq.Count - 1] is not Softmax) return network.Forward(x);
+        if (LossFunction.FromLogits || !EndsInSoftmax(network)) return network.Forward(x);
+        var seq = (Sequential)network;
         for (int i = 0; i < seq.Count - 1; i++) x = seq[i].Forward(x);
         return x;
     }
+
+    private static bool EndsInSoftmax(Module network) => network is Sequential { Count: > 0 } seq && seq[seq.Count - 1] is Softmax;
 
     private static long CountCorrect(Tensor logits, int[] labels)
     {

@@ -55,7 +55,7 @@ public class AllocationTests
     {
         // The benchmark's step: batch 128, Adam, Model.TrainOnBatch.
         var model = SeedModels.Cnn(generator: new RandomGenerator(1));
-        model.Compile(new Adam(model.Network.Parameters()));
+        model.Compile(new Adam(model.Network.Parameters()), "sparse_categorical_crossentropy");
         var x = Tensor.Normal(new[] { 128, 1, 28, 28 }, generator: new RandomGenerator(2));
         int[] y = Enumerable.Range(0, 128).Select(i => i * 7 % 10).ToArray();
         model.Network.Train();

@@ -116,12 +116,12 @@ public static class InferenceFusion
     /// <summary>Whether <paramref name="bn"/> normalizes the channels of <paramref name="conv"/>'s (N, C, H, W) output
     /// with running statistics.</summary>
     private static bool FoldsAfterConvolution(BatchNorm bn, Conv2d conv) =>
-        bn is BatchNorm2d or KerasBatchNormalization { Axis: 1 or -3 } && Foldable(bn, conv.OutChannels, conv.Weight.DType);
+        bn is BatchNorm2d or BatchRenorm2d or GhostBatchNorm2d or KerasBatchNormalization { Axis: 1 or -3 } && Foldable(bn, conv.OutChannels, conv.Weight.DType);
 
     /// <summary>Whether <paramref name="bn"/> normalizes the <paramref name="features"/> of an (N, features) input with
     /// running statistics.</summary>
     private static bool FoldsOverFeatures(BatchNorm bn, int features, DType dtype) =>
-        bn is BatchNorm1d or KerasBatchNormalization { Axis: 1 or -1 } && Foldable(bn, features, dtype);
+        bn is BatchNorm1d or BatchRenorm1d or GhostBatchNorm1d or KerasBatchNormalization { Axis: 1 or -1 } && Foldable(bn, features, dtype);
 
     private static bool Foldable(BatchNorm bn, int channels, DType dtype) =>
         bn.TrackRunningStats && bn.NumFeatures == channels && bn.RunningMean!.DType == dtype;

@@ -44,6 +44,7 @@ public static class BatchNormTraining
             {
                 b.ResetRunningStats();
                 b.Momentum = null; // cumulative average: the n-th batch gets weight 1/n
+                b.EstimatingPopulationStatistics = true;
                 b.Train();
             }
             using (Tensor.NoGrad())
@@ -59,12 +60,36 @@ public static class BatchNormTraining
             for (int i = 0; i < layers.Count; i++)
             {
                 layers[i].Momentum = saved[i].Momentum;
+                layers[i].EstimatingPopulationStatistics = false;
                 if (used == 0) layers[i].LoadStateDict(saved[i].State);
             }
             foreach (var (module, training) in modes) module.Train(training); // parents first, so children end as they were
         }
         if (used == 0) throw new ArgumentException("RecomputeBatchNormStatistics: the data set gave no batches; the running statistics were left unchanged.");
         return used;
+    }
+
+    /// <summary>
+    /// The result of <paramref name="evaluate"/> run with precise BatchNorm statistics
+    /// (<see cref="RecomputeBatchNormStatistics"/> over <paramref name="batches"/>), after which every BatchNorm gets
+    /// back the running statistics it had: a look at what precise BN would give, e.g. each epoch's validation, that
+    /// leaves training undisturbed.
+    /// </summary>
+    public static T WithPreciseBatchNorm<T>(this Module model, IEnumerable<Tensor> batches, int? maxBatches, Func<T> evaluate)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(evaluate);
+        var saved = BatchNorms(model).Where(b => b.TrackRunningStats)
+            .Select(b => (Layer: b, State: b.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.CloneData()))).ToList();
+        try
+        {
+            model.RecomputeBatchNormStatistics(batches, maxBatches);
+            return evaluate();
+        }
+        finally
+        {
+            foreach (var (layer, state) in saved) layer.LoadStateDict(state);
+        }
     }
 
     private static IEnumerable<BatchNorm> BatchNorms(Module model) => model.NamedModules().Select(m => m.Module).OfType<BatchNorm>();

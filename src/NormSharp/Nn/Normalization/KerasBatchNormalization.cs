@@ -7,17 +7,22 @@ namespace NormSharp.Nn;
 /// <see cref="NormBase.Momentum"/> holds that PyTorch value); <c>epsilon</c> defaults to 1e-3; <c>center</c> and
 /// <c>scale</c> switch β and γ separately; <c>axis</c> is the channel axis (1 for NCHW images, −1 for (N, features)
 /// or channels-last data). As in Keras 3, the moving variance follows the biased batch variance, where PyTorch uses
-/// the unbiased one. Keras's <c>trainable = False</c> corresponds to <see cref="BatchNorm.Freeze"/>. With
-/// <c>synchronized</c> (Keras's <c>synchronized=True</c>) data-parallel training (NormSharp.Distributed) replaces the
-/// layer by a SyncBatchNorm with the same conventions, which normalizes with the statistics of the whole batch across
-/// processes; in a single process the flag changes nothing.
+/// the unbiased one. Keras's <c>trainable = False</c> corresponds to <see cref="BatchNorm.Freeze"/>.
+/// As in tf.keras 2, <c>renorm</c> turns on Batch Renormalization (Ioffe 2017) with <c>renormClipping</c>'s limits
+/// (null: unclipped r and d, tf.keras's default; <see cref="BatchRenormClipping"/> has the paper's schedule; the moving
+/// averages double as the renormalization statistics, where tf.keras keeps a second pair with its own momentum), and
+/// <c>virtualBatchSize</c> turns on Ghost Batch Normalization (Hoffer et al. 2017). With <c>synchronized</c> (Keras's
+/// <c>synchronized=True</c>) data-parallel training (NormSharp.Distributed) replaces the layer by a SyncBatchNorm with
+/// the same conventions, which normalizes with the statistics of the whole batch across processes; in a single process
+/// the flag changes nothing.
 /// </summary>
 public sealed class KerasBatchNormalization : BatchNorm
 {
     /// <summary>Creates the layer for <paramref name="features"/> channels on axis <paramref name="axis"/>.</summary>
     public KerasBatchNormalization(int features, int axis = 1, double momentum = 0.99, double epsilon = 1e-3, bool center = true, bool scale = true,
-        bool synchronized = false)
-        : base(features, epsilon, CheckedDecay(momentum), scale, center, trackRunningStats: true)
+        bool renorm = false, BatchRenormClipping? renormClipping = null, int? virtualBatchSize = null, bool synchronized = false)
+        : base(features, epsilon, CheckedDecay(momentum), scale, center, trackRunningStats: true,
+            renorm ? renormClipping ?? BatchRenormClipping.Unclipped : null, virtualBatchSize)
     {
         Axis = axis;
         Synchronized = synchronized;

@@ -68,7 +68,7 @@ public sealed class GraphModule : Module
                 throw new ArgumentException($"GraphModule: input '{Inputs[i].Name}' must have shape (N, {string.Join(", ", expected.Skip(1))}), got {Shapes.Format(inputs[i].Shape)}.");
             values[Inputs[i].Name] = inputs[i];
         }
-        foreach (GraphNode node in _nodes) node.Run(values, IsTraining);
+        foreach (GraphNode node in _nodes) node.Run(values);
         return OutputNames.Select(name => values[name] as Tensor
             ?? throw new InvalidOperationException($"GraphModule: output '{name}' holds integers (a shape), not a float tensor.")).ToArray();
     }
@@ -85,7 +85,7 @@ public sealed class GraphModule : Module
             using (Tensor.NoGrad())
             {
                 foreach (GraphInput input in Inputs) values[input.Name] = Tensor.Zeros(input.Shape);
-                foreach (GraphNode node in _nodes) node.Run(values, training: false);
+                foreach (GraphNode node in _nodes) node.Run(values);
             }
         }
         finally
@@ -168,10 +168,10 @@ public sealed record GraphInput(string Name, int[] Shape);
 /// </summary>
 public sealed class GraphNode
 {
-    private readonly Func<object?[], bool, object?[]>? _operation;
+    private readonly Func<object?[], object?[]>? _operation;
 
     internal GraphNode(string name, string moduleName, string opType, string[] inputs, string[] outputs, Module? layer,
-        Func<object?[], bool, object?[]>? operation, NodeProto? proto)
+        Func<object?[], object?[]>? operation, NodeProto? proto)
     {
         Name = name;
         ModuleName = moduleName;
@@ -207,13 +207,13 @@ public sealed class GraphNode
     /// <summary>The module name of the BatchNorm folded into this layer, or null.</summary>
     public string? FoldedBatchNorm { get; internal init; }
 
-    internal void Run(Dictionary<string, object> values, bool training)
+    internal void Run(Dictionary<string, object> values)
     {
         object?[] inputs = Inputs.Select(name => name.Length == 0 ? null : values.TryGetValue(name, out object? v) ? v
             : throw new InvalidOperationException($"GraphModule: node '{Name}' ({OpType}) reads '{name}', which no earlier node produced.")).ToArray();
         object?[] outputs = Layer is Module layer
             ? new object?[] { layer.Forward(inputs[0] as Tensor ?? throw new InvalidOperationException($"GraphModule: node '{Name}' ({OpType}) needs a float tensor.")) }
-            : _operation!(inputs, training);
+            : _operation!(inputs);
         for (int i = 0; i < Outputs.Count && i < outputs.Length; i++)
             if (Outputs[i].Length > 0 && outputs[i] is object value) values[Outputs[i]] = value;
     }

@@ -309,7 +309,7 @@ public static partial class OnnxImporter
             try
             {
                 if (graphNode.Layer is Module layer) layer.Eval();
-                graphNode.Run(probe, training: false);
+                graphNode.Run(probe);
             }
             catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or InvalidCastException or DivideByZeroException or OverflowException)
             {

@@ -49,7 +49,7 @@ internal static class OnnxOperations
 
     /// <summary>The operation of <paramref name="node"/> at <paramref name="opset"/>; attributes and constant inputs
     /// are read (and checked) now, the values at each run.</summary>
-    public static Func<object?[], bool, object?[]> Create(OnnxNode node, int opset, IReadOnlyDictionary<string, TensorProto> constants)
+    public static Func<object?[], object?[]> Create(OnnxNode node, int opset, IReadOnlyDictionary<string, TensorProto> constants)
     {
         int required = node.OpType switch
         {
@@ -117,7 +117,7 @@ internal static class OnnxOperations
             _ => throw node.Unsupported($"operator {node.OpType} at opset {opset} is not supported; NormSharp imports {SupportedList}"),
         };
         if (node.OpType == "Split") return Split(node, opset);
-        return (values, _) => new[] { one(values) };
+        return values => new[] { one(values) };
     }
 
     // ---- values ----
@@ -292,13 +292,13 @@ internal static class OnnxOperations
 
     // Sizes: the 'split' attribute before opset 13, the optional second input from 13 on, else equal parts
     // (num_outputs from opset 18, the output count before).
-    private static Func<object?[], bool, object?[]> Split(OnnxNode node, int opset)
+    private static Func<object?[], object?[]> Split(OnnxNode node, int opset)
     {
         long axis = node.Int("axis", 0);
         long[]? attribute = opset < 13 ? node.Ints("split") : null;
         if (opset >= 18) node.Int("num_outputs", 0);
         int outputs = node.Proto.Output.Count;
-        return (v, _) =>
+        return v =>
         {
             Tensor x = Float(v[0]);
             int a = Axis(axis, x.Rank);

@@ -18,7 +18,7 @@ public class OperationGradientTests
         proto.Attribute.AddRange(attributes);
         var constants = new Dictionary<string, TensorProto>();
         var operation = OnnxOperations.Create(new OnnxNode(proto, 0, constants, "gradients"), opset, constants);
-        return x => (Tensor)operation(x.Cast<object?>().ToArray(), true)[0]!;
+        return x => (Tensor)operation(x.Cast<object?>().ToArray())[0]!;
     }
 
     public static TheoryData<string, int, AttributeProto[]> Unary() => new()

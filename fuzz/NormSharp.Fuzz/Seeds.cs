@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using NormSharp.Data;
 using NormSharp.Nn;
 using NormSharp.Onnx;

@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using NormSharp.Nn;
 using static NormSharp.Onnx.Tests.OnnxRuntimeCheck;
 using Sequential = NormSharp.Nn.Sequential;

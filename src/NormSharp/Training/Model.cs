@@ -55,7 +55,7 @@ public class Model
     /// <summary>Whether <see cref="Fit"/> stops at the first batch whose loss is NaN or infinite (Keras's
     /// <c>TerminateOnNaN</c>), by throwing a <see cref="NonFiniteLossException"/> that names the epoch and batch. That
     /// batch's update is not applied and its epoch is neither recorded nor passed to the callbacks, so a
-    /// <see cref="ModelCheckpoint"/> keeps the last good checkpoint. <see cref="TrainOnBatch"/> returns such a loss
+    /// <see cref="ModelCheckpoint"/> keeps the last good checkpoint. <see cref="TrainOnBatch(Tensor, int[])"/> returns such a loss
     /// without applying its update. True by default; false trains on.</summary>
     public bool TerminateOnNaN { get; set; } = true;
 
@@ -294,7 +294,7 @@ public class Model
     /// this process alone). <see cref="Fit"/> then trains every process on its part of each batch (the distributed
     /// sampler of <see cref="DataLoader.Batches(int, int, int)"/>), has the processes' gradients summed into the whole
     /// batch's before each optimizer step, and reports loss and accuracy over the whole batch. With it,
-    /// <see cref="TrainOnBatch"/> takes its images as this process's equal share of the batch.
+    /// <see cref="TrainOnBatch(Tensor, int[])"/> takes its images as this process's equal share of the batch.
     /// </summary>
     public IDistributedTraining? Distribution { get; set; }
 

@@ -22,7 +22,10 @@ internal static class BenchCommand
           GFLOP/s or GB/s, speed-up and NormSharp's allocated bytes per call; runs the benchmark project with
           'dotnet run -c Release', which builds it first (it copies libtorch, about 600 MB, on the first run)
           WORD           run the cases whose suite or name contains a word (gemm, normalization, conv, seed-cnn,
-                         layers, "LayerNorm 8192", ...); default: all cases
+                         layers, "LayerNorm 8192", ...); default: all cases. The word memory runs the memory
+                         suite instead: each workload as a plain loop, inside a TensorScope and in libtorch, each in
+                         its own process for 500 steps at the first thread count (step time, collections per 100
+                         steps, peak working set; docs/memory.md)
           --threads LIST thread counts to time, e.g. 1,2 (the benchmark's default: 1,2)
           --seconds S    time each engine for at least S seconds per case (the benchmark's default: 1)
           --width BITS   run both engines with vectors of 512 (AVX-512), 256 (AVX2) or 128 bits (SSE4.1): .NET through

@@ -27,10 +27,10 @@ internal sealed class StorageLease
     // Collections are induced once this many bytes were leased since the last one: reclaiming a step's arrays
     // about once a step keeps the plain loop's working set near the scoped loop's while a young-generation
     // collection (a fraction of a millisecond with few survivors) stays small next to the step.
-    private const long BackwardCollectBytes = 64L << 20;
+    private const long BackwardCollectBytes = 16L << 20;
     private const long PoolMissCollectBytes = 256L << 20;
 
-    // The pool keeps what each size class needed over this many sweeps.
+    // A size class nothing rented from over this many sweeps is dropped.
     private const int SweepsPerTrim = 64;
 
     private static readonly List<StorageLease> s_active = new();

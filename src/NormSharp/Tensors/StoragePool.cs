@@ -28,16 +28,16 @@ internal static class StoragePool
 
 /// <summary>
 /// The arrays behind tensor storage, by size class, shared by all threads. Arrays come back from scopes, from the
-/// autograd engine and from <see cref="StorageLease"/>s; a size class keeps only as many arrays as it needed in the
-/// last trim window (<see cref="Trim"/>), so the pool follows the working set of the current loop instead of
-/// keeping the largest one it ever saw.
+/// autograd engine and from <see cref="StorageLease"/>s; a size class that nothing rented from for a trim window is
+/// dropped (<see cref="Trim"/>), so the pool follows the shapes of the current loop instead of keeping every shape it
+/// ever saw.
 /// </summary>
 internal static class StoragePool<T>
 {
     private sealed class SizeClass
     {
         public readonly Stack<T[]> Arrays = new();
-        public int LowWater;
+        public bool RentedSinceTrim = true;
     }
 
     private static readonly Dictionary<int, SizeClass> s_classes = new();
@@ -63,9 +63,8 @@ internal static class StoragePool<T>
         lock (s_lock)
         {
             if (!s_classes.TryGetValue(size, out SizeClass? c) || c.Arrays.Count == 0) return null;
-            T[] array = c.Arrays.Pop();
-            c.LowWater = Math.Min(c.LowWater, c.Arrays.Count);
-            return array;
+            c.RentedSinceTrim = true;
+            return c.Arrays.Pop();
         }
     }
 
@@ -79,17 +78,17 @@ internal static class StoragePool<T>
         }
     }
 
-    /// <summary>Drops the arrays each size class did not need since the last trim (the fewest it held meanwhile) and
-    /// forgets empty classes, so that the pool shrinks when a loop with other shapes follows.</summary>
+    /// <summary>Drops the size classes that nothing rented from since the last trim, so that the pool shrinks when a
+    /// loop with other shapes follows. A class in use keeps its arrays: it never holds more than the most its loop
+    /// had out at once, and trimming it would only make the next step allocate again.</summary>
     public static void Trim()
     {
         lock (s_lock)
         {
             foreach ((int size, SizeClass c) in s_classes)
             {
-                for (int i = 0; i < c.LowWater; i++) c.Arrays.Pop();
-                if (c.Arrays.Count == 0) s_classes.Remove(size);
-                c.LowWater = c.Arrays.Count;
+                if (!c.RentedSinceTrim) s_classes.Remove(size);
+                c.RentedSinceTrim = false;
             }
         }
     }

@@ -1,6 +1,5 @@
 using NormSharp.Data;
 using NormSharp.Keras;
-using NormSharp.Optim;
 using NormSharp.Serialization;
 using Xunit.Abstractions;
 
@@ -8,10 +7,15 @@ namespace NormSharp.Distributed.Tests;
 
 /// <summary>
 /// The seed CNN trained data-parallel by 2 processes × 64 samples against 1 process × 128 samples with the same data
-/// order, 20 Adam steps, in float64. In float32 the two runs agree to 2e-7 for the first steps (the gradients are
-/// summed in another order) and then drift apart: a rounding-size difference flips the choice of a max-pool window or
-/// the sign at a ReLU, which changes a gradient by a whole term, and Adam turns gradients near zero into full-size
-/// steps. In float64 those flips do not occur within 20 steps, so the comparison checks the algorithm itself.
+/// order, 20 steps of Keras's Adam (the optimizer of <c>normsharp train</c>).
+/// <para>In float64 the two runs end within 1e-4 of each other: that checks the algorithm. In float32 no
+/// data-parallel run can: one process is not reproducible to 1e-4 itself when only the order of the samples inside
+/// each batch changes (mathematically the same gradients, summed in another order). Those rounding-size differences
+/// are amplified by the training: the biases of the convolutions that a BatchNorm follows have an exact gradient of
+/// zero, so they move by rounding noise alone (and feed the running means); Adam divides small gradients by their
+/// own size; a flipped max-pool or ReLU choice changes a gradient by a whole term. After 20 steps the reordered run
+/// is 1e-2 to 1 (relative) away on several tensors. So in float32 the test holds the 2-process run to that floor,
+/// measured on the same machine: each tensor within a small multiple of the reordered run's difference.</para>
 /// </summary>
 public sealed class DataParallelTests(ITestOutputHelper log)
 {
@@ -19,62 +23,100 @@ public sealed class DataParallelTests(ITestOutputHelper log)
     private const double LearningRate = 1e-3;
 
     [Fact]
-    public void Two_processes_with_SyncBatchNorm_train_like_one_process_on_the_whole_batch_and_without_it_differ()
+    public void Two_processes_with_SyncBatchNorm_train_like_one_process_on_the_whole_batch_in_float64()
     {
         string directory = Directory.CreateTempSubdirectory("normsharp-ddp-").FullName;
         try
         {
-            IReadOnlyDictionary<string, Tensor> single = TrainInThisProcess();
-            double synchronized = WorstRelativeDifference(directory, "sync", single);
-            double local = WorstRelativeDifference(directory, "nosync", single);
-            log.WriteLine($"max relative difference over parameters and buffers after {Steps} Adam steps, 2 × {BatchSize / 2} vs 1 × {BatchSize}: " +
-                $"SyncBatchNorm {synchronized:E2}, per-process BatchNorm {local:E2}");
-            Assert.True(synchronized <= 1e-4, $"with SyncBatchNorm the 2-process run ends {synchronized:E2} (relative) away from the 1-process run");
-            Assert.True(local > 1e-3, $"without SyncBatchNorm the 2-process run should normalize with half-batch statistics and differ, but ends only {local:E2} away");
+            var differences = Differences(TrainInThisProcess(DType.Float64, reverseEachBatch: false), TrainOnTwoProcesses(directory, "sync", DType.Float64));
+            double worst = differences.Values.Max();
+            log.WriteLine($"float64, max relative difference over parameters and buffers after {Steps} steps, 2 × {BatchSize / 2} vs 1 × {BatchSize}: {worst:E2}");
+            Assert.True(worst <= 1e-4, $"with SyncBatchNorm the 2-process run ends {worst:E2} (relative) away from the 1-process run");
         }
         finally { Directory.Delete(directory, recursive: true); }
     }
 
-    /// <summary>What the worker's train mode does, in one process.</summary>
-    private static IReadOnlyDictionary<string, Tensor> TrainInThisProcess()
+    [Fact]
+    public void In_float32_two_processes_with_SyncBatchNorm_stay_within_the_rounding_floor_of_one_process_and_without_it_do_not()
+    {
+        string directory = Directory.CreateTempSubdirectory("normsharp-ddp-").FullName;
+        try
+        {
+            IReadOnlyDictionary<string, Tensor> single = TrainInThisProcess(DType.Float32, reverseEachBatch: false);
+            var floor = Differences(single, TrainInThisProcess(DType.Float32, reverseEachBatch: true));
+            var synchronized = Differences(single, TrainOnTwoProcesses(directory, "sync", DType.Float32));
+            var local = Differences(single, TrainOnTwoProcesses(directory, "nosync", DType.Float32));
+            log.WriteLine("float32, relative difference from 1 process × 128 after 20 steps: tensor, same process with each batch reversed, 2 × 64 with SyncBatchNorm, 2 × 64 with per-process BatchNorm");
+            foreach (string name in floor.Keys) log.WriteLine($"{name}: {floor[name]:E1} {synchronized[name]:E1} {local[name]:E1}");
+            log.WriteLine($"max: {floor.Values.Max():E2} {synchronized.Values.Max():E2} {local.Values.Max():E2}");
+            foreach (string name in floor.Keys)
+                Assert.True(synchronized[name] <= FloorMultiple * floor[name] + 1e-4,
+                    $"{name}: the 2-process run with SyncBatchNorm ends {synchronized[name]:E2} away, more than {FloorMultiple} × the {floor[name]:E2} of reordering the batch");
+            string? differs = floor.Keys.FirstOrDefault(name => local[name] > 10 * floor[name] + 1e-3);
+            Assert.True(differs is not null, "without SyncBatchNorm the 2-process run normalizes with half-batch statistics and should end far outside the rounding floor somewhere");
+        }
+        finally { Directory.Delete(directory, recursive: true); }
+    }
+
+    /// <summary>How far past the reordered run's difference a tensor of the 2-process run may end: both are samples
+    /// of the same amplified rounding noise, so they agree in size, not in value.</summary>
+    private const double FloorMultiple = 4;
+
+    /// <summary>What the worker's train mode does, in one process; with <paramref name="reverseEachBatch"/> every
+    /// batch holds the same samples in reverse order.</summary>
+    private static IReadOnlyDictionary<string, Tensor> TrainInThisProcess(DType dtype, bool reverseEachBatch)
     {
         ImageClassificationDataset train = Datasets.Load("mnist-subset").Train.Subset(Enumerable.Range(0, Steps * BatchSize).ToArray());
         Sequential model = SeedModels.Cnn(NormalizationKind.Batch, 10, new RandomGenerator(7));
-        model.Network.To(DType.Float64);
-        model.Compile(new Adam(model.Network.Parameters(), LearningRate), "categorical_crossentropy", "accuracy");
-        model.Fit(train, epochs: 1, BatchSize, seed: 3);
+        model.Network.To(dtype);
+        if (!reverseEachBatch)
+        {
+            model.Compile(new NormSharp.Keras.Optimizers.Adam(model.Network.Parameters(), LearningRate), "categorical_crossentropy", "accuracy");
+            model.Fit(train, epochs: 1, BatchSize, seed: 3);
+            return model.Network.StateDict();
+        }
+        // Fit's batches (same seed, epoch 1), each reversed; TrainOnBatch takes class labels with the sparse loss.
+        model.Compile(new NormSharp.Keras.Optimizers.Adam(model.Network.Parameters(), LearningRate), "sparse_categorical_crossentropy");
+        model.Network.Train();
+        foreach (Batch batch in new DataLoader(train, BatchSize, shuffle: true, seed: 3).Batches(1))
+            using (batch)
+            {
+                int count = batch.Count, size = batch.Images.Length / count;
+                float[] images = batch.Images.ToArray(), reversed = new float[images.Length];
+                for (int i = 0; i < count; i++) Array.Copy(images, (count - 1 - i) * size, reversed, i * size, size);
+                model.TrainOnBatch(Tensor.FromArray(reversed, batch.Images.Shape), batch.Labels.Reverse().ToArray());
+            }
         return model.Network.StateDict();
     }
 
-    /// <summary>Trains on 2 processes and returns max over tensors of <see cref="RelativeError"/>, after checking
-    /// that both processes hold the same parameters.</summary>
-    private double WorstRelativeDifference(string directory, string mode, IReadOnlyDictionary<string, Tensor> single)
+    /// <summary>Trains on 2 processes and returns rank 0's state, after checking that both processes hold the same
+    /// parameters (and, with SyncBatchNorm, the same running statistics).</summary>
+    private IReadOnlyDictionary<string, Tensor> TrainOnTwoProcesses(string directory, string mode, DType dtype)
     {
-        string output = Path.Combine(directory, mode);
-        var (exitCode, printed) = MpiRun.Run($"-np 2 dotnet {MpiRun.Program("NormSharp.Distributed.Worker")} train {mode} float64 {output} {Steps} {BatchSize}",
+        string output = Path.Combine(directory, $"{mode}-{dtype}");
+        string type = dtype == DType.Float64 ? "float64" : "float32";
+        var (exitCode, printed) = MpiRun.Run($"-np 2 dotnet {MpiRun.Program("NormSharp.Distributed.Worker")} train {mode} {type} {output} {Steps} {BatchSize}",
             directory, TimeSpan.FromMinutes(4));
         Assert.True(exitCode == 0, $"the workers failed (exit code {exitCode}):\n{printed}");
         log.WriteLine(printed.Trim());
         var ranks = Enumerable.Range(0, 2).Select(r => SafeTensors.Load($"{output}-rank{r}.safetensors").Tensors).ToArray();
-        double worst = 0;
-        foreach (var (name, expected) in single)
+        foreach (var (name, tensor) in ranks[0])
         {
             bool isBuffer = name.Contains("running_") || name.Contains("num_batches");
             // Parameters are identical on every process (same summed gradients, same update); without SyncBatchNorm
             // the running statistics are each process's own.
-            if (mode == "sync" || !isBuffer) Assert.Equal(ranks[0][name].ToArray(), ranks[1][name].ToArray());
-            double error = RelativeError(ranks[0][name], expected);
-            log.WriteLine($"{mode} {name}: {error:E2}");
-            worst = Math.Max(worst, error);
+            if (mode == "sync" || !isBuffer) Assert.Equal(tensor.ToArray(), ranks[1][name].ToArray());
         }
-        return worst;
+        return ranks[0];
     }
 
+    /// <summary><see cref="RelativeError"/> of every tensor of <paramref name="expected"/>.</summary>
+    private static Dictionary<string, double> Differences(IReadOnlyDictionary<string, Tensor> expected, IReadOnlyDictionary<string, Tensor> actual) =>
+        expected.ToDictionary(pair => pair.Key, pair => RelativeError(actual[pair.Key], pair.Value));
+
     /// <summary>max|actual − expected| / max(max|expected|, lr): relative to the tensor's largest value, or to one
-    /// Adam step (the learning rate, 1e-3) for tensors smaller than that. The floor serves the biases of the
-    /// convolutions that a BatchNorm follows: BatchNorm removes any shift, so their exact gradient is zero and they
-    /// only ever move by rounding noise, to values near 1e-9 that differ between any two runs (by 3e-9 here) and have
-    /// no effect on the training-mode outputs.</summary>
+    /// Adam step (the learning rate, 1e-3) for tensors smaller than that: the biases of the convolutions that a
+    /// BatchNorm follows, whose exact gradient is zero and which only ever move by rounding noise.</summary>
     private static double RelativeError(Tensor actual, Tensor expected)
     {
         double[] a = actual.ToDoubleArray(), e = expected.ToDoubleArray();

@@ -4,7 +4,6 @@ using NormSharp.Data;
 using NormSharp.Distributed;
 using NormSharp.Keras;
 using NormSharp.Nn;
-using NormSharp.Optim;
 using NormSharp.Serialization;
 
 // Started by NormSharp.Distributed.Tests under mpirun, one copy per rank:
@@ -59,7 +58,8 @@ static void Train(bool sync, DType dtype, string output, int steps, int batchSiz
     ImageClassificationDataset train = Datasets.Load("mnist-subset").Train.Subset(Enumerable.Range(0, steps * batchSize).ToArray());
     NormSharp.Keras.Sequential model = SeedModels.Cnn(NormalizationKind.Batch, 10, new RandomGenerator(7));
     model.Network.To(dtype);
-    model.Compile(new Adam(model.Network.Parameters(), 1e-3), "categorical_crossentropy", "accuracy");
+    // The optimizer `normsharp train` uses: Keras's Adam (epsilon-hat 1e-7).
+    model.Compile(new NormSharp.Keras.Optimizers.Adam(model.Network.Parameters(), 1e-3), "categorical_crossentropy", "accuracy");
     if (sync) SyncBatchNorm.ConvertSyncBatchNorm(model.Network, group);
     using var parallel = DistributedDataParallel.Attach(model, group, [$"steps={steps}", $"batch_size={batchSize}"]);
     model.Fit(train, epochs: 1, batchSize, seed: 3);

@@ -10,8 +10,9 @@ using NormSharp.Training;
 //   [mpirun -np P] dotnet NormSharp.Distributed.Scaling.dll THREADS [STEPS] [WARMUP] [BATCH]
 // trains the seed CNN with SyncBatchNorm on the embedded MNIST subset, global batch BATCH (default 128) split over
 // the P processes, each using THREADS threads; times STEPS steps (default 40) after WARMUP (default 5). Rank 0 prints
-// images per second, milliseconds per step, and per step the time the communication thread spent in MPI
-// collectives and the time the training thread spent waiting for them (communication not hidden by the backward pass).
+// images per second, milliseconds per step, and per step the time spent in MPI calls (collectives started, polled
+// and waited for) and the part of it spent waiting (communication not hidden by the backward pass, and the other
+// process's lateness).
 int threads = int.Parse(args[0], CultureInfo.InvariantCulture);
 int steps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 40;
 int warmup = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5;
@@ -30,8 +31,8 @@ model.Fit(train, epochs: 1, batchSize, callbacks: [timer]);
 if (group.Rank == 0)
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"processes {group.Size} x threads {threads}, batch {batchSize}, buckets {parallel.BucketCount}: {timer.ImagesPerSecond(batchSize),7:F1} img/s, " +
-        $"{timer.MillisecondsPerStep,6:F1} ms/step, all-reduce {timer.CollectiveMillisecondsPerStep:F2} ms/step on the MPI thread, " +
-        $"{timer.WaitingMillisecondsPerStep:F2} ms/step waited by the training thread"));
+        $"{timer.MillisecondsPerStep,6:F1} ms/step, in MPI {timer.CollectiveMillisecondsPerStep:F2} ms/step, " +
+        $"of which waiting {timer.WaitingMillisecondsPerStep:F2} ms/step"));
 
 /// <summary>Times the steps after the warm-up ones, and the process group's communication over them.</summary>
 internal sealed class StepTimer(int warmup, ProcessGroup group) : Callback

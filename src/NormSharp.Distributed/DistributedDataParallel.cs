@@ -9,9 +9,10 @@ namespace NormSharp.Distributed;
 /// <c>DistributedDataParallel</c>). On creation it checks that every process holds the same model (module types,
 /// parameter and buffer names, shapes and dtypes) and the same settings, naming the first difference, and copies
 /// rank 0's parameters and buffers to every process. Then each backward pass sums the gradients over the processes
-/// in buckets of about <see cref="BucketBytes"/>, one all-reduce per bucket: a bucket starts on the communication
-/// thread as soon as the last of its parameters has its gradient (a post-accumulate-grad hook), while the backward
-/// pass goes on with the layers below; <see cref="FinishGradients"/> waits for the rest before the optimizer step.
+/// in buckets of about <see cref="BucketBytes"/>, one all-reduce per bucket: a bucket's non-blocking all-reduce starts
+/// as soon as the last of its parameters has its gradient (a post-accumulate-grad hook), and every later hook lets the
+/// started ones progress while the backward pass goes on with the layers below; <see cref="FinishGradients"/> waits
+/// for the rest before the optimizer step.
 /// Parameters are bucketed in reverse registration order, the order in which the backward pass completes them.
 /// The gradients are summed, not averaged: <see cref="Model.Fit"/> scales each process's loss by its share of the
 /// batch. One backward pass per step (no gradient accumulation across passes).
@@ -111,6 +112,7 @@ public sealed class DistributedDataParallel : IDistributedTraining, IDisposable
             _hooks.Add(p.RegisterPostAccumulateGradHook(_ =>
             {
                 if (bucket.Pending is null && ++bucket.Ready == bucket.Parameters.Length) Start(bucket);
+                ProcessGroup.Progress();
             }));
     }
 
@@ -194,7 +196,7 @@ public sealed class DistributedDataParallel : IDistributedTraining, IDisposable
         public float[]? Floats { get; }
         public double[]? Doubles { get; }
         public int Ready { get; set; }
-        public Task? Pending { get; set; }
+        public PendingCollective? Pending { get; set; }
 
         public void CopyIn()
         {

@@ -6,11 +6,13 @@ namespace NormSharp.Distributed;
 /// The few MPI calls NormSharp needs, bound at run time from Open MPI's <c>libmpi.so</c> (nothing is linked at build
 /// time, so a machine without MPI builds and runs single-process). Open MPI's handles (MPI_COMM_WORLD, MPI_FLOAT,
 /// MPI_SUM, ...) are the addresses of exported globals (<c>ompi_mpi_comm_world</c>, ...), which is what its mpi.h
-/// macros expand to. The library is opened RTLD_GLOBAL: Open MPI's plugins (mca_*.so) resolve their symbols against it.
+/// macros expand to; an MPI_Request is a pointer and MPI_STATUS_IGNORE is null. Only the non-blocking collectives
+/// (MPI-3) are bound: the process group waits for them itself, so that it can give up with an error. The library is
+/// opened RTLD_GLOBAL: Open MPI's plugins (mca_*.so) resolve their symbols against it.
 /// </summary>
 internal static unsafe class Mpi
 {
-    public const int ThreadFunneled = 1;
+    public const int ThreadSerialized = 2;
     public static readonly nint InPlace = 1; // MPI_IN_PLACE in Open MPI's mpi.h
 
     private static readonly string[] s_names = { "libmpi.so.40", "libmpi.so" };
@@ -21,10 +23,11 @@ internal static unsafe class Mpi
     public static delegate* unmanaged<int*, nint, int, int*, int> InitThread;
     public static delegate* unmanaged<int> Finalize;
     public static delegate* unmanaged<nint, int*, int> CommRank, CommSize;
-    public static delegate* unmanaged<nint, nint, int, nint, nint, nint, int> Allreduce;
-    public static delegate* unmanaged<nint, int, nint, int, nint, int> Bcast;
-    public static delegate* unmanaged<nint, int, nint, nint, int, nint, nint, int> Allgather;
-    public static delegate* unmanaged<nint, int> Barrier;
+    public static delegate* unmanaged<nint, nint, int, nint, nint, nint, nint*, int> Iallreduce;
+    public static delegate* unmanaged<nint, int, nint, int, nint, nint*, int> Ibcast;
+    public static delegate* unmanaged<nint, int, nint, nint, int, nint, nint, nint*, int> Iallgather;
+    public static delegate* unmanaged<nint, nint*, int> Ibarrier;
+    public static delegate* unmanaged<nint*, int*, nint, int> Test;
     public static delegate* unmanaged<nint, int, int> Abort;
 
     /// <summary>Opens libmpi once and binds the calls; throws with what to install when it is missing.</summary>
@@ -43,10 +46,11 @@ internal static unsafe class Mpi
         Finalize = (delegate* unmanaged<int>)Export("MPI_Finalize");
         CommRank = (delegate* unmanaged<nint, int*, int>)Export("MPI_Comm_rank");
         CommSize = (delegate* unmanaged<nint, int*, int>)Export("MPI_Comm_size");
-        Allreduce = (delegate* unmanaged<nint, nint, int, nint, nint, nint, int>)Export("MPI_Allreduce");
-        Bcast = (delegate* unmanaged<nint, int, nint, int, nint, int>)Export("MPI_Bcast");
-        Allgather = (delegate* unmanaged<nint, int, nint, nint, int, nint, nint, int>)Export("MPI_Allgather");
-        Barrier = (delegate* unmanaged<nint, int>)Export("MPI_Barrier");
+        Iallreduce = (delegate* unmanaged<nint, nint, int, nint, nint, nint, nint*, int>)Export("MPI_Iallreduce");
+        Ibcast = (delegate* unmanaged<nint, int, nint, int, nint, nint*, int>)Export("MPI_Ibcast");
+        Iallgather = (delegate* unmanaged<nint, int, nint, nint, int, nint, nint, nint*, int>)Export("MPI_Iallgather");
+        Ibarrier = (delegate* unmanaged<nint, nint*, int>)Export("MPI_Ibarrier");
+        Test = (delegate* unmanaged<nint*, int*, nint, int>)Export("MPI_Test");
         Abort = (delegate* unmanaged<nint, int, int>)Export("MPI_Abort");
         s_library = library;
     }
@@ -72,14 +76,7 @@ internal static unsafe class Mpi
         if (code != 0) throw new DistributedException($"{call} failed with MPI error code {code}.");
     }
 
-    /// <summary>Sets a variable in the native environment, which MPI_Init reads (the runtime's own
-    /// Environment.SetEnvironmentVariable does not reach it on Unix), unless it is set already.</summary>
-    public static void SetEnvironmentDefault(string name, string value) => setenv(name, value, 0);
-
     private const int RtldNow = 0x2, RtldGlobal = 0x100;
-
-    [DllImport("libc", EntryPoint = "setenv")]
-    private static extern int setenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
 
     [DllImport("libc", EntryPoint = "dlopen")]
     private static extern nint dlopen([MarshalAs(UnmanagedType.LPUTF8Str)] string file, int mode);

@@ -1,6 +1,6 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace NormSharp.Distributed;
@@ -8,21 +8,29 @@ namespace NormSharp.Distributed;
 /// <summary>
 /// The processes that train together (PyTorch's default process group): under <c>mpirun</c> every process of
 /// MPI_COMM_WORLD, otherwise this process alone (<see cref="Size"/> 1, where every collective returns its input and
-/// libmpi is never loaded). All MPI calls run on one dedicated thread in the order they are issued (MPI
-/// initialized with MPI_THREAD_FUNNELED), so the training thread can start a gradient all-reduce and keep computing
-/// while it runs. A collective that gets no answer within <see cref="Timeout"/> throws a
-/// <see cref="DistributedException"/> instead of hanging.
+/// libmpi is never loaded). Collectives run on the calling thread (MPI initialized with MPI_THREAD_SERIALIZED: any
+/// thread, one call at a time): each is started as MPI's non-blocking form and then polled until it completes, so
+/// a gradient all-reduce can be started and left to progress while the backward pass goes on
+/// (<see cref="StartAllReduceSum(float[])"/>, <see cref="Progress"/>, <see cref="Wait"/>), and a collective that gets
+/// no answer within <see cref="Timeout"/> throws a <see cref="DistributedException"/> instead of hanging. When the
+/// launcher stops the job because another process died or failed (mpirun sends SIGTERM), this process prints which
+/// process on its machine has ended and what it was doing, and exits with code 1.
 /// </summary>
 public sealed class ProcessGroup : IDisposable
 {
     private static readonly Lazy<ProcessGroup> s_world = new(Create);
-    private readonly BlockingCollection<Action>? _calls;
+    private readonly bool _usesMpi;
+    private readonly object _mpiLock = new();
+    private readonly List<PendingCollective> _pending = new();
+    private (string Host, int ProcessId)[] _processes = Array.Empty<(string, int)>();
+    private PosixSignalRegistration? _terminate;
+    private volatile string? _waitingFor;
     private long _collectiveTicks, _waitingTicks;
-    private bool _disposed;
+    private volatile bool _disposed, _failed;
 
-    private ProcessGroup(BlockingCollection<Action>? calls, int rank, int size)
+    private ProcessGroup(bool usesMpi, int rank, int size)
     {
-        _calls = calls;
+        _usesMpi = usesMpi;
         Rank = rank;
         Size = size;
     }
@@ -47,37 +55,29 @@ public sealed class ProcessGroup : IDisposable
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(
         double.TryParse(Environment.GetEnvironmentVariable("NORMSHARP_DISTRIBUTED_TIMEOUT"), NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && s > 0 ? s : 120);
 
-    /// <summary>Time the communication thread has spent inside MPI collectives.</summary>
+    /// <summary>Time spent on collectives: starting them, letting them progress, and waiting for them.</summary>
     public TimeSpan CollectiveTime => TimeSpan.FromTicks(Interlocked.Read(ref _collectiveTicks));
 
-    /// <summary>Time callers have spent blocked waiting for collectives to finish (communication not hidden behind
-    /// computation).</summary>
+    /// <summary>Time callers have spent waiting for collectives to finish (communication not hidden behind
+    /// computation, and the other processes' lateness).</summary>
     public TimeSpan WaitingTime => TimeSpan.FromTicks(Interlocked.Read(ref _waitingTicks));
 
-    private static ProcessGroup Create()
+    private static unsafe ProcessGroup Create()
     {
-        if (!LaunchedByMpi) return new ProcessGroup(null, 0, 1);
+        if (!LaunchedByMpi) return new ProcessGroup(false, 0, 1);
         Mpi.Load();
-        // A process waiting in a collective polls; yielding there leaves the core to this process's training thread
-        // (and to the other processes when there are more processes than cores). A value the user set wins.
-        Mpi.SetEnvironmentDefault("OMPI_MCA_mpi_yield_when_idle", "1");
-        var calls = new BlockingCollection<Action>();
-        var thread = new Thread(() => { foreach (Action call in calls.GetConsumingEnumerable()) call(); })
-        { IsBackground = true, Name = "NormSharp MPI" };
-        thread.Start();
-        var (rank, size) = Run(calls, "MPI_Init_thread", () => Initialize(), TimeSpan.FromMinutes(5));
-        var group = new ProcessGroup(calls, rank, size);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => group.Dispose();
-        return group;
-    }
-
-    private static unsafe (int Rank, int Size) Initialize()
-    {
         int provided, rank, size;
-        Mpi.Check(Mpi.InitThread(null, 0, Mpi.ThreadFunneled, &provided), "MPI_Init_thread");
+        Mpi.Check(Mpi.InitThread(null, 0, Mpi.ThreadSerialized, &provided), "MPI_Init_thread");
+        if (provided < Mpi.ThreadSerialized)
+            throw new DistributedException($"MPI_Init_thread: this libmpi provides thread level {provided}, NormSharp.Distributed needs MPI_THREAD_SERIALIZED ({Mpi.ThreadSerialized}).");
         Mpi.Check(Mpi.CommRank(Mpi.CommWorld, &rank), "MPI_Comm_rank");
         Mpi.Check(Mpi.CommSize(Mpi.CommWorld, &size), "MPI_Comm_size");
-        return (rank, size);
+        var group = new ProcessGroup(true, rank, size);
+        group._processes = group.AllGather($"{Environment.MachineName} {Environment.ProcessId}")
+            .Select(line => (line[..line.LastIndexOf(' ')], int.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture))).ToArray();
+        group._terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, group.OnTerminate);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => group.Dispose();
+        return group;
     }
 
     /// <summary>Replaces <paramref name="values"/> by their element-wise sum over the processes.</summary>
@@ -87,35 +87,27 @@ public sealed class ProcessGroup : IDisposable
     public void AllReduceSum(double[] values) => Wait(StartAllReduceSum(values), "all-reduce");
 
     /// <summary>Starts summing <paramref name="values"/> over the processes in place and returns at once; the array
-    /// must not be touched until the task completes (<see cref="Wait"/>).</summary>
-    public unsafe Task StartAllReduceSum(float[] values) => Start("all-reduce", () =>
-    {
-        fixed (float* p = values) Mpi.Check(Mpi.Allreduce(Mpi.InPlace, (nint)p, values.Length, Mpi.Float, Mpi.Sum, Mpi.CommWorld), "MPI_Allreduce");
-    });
+    /// must not be touched until <see cref="Wait"/> returns. Every process must start the same collectives in the
+    /// same order.</summary>
+    public unsafe PendingCollective StartAllReduceSum(float[] values) =>
+        Start("all-reduce", [values], (address, request) => Mpi.Iallreduce(Mpi.InPlace, address[0], values.Length, Mpi.Float, Mpi.Sum, Mpi.CommWorld, request));
 
     /// <inheritdoc cref="StartAllReduceSum(float[])"/>
-    public unsafe Task StartAllReduceSum(double[] values) => Start("all-reduce", () =>
-    {
-        fixed (double* p = values) Mpi.Check(Mpi.Allreduce(Mpi.InPlace, (nint)p, values.Length, Mpi.Double, Mpi.Sum, Mpi.CommWorld), "MPI_Allreduce");
-    });
+    public unsafe PendingCollective StartAllReduceSum(double[] values) =>
+        Start("all-reduce", [values], (address, request) => Mpi.Iallreduce(Mpi.InPlace, address[0], values.Length, Mpi.Double, Mpi.Sum, Mpi.CommWorld, request));
 
     /// <summary>Copies <paramref name="root"/>'s <paramref name="values"/> into every process's.</summary>
-    public unsafe void Broadcast(byte[] values, int root = 0) => Wait(Start("broadcast", () =>
-    {
-        fixed (byte* p = values) Mpi.Check(Mpi.Bcast((nint)p, values.Length, Mpi.Byte, root, Mpi.CommWorld), "MPI_Bcast");
-    }), "broadcast");
+    public unsafe void Broadcast(byte[] values, int root = 0) =>
+        Wait(Start("broadcast", [values], (address, request) => Mpi.Ibcast(address[0], values.Length, Mpi.Byte, root, Mpi.CommWorld, request)), "broadcast");
 
     /// <summary>The concatenation, in rank order, of every process's <paramref name="values"/> (the same length on
     /// every process).</summary>
     public unsafe double[] AllGather(double[] values)
     {
         var all = new double[values.Length * Size];
-        if (_calls is null) { values.CopyTo(all, 0); return all; }
-        Wait(Start("all-gather", () =>
-        {
-            fixed (double* send = values, receive = all)
-                Mpi.Check(Mpi.Allgather((nint)send, values.Length, Mpi.Double, (nint)receive, values.Length, Mpi.Double, Mpi.CommWorld), "MPI_Allgather");
-        }), "all-gather");
+        if (!_usesMpi) { values.CopyTo(all, 0); return all; }
+        Wait(Start("all-gather", [values, all], (address, request) =>
+            Mpi.Iallgather(address[0], values.Length, Mpi.Double, address[1], values.Length, Mpi.Double, Mpi.CommWorld, request)), "all-gather");
         return all;
     }
 
@@ -132,67 +124,173 @@ public sealed class ProcessGroup : IDisposable
     }
 
     /// <summary>Waits until every process has called it.</summary>
-    public unsafe void Barrier() => Wait(Start("barrier", () => Mpi.Check(Mpi.Barrier(Mpi.CommWorld), "MPI_Barrier")), "barrier");
+    public unsafe void Barrier() => Wait(Start("barrier", [], (_, request) => Mpi.Ibarrier(Mpi.CommWorld, request)), "barrier");
+
+    /// <summary>Lets the started collectives advance (MPI moves data only inside its calls); cheap enough to call
+    /// between layers of the backward pass.</summary>
+    public void Progress()
+    {
+        for (int i = _pending.Count - 1; i >= 0; i--)
+            if (i < _pending.Count) Poll(_pending[i]);
+    }
 
     /// <summary>Waits for a collective started by this group, throwing a <see cref="DistributedException"/> naming
     /// <paramref name="what"/> if the other processes do not take part within <see cref="Timeout"/>.</summary>
-    public void Wait(Task collective, string what)
+    public void Wait(PendingCollective collective, string what)
     {
-        if (collective.IsCompletedSuccessfully) return;
+        ArgumentNullException.ThrowIfNull(collective);
+        if (Poll(collective)) return;
         long start = Stopwatch.GetTimestamp();
+        _waitingFor = what;
         try
         {
-            if (!collective.Wait(Timeout))
-                throw new DistributedException($"rank {Rank} of {Size}: no answer from the other processes within {Timeout.TotalSeconds:0} s in a {what}; a process has died or stopped taking part (NORMSHARP_DISTRIBUTED_TIMEOUT sets the limit in seconds).");
+            // Polls without sleeping (a sleep would add its whole granularity to every SyncBatchNorm exchange), but
+            // yields the core after a few spins to any other thread that is ready.
+            var spin = new SpinWait();
+            while (!Poll(collective, counted: false))
+            {
+                if (Stopwatch.GetElapsedTime(start) > Timeout)
+                {
+                    _failed = true;
+                    throw new DistributedException($"rank {Rank} of {Size}: no answer from the other processes within {Timeout.TotalSeconds:0} s in the {what}; a process has died or stopped taking part (NORMSHARP_DISTRIBUTED_TIMEOUT sets the limit in seconds).");
+                }
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
         }
-        catch (AggregateException e) when (e.InnerException is not null) { throw e.InnerException; }
-        finally { Interlocked.Add(ref _waitingTicks, Stopwatch.GetElapsedTime(start).Ticks); }
+        finally
+        {
+            _waitingFor = null;
+            long waited = Stopwatch.GetElapsedTime(start).Ticks;
+            Interlocked.Add(ref _waitingTicks, waited);
+            Interlocked.Add(ref _collectiveTicks, waited);
+        }
     }
 
     /// <summary>Ends the whole job at once (MPI_Abort): every process of the group stops with
     /// <paramref name="code"/>. Alone, nothing happens and the caller exits as it would.</summary>
     public unsafe void Abort(int code)
     {
-        if (_calls is null) return;
+        if (!_usesMpi) return;
+        _failed = true;
         Mpi.Abort(Mpi.CommWorld, code);
     }
 
-    /// <summary>Finalizes MPI after all issued collectives are done; the group cannot be used afterwards.</summary>
+    /// <summary>Finalizes MPI (waiting at most <see cref="Timeout"/> for the other processes to do the same); the
+    /// group cannot be used afterwards. After a failure, or with collectives still in flight, MPI is left as it is:
+    /// MPI_Finalize would wait for processes that are gone.</summary>
     public unsafe void Dispose()
     {
-        if (_calls is null || _disposed) return;
+        if (!_usesMpi || _disposed) return;
         _disposed = true;
-        Run(_calls, "MPI_Finalize", () => Mpi.Check(Mpi.Finalize(), "MPI_Finalize"), Timeout);
-        _calls.CompleteAdding();
+        _terminate?.Dispose();
+        if (_failed || _pending.Count > 0) return;
+        var finalize = Task.Run(() => { lock (_mpiLock) Mpi.Check(Mpi.Finalize(), "MPI_Finalize"); });
+        if (!finalize.Wait(Timeout))
+            Console.Error.WriteLine($"NormSharp.Distributed: rank {Rank} of {Size}: MPI_Finalize did not return within {Timeout.TotalSeconds:0} s; exiting without it.");
     }
 
-    private Task Start(string what, Action call)
+    private unsafe delegate int StartCall(nint* addresses, nint* request);
+
+    /// <summary>Pins <paramref name="buffers"/> and starts a non-blocking collective on them.</summary>
+    private unsafe PendingCollective Start(string what, Array[] buffers, StartCall call)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_calls is null) return Task.CompletedTask;
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _calls.Add(() =>
+        var pending = new PendingCollective(buffers);
+        if (!_usesMpi) { pending.Complete(); return pending; }
+        long start = Stopwatch.GetTimestamp();
+        nint* addresses = stackalloc nint[Math.Max(1, buffers.Length)];
+        for (int i = 0; i < buffers.Length; i++) addresses[i] = pending.Address(i);
+        nint request;
+        lock (_mpiLock)
         {
-            long start = Stopwatch.GetTimestamp();
-            try { call(); done.SetResult(); }
-            catch (Exception e) { done.SetException(new DistributedException($"rank {Rank}: {what}: {e.Message}")); }
-            finally { Interlocked.Add(ref _collectiveTicks, Stopwatch.GetElapsedTime(start).Ticks); }
-        });
-        return done.Task;
+            int code = call(addresses, &request);
+            if (code != 0) pending.Complete();
+            Mpi.Check(code, $"rank {Rank}: {what}");
+            pending.Request = request;
+            _pending.Add(pending);
+        }
+        Interlocked.Add(ref _collectiveTicks, Stopwatch.GetElapsedTime(start).Ticks);
+        return pending;
     }
 
-    private static T Run<T>(BlockingCollection<Action> calls, string what, Func<T> call, TimeSpan timeout)
+    /// <summary>Whether <paramref name="collective"/> has completed (MPI_Test, which also moves the data of every
+    /// other collective in flight); <paramref name="counted"/> adds its time to <see cref="CollectiveTime"/>, which
+    /// <see cref="Wait"/> counts as a whole.</summary>
+    private unsafe bool Poll(PendingCollective collective, bool counted = true)
     {
-        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        calls.Add(() =>
+        if (collective.IsCompleted) return true;
+        long start = Stopwatch.GetTimestamp();
+        int done;
+        lock (_mpiLock)
         {
-            try { done.SetResult(call()); }
-            catch (Exception e) { done.SetException(e); }
-        });
-        if (!done.Task.Wait(timeout)) throw new DistributedException($"{what} did not return within {timeout.TotalSeconds:0} s.");
-        return done.Task.GetAwaiter().GetResult();
+            if (collective.IsCompleted) return true;
+            nint request = collective.Request;
+            Mpi.Check(Mpi.Test(&request, &done, 0), "MPI_Test");
+            collective.Request = request;
+            if (done != 0)
+            {
+                collective.Complete();
+                _pending.Remove(collective);
+            }
+        }
+        if (counted) Interlocked.Add(ref _collectiveTicks, Stopwatch.GetElapsedTime(start).Ticks);
+        return done != 0;
     }
 
-    private static void Run(BlockingCollection<Action> calls, string what, Action call, TimeSpan timeout) =>
-        Run<bool>(calls, what, () => { call(); return true; }, timeout);
+    /// <summary>mpirun sends SIGTERM to the other processes when one dies or fails (and about a second later
+    /// SIGKILL), so this is where a surviving process learns of it.</summary>
+    private void OnTerminate(PosixSignalContext context)
+    {
+        context.Cancel = true;
+        _failed = true;
+        string doing = _waitingFor is { } what ? $"while waiting for the {what}" : "while computing";
+        Console.Error.WriteLine($"NormSharp.Distributed: rank {Rank} of {Size}: stopped by the MPI launcher (SIGTERM) {doing}: {DescribeEndedProcesses()}.");
+        Console.Error.Flush();
+        Environment.Exit(1);
+    }
+
+    /// <summary>Which of the other processes on this machine have ended (from /proc), as a sentence.</summary>
+    private string DescribeEndedProcesses()
+    {
+        const string Why = "the launcher stops every process when one dies or fails";
+        if (!Directory.Exists("/proc/self")) return Why;
+        int[] ended = Enumerable.Range(0, _processes.Length)
+            .Where(r => r != Rank && _processes[r].Host == Environment.MachineName && !IsRunning(_processes[r].ProcessId)).ToArray();
+        return ended.Length == 0
+            ? $"{Why}, or when the job is cancelled; no other process on this machine has ended"
+            : $"{string.Join(" and ", ended.Select(r => $"rank {r} (PID {_processes[r].ProcessId})"))} ended, and {Why}";
+    }
+
+    private static bool IsRunning(int processId)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{processId}/stat");
+            return !stat[(stat.LastIndexOf(')') + 1)..].TrimStart().StartsWith('Z');
+        }
+        catch (IOException) { return false; }
+    }
+}
+
+/// <summary>A collective started by a <see cref="ProcessGroup"/> and not yet waited for; its arrays stay pinned
+/// until it completes.</summary>
+public sealed class PendingCollective
+{
+    private GCHandle[] _pins;
+
+    internal PendingCollective(Array[] buffers) => _pins = buffers.Select(b => GCHandle.Alloc(b, GCHandleType.Pinned)).ToArray();
+
+    /// <summary>Whether the collective has completed.</summary>
+    public bool IsCompleted { get; private set; }
+
+    internal nint Request { get; set; }
+
+    internal nint Address(int buffer) => _pins[buffer].AddrOfPinnedObject();
+
+    internal void Complete()
+    {
+        IsCompleted = true;
+        foreach (GCHandle pin in _pins) pin.Free();
+        _pins = Array.Empty<GCHandle>();
+    }
 }

@@ -144,8 +144,9 @@ public sealed class ProcessGroup : IDisposable
         _waitingFor = what;
         try
         {
-            // Polls without sleeping (a sleep would add its whole granularity to every SyncBatchNorm exchange), but
-            // yields the core after a few spins to any other thread that is ready.
+            // Spins for the short waits of processes in step, then polls every PollMicroseconds, sleeping between
+            // polls: a process that spins on a busy machine takes the core from the process it waits for (and a
+            // millisecond sleep would add its whole granularity to each of a step's dozen exchanges).
             var spin = new SpinWait();
             while (!Poll(collective, counted: false))
             {
@@ -154,7 +155,8 @@ public sealed class ProcessGroup : IDisposable
                     _failed = true;
                     throw new DistributedException($"rank {Rank} of {Size}: no answer from the other processes within {Timeout.TotalSeconds:0} s in the {what}; a process has died or stopped taking part (NORMSHARP_DISTRIBUTED_TIMEOUT sets the limit in seconds).");
                 }
-                spin.SpinOnce(sleep1Threshold: -1);
+                if (spin.NextSpinWillYield) usleep(PollMicroseconds);
+                else spin.SpinOnce();
             }
         }
         finally
@@ -188,6 +190,12 @@ public sealed class ProcessGroup : IDisposable
         if (!finalize.Wait(Timeout))
             Console.Error.WriteLine($"NormSharp.Distributed: rank {Rank} of {Size}: MPI_Finalize did not return within {Timeout.TotalSeconds:0} s; exiting without it.");
     }
+
+    /// <summary>How long a wait sleeps between polls once spinning has not been enough.</summary>
+    private const uint PollMicroseconds = 50;
+
+    [DllImport("libc")]
+    private static extern int usleep(uint microseconds);
 
     private unsafe delegate int StartCall(nint* addresses, nint* request);
 

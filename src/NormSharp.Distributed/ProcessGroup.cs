@@ -130,8 +130,9 @@ public sealed class ProcessGroup : IDisposable
     /// between layers of the backward pass.</summary>
     public void Progress()
     {
-        for (int i = _pending.Count - 1; i >= 0; i--)
-            if (i < _pending.Count) Poll(_pending[i]);
+        PendingCollective[] pending;
+        lock (_mpiLock) pending = _pending.ToArray();
+        foreach (PendingCollective collective in pending) Poll(collective);
     }
 
     /// <summary>Waits for a collective started by this group, throwing a <see cref="DistributedException"/> naming

@@ -253,7 +253,7 @@ public sealed class ProcessGroup : IDisposable
         context.Cancel = true;
         _failed = true;
         string doing = _waitingFor is { } what ? $"while waiting for the {what}" : "while computing";
-        Console.Error.WriteLine($"NormSharp.Distributed: rank {Rank} of {Size}: stopped by the MPI launcher (SIGTERM) {doing}: {DescribeEndedProcesses()}.");
+        Console.Error.WriteLine($"NormSharp.Distributed: rank {Rank} of {Size}: stopped by SIGTERM {doing}: {DescribeEndedProcesses()}.");
         Console.Error.Flush();
         Environment.Exit(1);
     }
@@ -261,13 +261,13 @@ public sealed class ProcessGroup : IDisposable
     /// <summary>Which of the other processes on this machine have ended (from /proc), as a sentence.</summary>
     private string DescribeEndedProcesses()
     {
-        const string Why = "the launcher stops every process when one dies or fails";
+        const string Why = "the MPI launcher sends it to every process when one dies or fails, or when the job is cancelled";
         if (!Directory.Exists("/proc/self")) return Why;
         int[] ended = Enumerable.Range(0, _processes.Length)
             .Where(r => r != Rank && _processes[r].Host == Environment.MachineName && !IsRunning(_processes[r].ProcessId)).ToArray();
         return ended.Length == 0
-            ? $"{Why}, or when the job is cancelled; no other process on this machine has ended"
-            : $"{string.Join(" and ", ended.Select(r => $"rank {r} (PID {_processes[r].ProcessId})"))} ended, and {Why}";
+            ? $"{Why}; no other process on this machine has ended"
+            : $"{string.Join(" and ", ended.Select(r => $"rank {r} (PID {_processes[r].ProcessId})"))} has ended ({Why})";
     }
 
     private static bool IsRunning(int processId)

@@ -145,10 +145,11 @@ public sealed class ProcessGroup : IDisposable
         _waitingFor = what;
         try
         {
-            // Spins for the short waits of processes in step, then polls every PollMicroseconds, sleeping between
-            // polls: a process that spins on a busy machine takes the core from the process it waits for (and a
-            // millisecond sleep would add its whole granularity to each of a step's dozen exchanges).
+            // Spins (yielding) through the short waits of processes in step, then polls every PollMicroseconds,
+            // sleeping between polls: a process that spins on a busy machine takes the core from the process it waits
+            // for (and a millisecond sleep would add its whole granularity to each of a step's dozen exchanges).
             var spin = new SpinWait();
+            long spinUntil = start + Stopwatch.Frequency * SpinMicroseconds / 1_000_000;
             while (!Poll(collective, counted: false))
             {
                 if (Stopwatch.GetElapsedTime(start) > Timeout)
@@ -156,8 +157,8 @@ public sealed class ProcessGroup : IDisposable
                     _failed = true;
                     throw new DistributedException($"rank {Rank} of {Size}: no answer from the other processes within {Timeout.TotalSeconds:0} s in the {what}; a process has died or stopped taking part (NORMSHARP_DISTRIBUTED_TIMEOUT sets the limit in seconds).");
                 }
-                if (spin.NextSpinWillYield) usleep(PollMicroseconds);
-                else spin.SpinOnce();
+                if (Stopwatch.GetTimestamp() > spinUntil) usleep(PollMicroseconds);
+                else spin.SpinOnce(sleep1Threshold: -1);
             }
         }
         finally
@@ -192,8 +193,8 @@ public sealed class ProcessGroup : IDisposable
             Console.Error.WriteLine($"NormSharp.Distributed: rank {Rank} of {Size}: MPI_Finalize did not return within {Timeout.TotalSeconds:0} s; exiting without it.");
     }
 
-    /// <summary>How long a wait sleeps between polls once spinning has not been enough.</summary>
-    private const uint PollMicroseconds = 50;
+    /// <summary>How long a wait spins before it sleeps between polls, and how long it sleeps.</summary>
+    private const uint SpinMicroseconds = 200, PollMicroseconds = 50;
 
     [DllImport("libc")]
     private static extern int usleep(uint microseconds);

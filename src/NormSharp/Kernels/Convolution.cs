@@ -31,7 +31,9 @@ internal readonly record struct ConvGeometry(int Batch, int InChannels, int OutC
 }
 
 /// <summary>
-/// Convolution by im2col + GEMM, in the three passes that the layers need. With X the column matrix of x
+/// Convolution by im2col + GEMM, in the three passes that the layers need; float32 convolutions whose output plane is
+/// the input plane shifted (unit stride and dilation, "same" padding) run their forward and data passes as an implicit
+/// GEMM instead, with no column matrix (Convolution.Implicit.cs). With X the column matrix of x
 /// (<see cref="Im2Col"/>) and W the weight read as (OutChannels, PatchSize):
 /// <list type="bullet">
 /// <item>forward: y = W·X + b;</item>

@@ -146,6 +146,11 @@ internal static partial class Convolution
     {
         int weightLength = g.OutChannels * g.PatchSize;
         if (g.Batch == 0) { gradWeight.AsSpan(0, weightLength).Clear(); return; }
+        if (RunsImplicitly<T>(g) && g.PatchSize <= DotProductPatch)
+        {
+            BackwardWeightByMaskedDots(g, AsFloat(input), AsFloat(gradOutput), AsFloat(gradWeight));
+            return;
+        }
         int groups = Math.Min(g.Batch, WeightGradientGroups), imagesPerGemm = ImagesPerGemm(g);
         // Group 0 sums straight into dW; the others into partial sums that are added afterwards in group order.
         T[] partials = BufferPool<T>.Shared.Rent(Math.Max((groups - 1) * weightLength, 1));

@@ -38,6 +38,10 @@ public class ImplicitConvolutionTests
     // Even kernels: "same" pads 0 before and 1 after (2×2), or 1 and 2 (4×4); the input gradient mirrors them.
     [InlineData(3, 4, 9, 2, 3)]
     [InlineData(2, 3, 8, 4, 2)]
+    // Patches of at most 16 rows take the weight pass of masked dot products: one channel, 3×3, over more images
+    // than the weight pass has groups and with 7 output channels (a partial block); and a 4×4 patch of 16 rows.
+    [InlineData(1, 7, 12, 3, 21)]
+    [InlineData(1, 5, 6, 4, 3)]
     public void Same_size_convolution_in_float32_matches_float64(int inChannels, int outChannels, int side, int kernel, int batch)
     {
         Assert.True(Convolution.RunsImplicitly<float>(new ConvGeometry(batch, inChannels, outChannels,

@@ -28,6 +28,18 @@ internal static partial class Convolution
     internal static bool RunsImplicitly<T>(ConvGeometry g) =>
         typeof(T) == typeof(float) && !g.IsPointwise && Im2Col.IsShiftedPlane(g.Rows, g.Cols);
 
+    /// <summary>Images per group of the implicit forward: about <see cref="ImplicitGroupPositions"/> positions, with
+    /// the group count rounded up to a multiple of the thread count so that the threads get equal shares (13 groups of
+    /// 7×7 images on 2 threads would leave one thread 7 and the other 6). Each output element is computed the same
+    /// way in any group, in place or through the scratch column, so the grouping does not change the result.</summary>
+    internal static int ImplicitImagesPerGroup(ConvGeometry g, int threads)
+    {
+        if (g.Batch <= 1) return 1;
+        long groups = Math.Max(1, (long)g.Batch * g.OutPlane / ImplicitGroupPositions);
+        groups = Math.Min(g.Batch, (groups + threads - 1) / threads * threads);
+        return (int)((g.Batch + groups - 1) / groups);
+    }
+
     /// <summary>y = W ⋆ x + b as an implicit GEMM (see the file's comment); an empty bias means none.</summary>
     private static unsafe void ForwardImplicit(ConvGeometry g, ArraySegment<float> input, ReadOnlySpan<float> weight,
         ArraySegment<float> bias, ArraySegment<float> output)
@@ -41,7 +53,7 @@ internal static partial class Convolution
             {
                 float* panels = Gemm.AlignTo64(raw);
                 PackWeightPanels(w, g.OutChannels, g.PatchSize, depth, panels);
-                int images = Math.Clamp(ImplicitGroupPositions / g.OutPlane, 1, Math.Max(1, g.Batch));
+                int images = ImplicitImagesPerGroup(g, Parallelism.ThreadCount);
                 var body = new ImplicitForwardGroups(g, input, bias, output, panels, depth, images);
                 Parallelism.For((g.Batch + images - 1) / images, body, workPerItem: g.MultiplyAddsPerImage * images);
             }

@@ -27,8 +27,8 @@ public class ImplicitConvolutionTests
     }
 
     [Theory]
-    // 7×7 planes in groups of ten images: a batch of 13 runs as 10 + 3, and most tiles straddle two images;
-    // 13 output channels leave a one-row panel.
+    // 13 images of 7×7 (one group on one thread, 7 + 6 images on two): most tiles straddle two images; 13 output
+    // channels leave a one-row panel.
     [InlineData(3, 13, 7, 3, 13)]
     // A patch of 40·9 = 360 rows runs in two depth blocks; 25 channels leave a one-row panel; the input gradient's
     // patch is 25·9 = 225 rows into 40 channels.
@@ -65,6 +65,20 @@ public class ImplicitConvolutionTests
         TensorAssert.Close(expected, layer.Forward(x.To(DType.Float32)), rtol: 1e-5, atol: 1e-5);
         TensorAssert.Close(expected, layer.To(DType.Float64).Forward(x), rtol: 1e-12, atol: 1e-12);
         AssertFloat32MatchesFloat64(() => new Conv2d(2, 3, 5, padding: 2, generator: new RandomGenerator(35)), [2, 2, 2, 2], seed: 37);
+    }
+
+    [Theory]
+    [InlineData(128, 49, 1, 11)]
+    [InlineData(128, 49, 2, 11)]
+    [InlineData(37, 100, 3, 5)]
+    [InlineData(13, 49, 2, 7)]
+    [InlineData(1, 900, 2, 1)]
+    public void Image_groups_hold_about_512_positions_with_the_group_count_rounded_up_to_the_thread_count(int batch, int plane, int threads, int images)
+    {
+        var axis = new WindowAxis(plane, plane, 3, 1, 1, 1);
+        var g = new ConvGeometry(batch, 4, 4, axis with { Input = 1, Output = 1 }, axis);
+        Assert.Equal(plane, g.OutPlane);
+        Assert.Equal(images, Convolution.ImplicitImagesPerGroup(g, threads));
     }
 
     [Fact]

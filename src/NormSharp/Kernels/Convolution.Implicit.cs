@@ -8,8 +8,8 @@ namespace NormSharp.Kernels;
 // padding: every convolution of the seed CNN). The GEMM's B panels (32 output positions × a depth block of patch
 // rows) are packed straight from the image, so the column matrix is never written: for tap (i, j) the patch row is
 // the channel plane read at offset d = (i − padTop)·W + (j − padLeft) (Im2Col.IsShiftedPlane), and the positions whose
-// tap reads padding are zeroed by a mask that depends on the tap and the position only, built once per panel and
-// applied to every channel. The register tile (Gemm.Tile) writes straight into the NCHW output. Each output element is
+// tap reads padding are zeroed by a mask that depends on the tap and the position only (one row per tap over a
+// group's positions, built once per thread) and serves every channel. The register tile (Gemm.Tile) writes straight into the NCHW output. Each output element is
 // the bias plus one fused multiply-add chain per depth block, the blocks fixed by the patch size alone, so the result
 // does not depend on how images are grouped or on the thread count.
 internal static partial class Convolution

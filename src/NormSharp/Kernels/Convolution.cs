@@ -31,7 +31,9 @@ internal readonly record struct ConvGeometry(int Batch, int InChannels, int OutC
 }
 
 /// <summary>
-/// Convolution by im2col + GEMM, in the three passes that the layers need. With X the column matrix of x
+/// Convolution by im2col + GEMM, in the three passes that the layers need; float32 convolutions whose output plane is
+/// the input plane shifted (unit stride and dilation, "same" padding) run their forward and data passes as an implicit
+/// GEMM instead, with no column matrix (Convolution.Implicit.cs). With X the column matrix of x
 /// (<see cref="Im2Col"/>) and W the weight read as (OutChannels, PatchSize):
 /// <list type="bullet">
 /// <item>forward: y = W·X + b;</item>
@@ -49,7 +51,7 @@ internal readonly record struct ConvGeometry(int Batch, int InChannels, int OutC
 /// column matrices took 0.4 / 3.9 / 3.8 ms and even a plain row-vectorized GEMM on them 3.6 / 46 / 144 ms, against
 /// 9 / 172 / 357 ms for a direct convolution made of vectorized shifted-row multiply-adds (conv1 / conv2 / conv3).</para>
 /// </summary>
-internal static class Convolution
+internal static partial class Convolution
 {
     /// <summary>The weight gradient sums over images in this many fixed groups (one partial sum each, added in group
     /// order), so its rounding does not depend on the thread count.</summary>
@@ -62,13 +64,19 @@ internal static class Convolution
     /// <summary>Images per GEMM: as many as fit <see cref="ColumnBudget"/>, at least one; a pointwise convolution
     /// multiplies each image in place and takes one. It depends on the geometry only, never on the thread count.</summary>
     internal static int ImagesPerGemm(ConvGeometry g) =>
-        g.IsPointwise ? 1 : Math.Max(1, Math.Min(g.Batch, ColumnBudget / Math.Max(1, g.PatchSize * g.OutPlane)));
+        g.IsPointwise ? 1 : Math.Max(1, Math.Min(g.Batch, (int)Math.Min(int.MaxValue, ColumnBudget / Math.Max(1L, (long)g.PatchSize * g.OutPlane))));
 
     /// <summary>y = W ⋆ x + b. x is (Batch, InChannels, H, W), y is (Batch, OutChannels, Hout, Wout); an empty bias
     /// means none.</summary>
     public static void Forward<T>(ConvGeometry g, ArraySegment<T> input, ArraySegment<T> weight, ArraySegment<T> bias, ArraySegment<T> output)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (RunsImplicitly<T>(g))
+        {
+            ForwardImplicit(g, AsFloat(input), AsFloat(weight).AsSpan(0, g.OutChannels * g.PatchSize),
+                AsFloat(bias), AsFloat(output));
+            return;
+        }
         ForEachImageGroup<T>(g, (first, count, columns, products) =>
         {
             int width = count * g.OutPlane;
@@ -100,12 +108,21 @@ internal static class Convolution
         });
     }
 
+    /// <summary>The float32 view of a segment of T that is float32 (the caller checked).</summary>
+    private static ArraySegment<float> AsFloat<T>(ArraySegment<T> segment) => Unsafe.As<ArraySegment<T>, ArraySegment<float>>(ref segment);
+
     /// <summary>dx = Fold(Wᵀ·dy) + b: the gradient of the convolution with respect to its input, which is also the
     /// forward of the transposed convolution (then <paramref name="bias"/>, one value per input channel, is its bias;
     /// empty means none).</summary>
     public static void BackwardData<T>(ConvGeometry g, ArraySegment<T> gradOutput, ArraySegment<T> weight, ArraySegment<T> bias, ArraySegment<T> gradInput)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (RunsImplicitly<T>(g))
+        {
+            BackwardDataImplicit(g, AsFloat(gradOutput), AsFloat(weight),
+                AsFloat(bias), AsFloat(gradInput));
+            return;
+        }
         ForEachImageGroup<T>(g, (first, count, columns, gathered) =>
         {
             int width = count * g.OutPlane;
@@ -129,6 +146,11 @@ internal static class Convolution
     {
         int weightLength = g.OutChannels * g.PatchSize;
         if (g.Batch == 0) { gradWeight.AsSpan(0, weightLength).Clear(); return; }
+        if (RunsImplicitly<T>(g) && g.PatchSize <= DotProductPatch)
+        {
+            BackwardWeightByMaskedDots(g, AsFloat(input), AsFloat(gradOutput), AsFloat(gradWeight));
+            return;
+        }
         int groups = Math.Min(g.Batch, WeightGradientGroups), imagesPerGemm = ImagesPerGemm(g);
         // Group 0 sums straight into dW; the others into partial sums that are added afterwards in group order.
         T[] partials = BufferPool<T>.Shared.Rent(Math.Max((groups - 1) * weightLength, 1));
@@ -250,10 +272,12 @@ internal static class Convolution
     private static void WithBuffers<T>(ConvGeometry g, int count, long workPerItem, Action<int, T[]?, T[]?> body)
     {
         int images = ImagesPerGemm(g);
+        int columnLength = WorkspaceLength(g, (long)g.PatchSize * g.OutPlane * images, "column matrix");
+        int channelLength = WorkspaceLength(g, (long)g.OutChannels * g.OutPlane * images, "channel buffer");
         Parallelism.For(count, (first, end) =>
         {
-            T[]? columns = g.IsPointwise ? null : BufferPool<T>.Shared.Rent(g.PatchSize * g.OutPlane * images);
-            T[]? channels = images > 1 ? BufferPool<T>.Shared.Rent(g.OutChannels * g.OutPlane * images) : null;
+            T[]? columns = g.IsPointwise ? null : BufferPool<T>.Shared.Rent(columnLength);
+            T[]? channels = images > 1 ? BufferPool<T>.Shared.Rent(channelLength) : null;
             try
             {
                 for (int item = first; item < end; item++) body(item, columns, channels);
@@ -265,6 +289,13 @@ internal static class Convolution
             }
         }, workPerItem);
     }
+
+    /// <summary><paramref name="length"/> as an array length, or a clear error when one array cannot hold it: a column
+    /// matrix has InChannels·kh·kw·Hout·Wout elements per image, past int's range on large images.</summary>
+    private static int WorkspaceLength(ConvGeometry g, long length, string what) =>
+        length <= Array.MaxLength ? (int)length
+        : throw new NotSupportedException($"Convolution with {g.InChannels} input and {g.OutChannels} output channels, a {g.Rows.Kernel}×{g.Cols.Kernel} kernel " +
+            $"and a {g.Rows.Output}×{g.Cols.Output} output: its {what} needs {length} elements, more than one array holds ({Array.MaxLength}).");
 
     /// <summary>Copies <paramref name="count"/> images of (channels, plane) data into one (channels, count · plane)
     /// matrix: row c holds channel c of every image in turn.</summary>

@@ -37,7 +37,7 @@ internal static partial class Gemm
     /// <summary>C tile (rows × 32, row stride ldc) = (loadC ? C : 0) + Σ_p a[p]ᵀ·b[p], the sum taken from zero, over
     /// one packed A panel (k-major, <see cref="TileRows"/> values per step, of which the first <paramref name="rows"/>
     /// are used) and one packed B panel (k-major, <see cref="TileCols"/> values per step).</summary>
-    private static unsafe void Tile(GemmKernelPath path, int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
+    internal static unsafe void Tile(GemmKernelPath path, int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
     {
         // The kernels sum from zero and touch C only at the end, so these lines arrive while the FMAs run.
         if (Sse.IsSupported)

@@ -34,7 +34,7 @@ internal static partial class Gemm
     private const int OwnPackFloats = 1 << 20;
 
     /// <summary>Floats of slack in each rented buffer so its start can be moved to a 64-byte boundary.</summary>
-    private const int AlignmentSlack = 16;
+    internal const int AlignmentSlack = 16;
 
     /// <summary>Parallelism.For wants work per item in units where 32,768 is worth a thread: one unit is 64
     /// multiply-adds, so a thread gets at least 2M of them (about 20 µs), well above a fork-join's cost.</summary>
@@ -53,7 +53,7 @@ internal static partial class Gemm
 
     /// <summary>Panels per part when <paramref name="total"/> items, <paramref name="width"/> to a panel, are cut
     /// into equal parts of at most <paramref name="maxPanels"/> panels (at least one).</summary>
-    private static int EqualParts(int total, int width, int maxPanels)
+    internal static int EqualParts(int total, int width, int maxPanels)
     {
         int panels = (total + width - 1) / width, parts = (panels + Math.Max(1, maxPanels) - 1) / Math.Max(1, maxPanels);
         return (panels + parts - 1) / parts;
@@ -61,7 +61,7 @@ internal static partial class Gemm
 
     private static long PaddedWidth(int columns) => (columns + TileCols - 1) / TileCols * (long)TileCols;
 
-    private static unsafe float* AlignTo64(float* p) => (float*)(((nuint)p + 63) & ~(nuint)63);
+    internal static unsafe float* AlignTo64(float* p) => (float*)(((nuint)p + 63) & ~(nuint)63);
 
     /// <summary>One multiply C = op(A)·op(B) (+ C), where C's element (i, j) is at c[i·ldc + j], or at c[j·ldc + i]
     /// when <paramref name="transposedC"/> is set; its methods are the bodies the threads run. A struct, and the

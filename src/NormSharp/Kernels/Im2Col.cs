@@ -50,7 +50,7 @@ internal static class Im2Col
     /// row[q] = plane[q + d], except at the positions whose tap reads padding. Those are the q + d outside the plane
     /// (rows above or below) and, within each row, the |j − padLeft| columns that wrap around to the neighbouring
     /// row. So a row is one contiguous copy plus a few zeroed entries, instead of one short copy per output row.</summary>
-    private static bool IsShiftedPlane(WindowAxis rows, WindowAxis cols) =>
+    internal static bool IsShiftedPlane(WindowAxis rows, WindowAxis cols) =>
         rows.Stride == 1 && cols.Stride == 1 && rows.Dilation == 1 && cols.Dilation == 1
         && rows.Output == rows.Input && cols.Output == cols.Input;
 
@@ -67,7 +67,8 @@ internal static class Im2Col
                     Span<T> row = columns.Slice(tap * rowStride, plane);
                     row[..start].Clear();
                     row[end..].Clear();
-                    VectorCopy.Copy(image.Slice(c * plane + start + d, end - start), row[start..end]);
+                    // A tap more than a plane away (padding wider than the image) reads padding only.
+                    if (start < end) VectorCopy.Copy(image.Slice(c * plane + start + d, end - start), row[start..end]);
                     ClearWrappedColumns(row, width, shift);
                 }
     }
@@ -84,6 +85,7 @@ internal static class Im2Col
                     var (start, end) = InsidePlane(d, plane);
                     Span<T> row = columns.Slice(tap * rowStride, plane);
                     // Zeroed wrapped entries add nothing, so one vector add covers the whole shifted range.
+                    if (start == end) continue;
                     ClearWrappedColumns(row, width, shift);
                     Span<T> target = image.Slice(c * plane + start + d, end - start);
                     TensorPrimitives.Add(target, row[start..end], target);

@@ -1,0 +1,457 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace NormSharp.Kernels;
+
+// Implicit GEMM for the convolutions whose output plane is the input plane shifted (unit stride and dilation, "same"
+// padding: every convolution of the seed CNN). The GEMM's B panels (32 output positions × a depth block of patch
+// rows) are packed straight from the image, so the column matrix is never written: for tap (i, j) the patch row is
+// the channel plane read at offset d = (i − padTop)·W + (j − padLeft) (Im2Col.IsShiftedPlane), and the positions whose
+// tap reads padding are zeroed by a mask that depends on the tap and the position only (one row per tap over a
+// group's positions, built once per thread) and serves every channel. The register tile (Gemm.Tile) writes straight into the NCHW output. Each output element is
+// the bias plus one fused multiply-add chain per depth block, the blocks fixed by the patch size alone, so the result
+// does not depend on how images are grouped or on the thread count.
+internal static partial class Convolution
+{
+    /// <summary>Largest depth block of the implicit GEMM: one B panel (32 × 256 floats, 32 KiB) is reused by every
+    /// row panel of the weight while it stays in L1; the weight's packed panels stream from L2.</summary>
+    private const int ImplicitDepthBlock = 256;
+
+    /// <summary>Images share one implicit GEMM until they hold about this many output positions, so that the
+    /// 32-column tiles are full (one 7×7 image alone fills two tiles at 77 %); the positions of all the group's
+    /// images lie end to end and a tile that straddles two images goes through a scratch tile.</summary>
+    private const int ImplicitGroupPositions = 512;
+
+    /// <summary>Whether the float32 passes run as implicit GEMMs: a shifted-plane geometry that is not pointwise (a
+    /// pointwise convolution already multiplies the image in place).</summary>
+    internal static bool RunsImplicitly<T>(ConvGeometry g) =>
+        typeof(T) == typeof(float) && !g.IsPointwise && Im2Col.IsShiftedPlane(g.Rows, g.Cols);
+
+    /// <summary>Images per group of the implicit forward: about <see cref="ImplicitGroupPositions"/> positions, with
+    /// the group count rounded up to a multiple of the thread count so that the threads get equal shares (13 groups of
+    /// 7×7 images on 2 threads would leave one thread 7 and the other 6). Each output element is computed the same
+    /// way in any group, in place or through the scratch column, so the grouping does not change the result.</summary>
+    internal static int ImplicitImagesPerGroup(ConvGeometry g, int threads)
+    {
+        if (g.Batch <= 1) return 1;
+        long groups = Math.Max(1, (long)g.Batch * g.OutPlane / ImplicitGroupPositions);
+        groups = Math.Min(g.Batch, (groups + threads - 1) / threads * threads);
+        return (int)((g.Batch + groups - 1) / groups);
+    }
+
+    /// <summary>y = W ⋆ x + b as an implicit GEMM (see the file's comment); an empty bias means none.</summary>
+    private static unsafe void ForwardImplicit(ConvGeometry g, ArraySegment<float> input, ReadOnlySpan<float> weight,
+        ArraySegment<float> bias, ArraySegment<float> output)
+    {
+        int depth = Gemm.EqualParts(g.PatchSize, 1, ImplicitDepthBlock);
+        int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
+        float[] packed = BufferPool<float>.Shared.Rent(rowPanels * Gemm.TileRows * g.PatchSize + Gemm.AlignmentSlack);
+        try
+        {
+            fixed (float* raw = packed, w = weight)
+            {
+                float* panels = Gemm.AlignTo64(raw);
+                PackWeightPanels(w, g.OutChannels, g.PatchSize, depth, panels);
+                int images = ImplicitImagesPerGroup(g, Parallelism.ThreadCount);
+                var body = new ImplicitForwardGroups(g, input, bias, output, panels, depth, images);
+                Parallelism.For((g.Batch + images - 1) / images, body, workPerItem: g.MultiplyAddsPerImage * images);
+            }
+        }
+        finally
+        {
+            BufferPool<float>.Shared.Return(packed);
+        }
+    }
+
+    /// <summary>dx = Fold(Wᵀ·dy) + b for a shifted-plane geometry, as the forward implicit GEMM of the same size with
+    /// the weight transposed over its channels and flipped over its taps, W'[c, o, kh−1−i, kw−1−j] = W[o, c, i, j], and
+    /// the padding mirrored (kh − 1 − padTop before): dx[c, h, w] = Σ W[o, c, i, j]·dy[o, h − i + padTop, w − j + padLeft]
+    /// is a correlation of dy with W'. No column matrix is written and none is folded.</summary>
+    private static void BackwardDataImplicit(ConvGeometry g, ArraySegment<float> gradOutput, ArraySegment<float> weight,
+        ArraySegment<float> bias, ArraySegment<float> gradInput)
+    {
+        int kh = g.Rows.Kernel, kw = g.Cols.Kernel, taps = kh * kw;
+        float[] flipped = BufferPool<float>.Shared.Rent(g.OutChannels * g.PatchSize);
+        try
+        {
+            ReadOnlySpan<float> w = weight.AsSpan(0, g.OutChannels * g.PatchSize);
+            for (int o = 0; o < g.OutChannels; o++)
+                for (int c = 0; c < g.InChannels; c++)
+                    for (int t = 0; t < taps; t++)
+                        flipped[(c * g.OutChannels + o) * taps + taps - 1 - t] = w[(o * g.InChannels + c) * taps + t];
+            var mirrored = new ConvGeometry(g.Batch, g.OutChannels, g.InChannels,
+                g.Rows with { PadBefore = kh - 1 - g.Rows.PadBefore }, g.Cols with { PadBefore = kw - 1 - g.Cols.PadBefore });
+            ForwardImplicit(mirrored, gradOutput, flipped.AsSpan(0, g.OutChannels * g.PatchSize), bias, gradInput);
+        }
+        finally
+        {
+            BufferPool<float>.Shared.Return(flipped);
+        }
+    }
+
+    /// <summary>Output positions the weight pass stages at a time (at least one image), so that the rows of dy and
+    /// of the image that a block of dot products reads stay in L1 and L2.</summary>
+    private const int WeightChunkPositions = 2048;
+
+    /// <summary>Patch rows per block of the weight pass's dot products.</summary>
+    private const int WeightDotRows = 6;
+
+    /// <summary>dW = Σ_images dy·Xᵀ for a shifted-plane geometry with a small patch (<see cref="DotProductPatch"/>:
+    /// a first layer on one or a few channels), without a column matrix: dW[o, (c, t)] is the dot product along the
+    /// positions of dy row o with channel row c of the image read at tap t's offset, under tap t's mask, in blocks of
+    /// 4 output channels (2 below 512-bit vectors, which have 16 registers) × 6 patch rows so that each vector loaded
+    /// feeds several multiply-adds. (With a deep patch the dots lose to the GEMM: measured 0.64–0.89× on the seed
+    /// CNN's 32- and 64-channel inputs.) The batch is summed in <see cref="WeightGradientGroups"/> fixed groups,
+    /// each staged a chunk of images at a time and reduced to scalars per chunk, so the result depends on the
+    /// geometry and the vector width only.</summary>
+    private static unsafe void BackwardWeightByMaskedDots(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> gradOutput, ArraySegment<float> gradWeight)
+    {
+        int weightLength = g.OutChannels * g.PatchSize, groups = Math.Min(g.Batch, WeightGradientGroups);
+        // Group 0 sums straight into dW; the others into partial sums that are added afterwards in group order.
+        float[] partials = BufferPool<float>.Shared.Rent(Math.Max((groups - 1) * weightLength, 1));
+        try
+        {
+            fixed (float* x = input.AsSpan(), dy = gradOutput.AsSpan(), dw = gradWeight.AsSpan(), sums = partials)
+                Parallelism.For(groups, new MaskedDotGroups(g, x, dy, dw, sums, groups), workPerItem: g.MultiplyAddsPerImage * g.Batch / groups);
+            Span<float> total = gradWeight.AsSpan(0, weightLength);
+            for (int group = 1; group < groups; group++)
+                TensorPrimitives.Add(total, partials.AsSpan((group - 1) * weightLength, weightLength), total);
+        }
+        finally
+        {
+            BufferPool<float>.Shared.Return(partials);
+        }
+    }
+
+    /// <summary>The weight pass over groups of images [start, end), each thread with its own staging buffers.</summary>
+    private readonly unsafe struct MaskedDotGroups(ConvGeometry g, float* x, float* dy, float* dw, float* partials, int groups) : IChunkBody
+    {
+        public void Run(int start, int end)
+        {
+            int plane = g.InPlane, taps = g.Rows.Kernel * g.Cols.Kernel, reach = TapReach(g);
+            int chunkImages = Math.Clamp(WeightChunkPositions / plane, 1, g.Batch), stride = chunkImages * plane + Gemm.TileCols;
+            float[] stagedX = BufferPool<float>.Shared.Rent(reach + g.InChannels * chunkImages * plane + Gemm.TileCols + reach);
+            float[] stagedDy = BufferPool<float>.Shared.Rent(g.OutChannels * stride);
+            int[] masks = BufferPool<int>.Shared.Rent(taps * stride);
+            int[] offsets = BufferPool<int>.Shared.Rent(taps);
+            try
+            {
+                TapOffsets(g, offsets);
+                fixed (float* xRows = stagedX, dyRows = stagedDy)
+                fixed (int* maskBits = masks, tapOffsets = offsets)
+                {
+                    int maskedImages = 0;
+                    for (int group = start; group < end; group++)
+                    {
+                        float* sum = group == 0 ? dw : partials + (nint)(group - 1) * g.OutChannels * g.PatchSize;
+                        int firstImage = (int)((long)g.Batch * group / groups), endImage = (int)((long)g.Batch * (group + 1) / groups);
+                        for (int n = firstImage; n < endImage; n += chunkImages)
+                        {
+                            int count = Math.Min(chunkImages, endImage - n), positions = count * plane;
+                            if (count != maskedImages) BuildTapMasks(g, count, stride, maskBits);
+                            maskedImages = count;
+                            StageChannels(x, n, count, g.InChannels, plane, positions, xRows + reach);
+                            StageChannels(dy, n, count, g.OutChannels, plane, stride, dyRows);
+                            // Zeros past the last position, where the last vector of a dot product reaches (the masks
+                            // are zero there too, but a stale NaN times zero would not be).
+                            for (int o = 0; o < g.OutChannels; o++) new Span<float>(dyRows + (nint)o * stride + positions, Gemm.TileCols).Clear();
+                            var chunk = new DotChunk(xRows + reach, positions, dyRows, stride, (float*)maskBits, tapOffsets);
+                            if (Vector512.IsHardwareAccelerated) AddDots<Simd512<float>>(chunk, sum, accumulate: n > firstImage);
+                            else if (Vector256.IsHardwareAccelerated) AddDots<Simd256<float>>(chunk, sum, accumulate: n > firstImage);
+                            else AddDots<Simd128<float>>(chunk, sum, accumulate: n > firstImage);
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                BufferPool<float>.Shared.Return(stagedX);
+                BufferPool<float>.Shared.Return(stagedDy);
+                BufferPool<int>.Shared.Return(masks);
+                BufferPool<int>.Shared.Return(offsets);
+            }
+        }
+
+        /// <summary>sum[o, p] (+)= the dot products of one staged chunk, a block of output channels × 6 patch rows at a
+        /// time; rows past the last repeat the last one and their dots are dropped.</summary>
+        [SkipLocalsInit]
+        private void AddDots<TVector>(DotChunk chunk, float* sum, bool accumulate) where TVector : struct, ISimdVector<TVector, float>
+        {
+            int block = TVector.Count >= 16 ? 4 : 2, taps = g.Rows.Kernel * g.Cols.Kernel, patch = g.PatchSize, last = g.OutChannels - 1;
+            int length = (chunk.Positions + TVector.Count - 1) / TVector.Count * TVector.Count;
+            float** xs = stackalloc float*[WeightDotRows];
+            float** ms = stackalloc float*[WeightDotRows];
+            float* dots = stackalloc float[4 * WeightDotRows];
+            for (int o = 0; o < g.OutChannels; o += block)
+            {
+                float* d0 = chunk.Dy + (nint)o * chunk.Stride, d1 = chunk.Dy + (nint)Math.Min(o + 1, last) * chunk.Stride;
+                float* d2 = chunk.Dy + (nint)Math.Min(o + 2, last) * chunk.Stride, d3 = chunk.Dy + (nint)Math.Min(o + 3, last) * chunk.Stride;
+                for (int p0 = 0; p0 < patch; p0 += WeightDotRows)
+                {
+                    for (int u = 0; u < WeightDotRows; u++)
+                    {
+                        int p = Math.Min(p0 + u, patch - 1), c = p / taps, t = p - c * taps;
+                        xs[u] = chunk.X + (nint)c * chunk.Positions + chunk.Offsets[t];
+                        ms[u] = chunk.Masks + (nint)t * chunk.Stride;
+                    }
+                    MaskedDots<TVector>(length, d0, d1, d2, d3, xs, ms, dots);
+                    for (int i = 0; i < block && o + i <= last; i++)
+                        for (int u = 0; u < WeightDotRows && p0 + u < patch; u++)
+                        {
+                            float* target = sum + (nint)(o + i) * patch + p0 + u;
+                            *target = accumulate ? *target + dots[i * WeightDotRows + u] : dots[i * WeightDotRows + u];
+                        }
+                }
+            }
+        }
+    }
+
+    /// <summary>One staged chunk of the weight pass: the image's channel rows (<see cref="Positions"/> apart), and the
+    /// rows of dy and the tap masks (<see cref="Stride"/> apart), and the tap offsets.</summary>
+    private readonly unsafe struct DotChunk(float* x, int positions, float* dy, int stride, float* masks, int* offsets)
+    {
+        public readonly float* X = x, Dy = dy, Masks = masks;
+        public readonly int Positions = positions, Stride = stride;
+        public readonly int* Offsets = offsets;
+    }
+
+    /// <summary>dots[6i + u] = Σ_j dy_i[j]·(mask_u[j] ? x_u[j] : 0) for j &lt; <paramref name="length"/> (a whole number of
+    /// vectors), for 4 rows of dy with 512-bit vectors (24 accumulators of the 32 registers) and 2 below.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void MaskedDots<TVector>(int length, float* dy0, float* dy1, float* dy2, float* dy3, float** xs, float** ms, float* dots)
+        where TVector : struct, ISimdVector<TVector, float>
+    {
+        bool four = TVector.Count >= 16;
+        float* x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5];
+        float* m0 = ms[0], m1 = ms[1], m2 = ms[2], m3 = ms[3], m4 = ms[4], m5 = ms[5];
+        // sIU: row I of dy with patch row U.
+        TVector s00 = default, s01 = default, s02 = default, s03 = default, s04 = default, s05 = default;
+        TVector s10 = default, s11 = default, s12 = default, s13 = default, s14 = default, s15 = default;
+        TVector s20 = default, s21 = default, s22 = default, s23 = default, s24 = default, s25 = default;
+        TVector s30 = default, s31 = default, s32 = default, s33 = default, s34 = default, s35 = default;
+        for (nuint j = 0; j < (nuint)length; j += (nuint)TVector.Count)
+        {
+            TVector y0 = TVector.LoadUnsafe(in *dy0, j), y1 = TVector.LoadUnsafe(in *dy1, j);
+            TVector y2 = four ? TVector.LoadUnsafe(in *dy2, j) : default, y3 = four ? TVector.LoadUnsafe(in *dy3, j) : default;
+            MaskedStep(j, x0, m0, y0, y1, y2, y3, ref s00, ref s10, ref s20, ref s30);
+            MaskedStep(j, x1, m1, y0, y1, y2, y3, ref s01, ref s11, ref s21, ref s31);
+            MaskedStep(j, x2, m2, y0, y1, y2, y3, ref s02, ref s12, ref s22, ref s32);
+            MaskedStep(j, x3, m3, y0, y1, y2, y3, ref s03, ref s13, ref s23, ref s33);
+            MaskedStep(j, x4, m4, y0, y1, y2, y3, ref s04, ref s14, ref s24, ref s34);
+            MaskedStep(j, x5, m5, y0, y1, y2, y3, ref s05, ref s15, ref s25, ref s35);
+        }
+        (dots[0], dots[1], dots[2], dots[3], dots[4], dots[5]) = (TVector.Sum(s00), TVector.Sum(s01), TVector.Sum(s02), TVector.Sum(s03), TVector.Sum(s04), TVector.Sum(s05));
+        (dots[6], dots[7], dots[8], dots[9], dots[10], dots[11]) = (TVector.Sum(s10), TVector.Sum(s11), TVector.Sum(s12), TVector.Sum(s13), TVector.Sum(s14), TVector.Sum(s15));
+        if (!four) return;
+        (dots[12], dots[13], dots[14], dots[15], dots[16], dots[17]) = (TVector.Sum(s20), TVector.Sum(s21), TVector.Sum(s22), TVector.Sum(s23), TVector.Sum(s24), TVector.Sum(s25));
+        (dots[18], dots[19], dots[20], dots[21], dots[22], dots[23]) = (TVector.Sum(s30), TVector.Sum(s31), TVector.Sum(s32), TVector.Sum(s33), TVector.Sum(s34), TVector.Sum(s35));
+    }
+
+    /// <summary>One vector step of <see cref="MaskedDots"/> for one patch row: its masked vector times each row of dy,
+    /// added to that row's accumulator (rows 2 and 3 only with 512-bit vectors).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void MaskedStep<TVector>(nuint j, float* x, float* mask, TVector y0, TVector y1, TVector y2, TVector y3,
+        ref TVector s0, ref TVector s1, ref TVector s2, ref TVector s3)
+        where TVector : struct, ISimdVector<TVector, float>
+    {
+        TVector v = TVector.ConditionalSelect(TVector.LoadUnsafe(in *mask, j), TVector.LoadUnsafe(in *x, j), TVector.Zero);
+        s0 = TVector.MultiplyAdd(y0, v, s0);
+        s1 = TVector.MultiplyAdd(y1, v, s1);
+        if (TVector.Count < 16) return;
+        s2 = TVector.MultiplyAdd(y2, v, s2);
+        s3 = TVector.MultiplyAdd(y3, v, s3);
+    }
+
+    /// <summary>Packs the weight (rows × depth, row-major) as the GEMM packs op(A): per depth block of at most
+    /// <paramref name="depthMax"/>, panels of 12 rows, k-major (element (i, p) at p·12 + i); rows past the last are
+    /// left unset (the tile for a short panel does not read them).</summary>
+    private static unsafe void PackWeightPanels(float* weight, int rows, int depth, int depthMax, float* panels)
+    {
+        int rowPanels = (rows + Gemm.TileRows - 1) / Gemm.TileRows;
+        for (int start = 0; start < depth; start += depthMax)
+        {
+            int block = Math.Min(depthMax, depth - start);
+            float* blockPanels = panels + (nint)start * rowPanels * Gemm.TileRows;
+            for (int r = 0; r < rows; r++)
+            {
+                float* source = weight + (nint)r * depth + start;
+                float* target = blockPanels + (nint)(r / Gemm.TileRows) * Gemm.TileRows * block + r % Gemm.TileRows;
+                for (int p = 0; p < block; p++) target[p * Gemm.TileRows] = source[p];
+            }
+        }
+    }
+
+    /// <summary>How far a tap's read reaches before or after the position it serves: the largest |offset|, the room
+    /// kept either side of the staged images.</summary>
+    private static int TapReach(ConvGeometry g) =>
+        Math.Max(g.Rows.PadBefore, g.Rows.Kernel - 1 - g.Rows.PadBefore) * g.Cols.Input
+        + Math.Max(g.Cols.PadBefore, g.Cols.Kernel - 1 - g.Cols.PadBefore);
+
+    /// <summary>offsets[t] = (i − padTop)·W + (j − padLeft) for tap t = (i, j): where tap t of a position reads,
+    /// relative to the position, in a shifted plane.</summary>
+    private static void TapOffsets(ConvGeometry g, Span<int> offsets)
+    {
+        for (int t = 0; t < g.Rows.Kernel * g.Cols.Kernel; t++)
+            offsets[t] = (t / g.Cols.Kernel - g.Rows.PadBefore) * g.Cols.Input + t % g.Cols.Kernel - g.Cols.PadBefore;
+    }
+
+    /// <summary>Copies channel c of images [first, first + count) of NCHW data end to end into row c of
+    /// <paramref name="staged"/> (rows <paramref name="rowLength"/> apart).</summary>
+    private static unsafe void StageChannels(float* images, int first, int count, int channels, int plane, int rowLength, float* staged)
+    {
+        for (int c = 0; c < channels; c++)
+            for (int n = 0; n < count; n++)
+                new ReadOnlySpan<float>(images + ((nint)(first + n) * channels + c) * plane, plane)
+                    .CopyTo(new Span<float>(staged + (nint)c * rowLength + n * plane, plane));
+    }
+
+    /// <summary>masks[t·stride + j] = all ones where tap t of position j (of <paramref name="count"/> images end to
+    /// end) reads inside its image, else zero, also for the 32 positions past the last (which a last tile or vector
+    /// covers). A tap reads inside when both its row and its column do.</summary>
+    private static unsafe void BuildTapMasks(ConvGeometry g, int count, int stride, int* masks)
+    {
+        int width = g.Cols.Input, height = g.Rows.Input, positions = count * g.InPlane;
+        for (int t = 0; t < g.Rows.Kernel * g.Cols.Kernel; t++)
+        {
+            int rowShift = t / g.Cols.Kernel - g.Rows.PadBefore, columnShift = t % g.Cols.Kernel - g.Cols.PadBefore;
+            int* mask = masks + (nint)t * stride;
+            for (int n = 0, j = 0; n < count; n++)
+                for (int row = 0; row < height; row++)
+                {
+                    bool rowInside = (uint)(row + rowShift) < (uint)height;
+                    for (int column = 0; column < width; column++, j++)
+                        mask[j] = rowInside && (uint)(column + columnShift) < (uint)width ? -1 : 0;
+                }
+            new Span<int>(mask + positions, stride - positions).Clear();
+        }
+    }
+
+    /// <summary>The implicit forward over groups of images [start, end), each thread with its own staging, panel and
+    /// mask buffers.</summary>
+    private readonly unsafe struct ImplicitForwardGroups(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> bias,
+        ArraySegment<float> output, float* weightPanels, int depthMax, int imagesPerGroup) : IChunkBody
+    {
+        private readonly int _taps = g.Rows.Kernel * g.Cols.Kernel, _guard = TapReach(g);
+
+        public void Run(int start, int end)
+        {
+            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, maskStride = imagesPerGroup * g.InPlane + Gemm.TileCols;
+            float[] staged = BufferPool<float>.Shared.Rent(_guard + g.InChannels * imagesPerGroup * g.InPlane + Gemm.TileCols + _guard);
+            float[] panel = BufferPool<float>.Shared.Rent(Gemm.TileCols * depthMax + Gemm.AlignmentSlack);
+            float[] column = BufferPool<float>.Shared.Rent(rowPanels * Gemm.TileRows * Gemm.TileCols + Gemm.AlignmentSlack);
+            int[] masks = BufferPool<int>.Shared.Rent(_taps * maskStride);
+            int[] offsets = BufferPool<int>.Shared.Rent(_taps);
+            try
+            {
+                TapOffsets(g, offsets);
+                fixed (float* stagedRaw = staged, panelRaw = panel, columnRaw = column, x = input.AsSpan(), y = output.AsSpan())
+                fixed (int* maskBits = masks, tapOffsets = offsets)
+                {
+                    int maskedImages = 0;
+                    for (int group = start; group < end; group++)
+                    {
+                        int first = group * imagesPerGroup, count = Math.Min(imagesPerGroup, g.Batch - first);
+                        if (count != maskedImages) BuildTapMasks(g, count, maskStride, maskBits);
+                        maskedImages = count;
+                        var buffers = new ImplicitBuffers(stagedRaw + _guard, Gemm.AlignTo64(panelRaw), Gemm.AlignTo64(columnRaw), (float*)maskBits, maskStride, tapOffsets);
+                        RunGroup(first, count, x, y, buffers);
+                    }
+                }
+            }
+            finally
+            {
+                BufferPool<float>.Shared.Return(staged);
+                BufferPool<float>.Shared.Return(panel);
+                BufferPool<float>.Shared.Return(column);
+                BufferPool<int>.Shared.Return(masks);
+                BufferPool<int>.Shared.Return(offsets);
+            }
+        }
+
+        private void RunGroup(int first, int count, float* x, float* y, ImplicitBuffers buffers)
+        {
+            int plane = g.InPlane, positions = count * plane, k = g.PatchSize;
+            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
+            StageChannels(x, first, count, g.InChannels, plane, positions, buffers.Staged);
+            for (int n = 0; n < count; n++)
+                FillChannels(output.AsSpan((first + n) * g.OutChannels * plane, g.OutChannels * plane), bias, g.OutChannels, plane);
+            GemmKernelPath path = Gemm.BestPath;
+            for (int j0 = 0; j0 < positions; j0 += Gemm.TileCols)
+            {
+                int columns = Math.Min(Gemm.TileCols, positions - j0), image = j0 / plane;
+                // A full tile inside one image is written in place; the others (the last, and those that straddle two
+                // images) go through a column of scratch tiles, moved in and out once for all depth blocks.
+                bool inPlace = columns == Gemm.TileCols && (j0 + Gemm.TileCols - 1) / plane == image;
+                float* c0 = inPlace ? y + (nint)(first + image) * g.OutChannels * plane + (j0 - image * plane) : buffers.Column;
+                nint ldc = inPlace ? plane : Gemm.TileCols;
+                if (!inPlace) MoveColumn(y, first, j0, columns, buffers.Column, toScratch: true);
+                for (int depthStart = 0; depthStart < k; depthStart += depthMax)
+                {
+                    int depth = Math.Min(depthMax, k - depthStart);
+                    PackImagePanel(buffers, positions, j0, depthStart, depth);
+                    float* blockPanels = weightPanels + (nint)depthStart * rowPanels * Gemm.TileRows;
+                    for (int r = 0; r < rowPanels; r++)
+                        Gemm.Tile(path, Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows), depth,
+                            blockPanels + (nint)r * Gemm.TileRows * depth, buffers.Panel, c0 + r * Gemm.TileRows * ldc, ldc, loadC: true);
+                }
+                if (!inPlace) MoveColumn(y, first, j0, columns, buffers.Column, toScratch: false);
+            }
+        }
+
+        /// <summary>Packs the B panel of positions [j0, j0 + 32) for patch rows [depthStart, depthStart + depth): row
+        /// p = (c, t) is staged channel row c read at tap t's offset, under tap t's mask.</summary>
+        private void PackImagePanel(ImplicitBuffers buffers, int positions, int j0, int depthStart, int depth)
+        {
+            if (Vector512.IsHardwareAccelerated) PackImagePanel<Simd512<float>>(buffers, positions, j0, depthStart, depth);
+            else if (Vector256.IsHardwareAccelerated) PackImagePanel<Simd256<float>>(buffers, positions, j0, depthStart, depth);
+            else PackImagePanel<Simd128<float>>(buffers, positions, j0, depthStart, depth);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void PackImagePanel<TVector>(ImplicitBuffers buffers, int positions, int j0, int depthStart, int depth)
+            where TVector : struct, ISimdVector<TVector, float>
+        {
+            int c = depthStart / _taps, t = depthStart - c * _taps;
+            float* staged = buffers.Staged + j0, masks = buffers.Masks + j0, panel = buffers.Panel;
+            for (int p = 0; p < depth; p++, panel += Gemm.TileCols)
+            {
+                float* source = staged + (nint)c * positions + buffers.Offsets[t], mask = masks + (nint)t * buffers.MaskStride;
+                for (int lane = 0; lane < Gemm.TileCols; lane += TVector.Count)
+                    TVector.ConditionalSelect(TVector.LoadUnsafe(in mask[lane], 0), TVector.LoadUnsafe(in source[lane], 0), TVector.Zero)
+                        .StoreUnsafe(ref panel[lane], 0);
+                if (++t == _taps) { t = 0; c++; }
+            }
+        }
+
+        /// <summary>Moves every output channel × positions [j0, j0 + columns) between the NCHW output and the scratch
+        /// column (row stride 32), one image's stretch at a time.</summary>
+        private void MoveColumn(float* y, int first, int j0, int columns, float* scratch, bool toScratch)
+        {
+            int plane = g.InPlane;
+            for (int position = j0, end = j0 + columns; position < end;)
+            {
+                int image = position / plane, stretch = Math.Min(end, (image + 1) * plane) - position;
+                float* inOutput = y + (nint)(first + image) * g.OutChannels * plane + position - image * plane;
+                for (int o = 0; o < g.OutChannels; o++)
+                {
+                    var outputRow = new Span<float>(inOutput + (nint)o * plane, stretch);
+                    var scratchRow = new Span<float>(scratch + o * Gemm.TileCols + position - j0, stretch);
+                    if (toScratch) outputRow.CopyTo(scratchRow);
+                    else scratchRow.CopyTo(outputRow);
+                }
+                position += stretch;
+            }
+        }
+    }
+
+    /// <summary>One thread's buffers for the implicit GEMM: the staged images (at their first position, with room
+    /// for the tap offsets either side), the B panel, the scratch column of tiles, the tap masks (one row of
+    /// <see cref="MaskStride"/> per tap) and the tap offsets.</summary>
+    private readonly unsafe struct ImplicitBuffers(float* staged, float* panel, float* column, float* masks, int maskStride, int* offsets)
+    {
+        public readonly float* Staged = staged, Panel = panel, Column = column, Masks = masks;
+        public readonly int MaskStride = maskStride;
+        public readonly int* Offsets = offsets;
+    }
+}

@@ -1,0 +1,111 @@
+using NormSharp.Kernels;
+using NormSharp.Nn;
+using NormSharp.Tests.Testing;
+
+namespace NormSharp.Tests.Kernels;
+
+/// <summary>The float32 implicit GEMM (Convolution.Implicit.cs) that runs "same"-size unit-stride convolutions and
+/// their input gradients, checked against the float64 im2col path (itself checked against finite differences and
+/// the definition) on the same weights and data.</summary>
+public class ImplicitConvolutionTests
+{
+    /// <summary>Runs a float32 layer and its float64 copy forward and backward and compares y, dx, dW and db.</summary>
+    private static void AssertFloat32MatchesFloat64(Func<Module> create, int[] inputShape, int seed)
+    {
+        Module single = create(), wide = create().To(DType.Float64);
+        Tensor x64 = GradCheck.Random(seed, inputShape), x32 = x64.To(DType.Float32);
+        x64.RequiresGrad = true;
+        x32.RequiresGrad = true;
+        Tensor y64 = wide.Forward(x64), y32 = single.Forward(x32);
+        Tensor dy = GradCheck.Random(seed + 1, y64.Shape);
+        y64.Backward(dy);
+        y32.Backward(dy.To(DType.Float32));
+        TensorAssert.Close(y64.ToDoubleArray(), y32, rtol: 1e-4, atol: 1e-4);
+        TensorAssert.Close(x64.Grad!.ToDoubleArray(), x32.Grad!, rtol: 1e-4, atol: 1e-4);
+        foreach (var (p64, p32) in wide.Parameters().Zip(single.Parameters()))
+            TensorAssert.Close(p64.Grad!.ToDoubleArray(), p32.Grad!, rtol: 1e-4, atol: 1e-3);
+    }
+
+    [Theory]
+    // 13 images of 7×7 (one group on one thread, 7 + 6 images on two): most tiles straddle two images; 13 output
+    // channels leave a one-row panel.
+    [InlineData(3, 13, 7, 3, 13)]
+    // A patch of 40·9 = 360 rows runs in two depth blocks; 25 channels leave a one-row panel; the input gradient's
+    // patch is 25·9 = 225 rows into 40 channels.
+    [InlineData(40, 25, 6, 3, 2)]
+    // A 30×30 plane (900 positions) is a group of its own, with a partial last tile.
+    [InlineData(2, 5, 30, 5, 1)]
+    // Even kernels: "same" pads 0 before and 1 after (2×2), or 1 and 2 (4×4); the input gradient mirrors them.
+    [InlineData(3, 4, 9, 2, 3)]
+    [InlineData(2, 3, 8, 4, 2)]
+    // Patches of at most 16 rows take the weight pass of masked dot products: one channel, 3×3, over more images
+    // than the weight pass has groups and with 7 output channels (a partial block); and a 4×4 patch of 16 rows.
+    [InlineData(1, 7, 12, 3, 21)]
+    [InlineData(1, 5, 6, 4, 3)]
+    public void Same_size_convolution_in_float32_matches_float64(int inChannels, int outChannels, int side, int kernel, int batch)
+    {
+        Assert.True(Convolution.RunsImplicitly<float>(new ConvGeometry(batch, inChannels, outChannels,
+            new WindowAxis(side, side, kernel, 1, (kernel - 1) / 2, 1), new WindowAxis(side, side, kernel, 1, (kernel - 1) / 2, 1))));
+        AssertFloat32MatchesFloat64(() => new Conv2d(inChannels, outChannels, kernel, padding: "same", generator: new RandomGenerator(31)),
+            [batch, inChannels, side, side], seed: 32);
+    }
+
+    [Fact]
+    public void Same_size_transposed_convolution_in_float32_matches_float64() =>
+        // Its forward is the convolution's input gradient, which runs implicitly; its input gradient is the forward.
+        AssertFloat32MatchesFloat64(() => new ConvTranspose2d(6, 14, 3, padding: 1, generator: new RandomGenerator(33)), [11, 6, 7, 7], seed: 34);
+
+    [Fact]
+    public void Padding_wider_than_the_image_reads_zeros_in_float32_and_float64()
+    {
+        // A 5×5 kernel with padding 2 on a 2×2 image: the taps two rows away read only padding.
+        var layer = new Conv2d(2, 3, 5, padding: 2, generator: new RandomGenerator(35));
+        Tensor x = GradCheck.Random(36, 2, 2, 2, 2);
+        double[] expected = NormSharp.Tests.Nn.Reference.Conv2d(x, layer.Weight.To(DType.Float64), layer.Bias!.To(DType.Float64), (1, 1), (2, 2), (2, 2), (1, 1), 2, 2);
+        TensorAssert.Close(expected, layer.Forward(x.To(DType.Float32)), rtol: 1e-5, atol: 1e-5);
+        TensorAssert.Close(expected, layer.To(DType.Float64).Forward(x), rtol: 1e-12, atol: 1e-12);
+        AssertFloat32MatchesFloat64(() => new Conv2d(2, 3, 5, padding: 2, generator: new RandomGenerator(35)), [2, 2, 2, 2], seed: 37);
+    }
+
+    [Theory]
+    [InlineData(128, 49, 1, 11)]
+    [InlineData(128, 49, 2, 11)]
+    [InlineData(37, 100, 3, 5)]
+    [InlineData(13, 49, 2, 7)]
+    [InlineData(1, 900, 2, 1)]
+    public void Image_groups_hold_about_512_positions_with_the_group_count_rounded_up_to_the_thread_count(int batch, int plane, int threads, int images)
+    {
+        var axis = new WindowAxis(plane, plane, 3, 1, 1, 1);
+        var g = new ConvGeometry(batch, 4, 4, axis with { Input = 1, Output = 1 }, axis);
+        Assert.Equal(plane, g.OutPlane);
+        Assert.Equal(images, Convolution.ImplicitImagesPerGroup(g, threads));
+    }
+
+    [Fact]
+    public void Strided_dilated_and_pointwise_convolutions_keep_the_im2col_path()
+    {
+        var rows = new WindowAxis(8, 8, 3, 1, 1, 1);
+        Assert.False(Convolution.RunsImplicitly<double>(new ConvGeometry(2, 3, 4, rows, rows)));
+        Assert.False(Convolution.RunsImplicitly<float>(new ConvGeometry(2, 3, 4, rows with { Output = 4, Stride = 2 }, rows)));
+        Assert.False(Convolution.RunsImplicitly<float>(new ConvGeometry(2, 3, 4, rows, rows with { Dilation = 2, PadBefore = 2 })));
+        var pointwise = new WindowAxis(8, 8, 1, 1, 0, 1);
+        Assert.False(Convolution.RunsImplicitly<float>(new ConvGeometry(2, 3, 4, pointwise, pointwise)));
+    }
+}
+
+public class ConvolutionWorkspaceTests
+{
+    // 4096 channels × 3×3 taps × 300×300 strided outputs: one image's column matrix has 3.3·10⁹ elements, past int.
+    private static readonly ConvGeometry Huge = new(2, 4096, 8, new WindowAxis(600, 300, 3, 2, 1, 1), new WindowAxis(600, 300, 3, 2, 1, 1));
+
+    [Fact]
+    public void A_column_matrix_past_int_range_takes_one_image_per_gemm() => Assert.Equal(1, Convolution.ImagesPerGemm(Huge));
+
+    [Fact]
+    public void A_column_matrix_larger_than_an_array_is_rejected_with_its_size()
+    {
+        var error = Assert.Throws<NotSupportedException>(() => Convolution.Forward<float>(Huge, default, default, default, default));
+        Assert.Contains("column matrix needs 3317760000 elements", error.Message);
+        Assert.Contains("4096 input and 8 output channels", error.Message);
+    }
+}

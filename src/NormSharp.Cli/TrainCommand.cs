@@ -32,6 +32,8 @@ internal static class TrainCommand
           --label-smoothing E  categorical_crossentropy's label smoothing, default 0
           --shift N            augment: shift each training image by up to N pixels (edge pixels repeat), default 0
           --flip               augment: mirror half of the training images left-right
+          --random-erasing P   augment: with probability P replace a rectangle of 2-40 % of the image by noise
+                               (Zhong et al. 2017), default 0
                                (Fashion-MNIST recipe, docs/fashion-mnist.md: --optimizer adamw --schedule cosine
                                --label-smoothing 0.1 --shift 2 --flip)
           --seed N             default 0: fixes initialization and batch order
@@ -74,6 +76,7 @@ internal static class TrainCommand
         double labelSmoothing = args.Double("label-smoothing", 0, 0, 1);
         int maxShift = args.Int("shift", 0, 0, 14);
         bool flip = args.Flag("flip");
+        double randomErasing = args.Double("random-erasing", 0, 0, 1);
         int seed = args.Int("seed", 0, 0);
         int threads = args.Int("threads", distributed is null ? Environment.ProcessorCount : DistributedTraining.DefaultThreads(), 1, 1024);
         string? resume = args.String("resume");
@@ -99,7 +102,8 @@ internal static class TrainCommand
         model.Compile(optimizer, new CategoricalCrossentropy(labelSmoothing: labelSmoothing), "accuracy");
         model.TerminateOnNaN = terminateOnNaN;
         if (preciseBatchNorm) model.PreciseBatchNormBatches = PreciseBatchNormBatches;
-        if (maxShift > 0 || flip) model.Augmentation = new ImageAugmentation(maxShift, flip, (ulong)seed);
+        var augmentation = new ImageAugmentation(maxShift, flip, randomErasing, (ulong)seed);
+        if (!augmentation.IsIdentity) model.Augmentation = augmentation;
         if (resume is not null)
         {
             model.LoadCheckpoint(resume);
@@ -119,7 +123,7 @@ internal static class TrainCommand
             ["model"] = modelName, ["norm"] = normName, ["dataset"] = data.Name, ["data_source"] = data.Source.ToString(),
             ["data_location"] = data.Location, ["epochs"] = epochs, ["batch_size"] = batchSize, ["optimizer"] = optimizerName,
             ["learning_rate"] = lr, ["weight_decay"] = weightDecay, ["schedule"] = schedule, ["label_smoothing"] = labelSmoothing,
-            ["shift"] = maxShift, ["flip"] = flip, ["seed"] = seed, ["threads"] = threads, ["resume"] = resume,
+            ["shift"] = maxShift, ["flip"] = flip, ["random_erasing"] = randomErasing, ["seed"] = seed, ["threads"] = threads, ["resume"] = resume,
             ["normsharp_version"] = typeof(Tensor).Assembly.GetName().Version?.ToString(),
             ["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
             ["started"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),

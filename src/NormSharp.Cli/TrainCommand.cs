@@ -19,8 +19,9 @@ internal static class TrainCommand
     public const string Help = """
         normsharp train [options]
           --model NAME         seed-cnn (default), seed-cnn-small, mlp
-          --norm KIND          batch (default), batch-renorm (Ioffe 2017, the paper's rmax/dmax schedule),
-                               ghost-batch (Hoffer et al. 2017), layer, group, none
+          --norm KIND          batch (default), batch-renorm (Ioffe 2017 with the paper's schedule: BatchNorm for
+                               5,000 steps, then rmax to 3 by step 40k, dmax to 5 by 25k), ghost-batch (Hoffer
+                               et al. 2017), layer, group, none
           --ghost-batch-size N ghost-batch's virtual batch size, default 16
           --dataset NAME       mnist-subset (default: the embedded 10,000 digits), mnist, fashion-mnist, emnist-*
           --data-dir DIR       read the data set's IDX files from DIR

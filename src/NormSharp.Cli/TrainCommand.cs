@@ -37,8 +37,8 @@ internal static class TrainCommand
           --flip               augment: mirror half of the training images left-right
           --random-erasing P   augment: with probability P replace a rectangle of 2-40 % of the image by noise
                                (Zhong et al. 2017), default 0
-                               (Fashion-MNIST recipe, docs/fashion-mnist.md: --optimizer adamw --schedule cosine
-                               --label-smoothing 0.1 --shift 2 --flip)
+                               (the Fashion-MNIST recipe, 93 % in 10 epochs, docs/fashion-mnist.md: --optimizer
+                               adamw --schedule cosine --label-smoothing 0.1 --shift 1 --flip --batch-size 64)
           --seed N             default 0: fixes initialization and batch order
           --threads N          default: all processors
           --output DIR         default runs/<model>-<norm>-<time>

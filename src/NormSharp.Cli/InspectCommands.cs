@@ -44,10 +44,10 @@ internal static class InspectCommands
     {
         string? modelFile = args.String("model-file");
         string name = args.Choice("model", "seed-cnn", SeedModels.Names.ToArray());
-        string norm = args.Choice("norm", "batch", "batch", "layer", "group", "none");
+        string norm = args.Choice("norm", "batch", SeedModels.NormalizationNames.ToArray());
         args.RejectUnknown("summary");
         Keras.Sequential model = modelFile is not null ? ModelFile.Load(modelFile)
-            : SeedModels.Create(name, Enum.Parse<NormalizationKind>(norm, ignoreCase: true));
+            : SeedModels.Create(name, SeedModels.ParseNormalization(norm));
         output.WriteLine(model.Summary().ToString());
         return 0;
     }

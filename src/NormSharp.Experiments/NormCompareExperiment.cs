@@ -57,7 +57,7 @@ public sealed class NormCompareExperiment : IExperiment
         var runs = new List<(string Norm, History History, PreciseBnValidation? Precise, TestScores Test, long Parameters)>();
         foreach (string norm in norms)
         {
-            NormalizationKind kind = Enum.Parse<NormalizationKind>(norm, ignoreCase: true);
+            NormalizationKind kind = SeedModels.ParseNormalization(norm);
             Keras.Sequential model = SeedModels.Cnn(kind, train.ClassCount, new RandomGenerator((ulong)seed));
             model.Compile(new Adam(model.Network.Parameters(), lr), "categorical_crossentropy", "accuracy");
             PreciseBnValidation? precise = kind == NormalizationKind.Batch ? new PreciseBnValidation(train, validation) : null;

@@ -68,6 +68,29 @@ public sealed class CliTests : IDisposable
         Assert.Contains("mnist-subset test image 3: predicted", predicted);
     }
 
+    [Theory]
+    [InlineData("batch-renorm", null)]
+    [InlineData("ghost-batch", 8)]
+    public void Train_with_batch_renorm_or_ghost_batch_norm_trains_and_saves_a_model_whose_batch_norms_are_those(string norm, int? ghostBatchSize)
+    {
+        string run = Path.Combine(_dir, norm);
+        string[] ghost = ghostBatchSize is int size ? ["--ghost-batch-size", size.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [];
+        var (code, output, err) = Run(["train", "--model", "mlp", "--norm", norm, .. ghost, "--epochs", "1", "--output", run, "--threads", "1"]);
+        Assert.True(code == 0, err + output);
+        Assert.Contains($"\"norm\": \"{norm}\"", File.ReadAllText(Path.Combine(run, "run.json")));
+        var accuracyLine = output.Split('\n').Single(l => l.StartsWith("test accuracy:", StringComparison.Ordinal));
+        Assert.InRange(double.Parse(accuracyLine.Split(' ')[2].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture), 50, 100);
+
+        NormSharp.Nn.BatchNorm[] batchNorms = ModelFile.Load(Path.Combine(run, "model.safetensors")).Network.NamedModules()
+            .Select(m => m.Module).OfType<NormSharp.Nn.BatchNorm>().ToArray();
+        Assert.Equal(2, batchNorms.Length); // the MLP's two hidden layers
+        Assert.All(batchNorms, b =>
+        {
+            Assert.Equal(norm == "batch-renorm", b.Renorm is not null);
+            Assert.Equal(ghostBatchSize, b.VirtualBatchSize);
+        });
+    }
+
     [Fact]
     public void Train_into_a_folder_another_run_holds_is_refused_before_writing_anything()
     {
@@ -93,7 +116,10 @@ public sealed class CliTests : IDisposable
     [Theory]
     [InlineData("train --epoch 3", "'train' does not take --epoch")]
     [InlineData("train --epochs many", "--epochs must be an integer")]
-    [InlineData("train --norm batchy", "--norm must be one of batch, layer, group, none")]
+    [InlineData("train --norm batchy", "--norm must be one of batch, batch-renorm, ghost-batch, layer, group, none; got 'batchy'")]
+    [InlineData("train --ghost-batch-size 8", "--ghost-batch-size applies only to --norm ghost-batch; got --norm batch")]
+    [InlineData("train --norm ghost-batch --ghost-batch-size 1", "--ghost-batch-size must be an integer in [2,")]
+    [InlineData("train --random-erasing 1.5", "--random-erasing must be")]
     [InlineData("frobnicate", "unknown command 'frobnicate'")]
     [InlineData("predict --model-file x.safetensors", "exactly one of --image PNG and --index N")]
     public void Bad_command_lines_say_what_to_change(string line, string message)

@@ -25,23 +25,44 @@ public static class SeedModels
     /// <summary>The architectures by command-line name.</summary>
     public static IReadOnlyList<string> Names { get; } = new[] { "seed-cnn", "seed-cnn-small", "mlp" };
 
-    /// <summary>Builds the architecture <paramref name="name"/> (see <see cref="Names"/>) for 28×28 grayscale images
-    /// and <paramref name="classes"/> classes.</summary>
-    public static Sequential Create(string name, NormalizationKind norm = NormalizationKind.Batch, int classes = 10, RandomGenerator? generator = null) => name switch
+    /// <summary>The virtual batch size of <see cref="NormalizationKind.GhostBatch"/> unless one is given.</summary>
+    public const int DefaultGhostBatchSize = 16;
+
+    /// <summary>The normalizations by command-line name (<c>normsharp train --norm</c>, and the <c>norm</c> a saved
+    /// model's metadata names).</summary>
+    public static IReadOnlyList<string> NormalizationNames { get; } = new[] { "batch", "batch-renorm", "ghost-batch", "layer", "group", "none" };
+
+    /// <summary>The normalization a command-line name (see <see cref="NormalizationNames"/>) stands for.</summary>
+    public static NormalizationKind ParseNormalization(string name) => name switch
     {
-        "seed-cnn" => Cnn(norm, classes, generator),
-        "seed-cnn-small" => SmallCnn(norm, classes, generator),
-        "mlp" => Mlp(norm, classes, generator),
+        "batch" => NormalizationKind.Batch,
+        "batch-renorm" => NormalizationKind.BatchRenorm,
+        "ghost-batch" => NormalizationKind.GhostBatch,
+        "layer" => NormalizationKind.Layer,
+        "group" => NormalizationKind.Group,
+        "none" => NormalizationKind.None,
+        _ => throw new ArgumentException($"Unknown normalization '{name}'; available: {string.Join(", ", NormalizationNames)}."),
+    };
+
+    /// <summary>Builds the architecture <paramref name="name"/> (see <see cref="Names"/>) for 28×28 grayscale images
+    /// and <paramref name="classes"/> classes; <paramref name="ghostBatchSize"/> is the virtual batch size of
+    /// <see cref="NormalizationKind.GhostBatch"/>.</summary>
+    public static Sequential Create(string name, NormalizationKind norm = NormalizationKind.Batch, int classes = 10, RandomGenerator? generator = null,
+        int ghostBatchSize = DefaultGhostBatchSize) => name switch
+    {
+        "seed-cnn" => Cnn(norm, classes, generator, ghostBatchSize: ghostBatchSize),
+        "seed-cnn-small" => SmallCnn(norm, classes, generator, ghostBatchSize),
+        "mlp" => Mlp(norm, classes, generator, ghostBatchSize),
         _ => throw new ArgumentException($"Unknown model '{name}'; available: {string.Join(", ", Names)}."),
     };
 
     /// <summary>Seed 000's CNN: (Conv2D 3×3 same → norm → ReLU → MaxPool 2) with 32, 64, 128 filters, then Flatten →
     /// Dense 128 ReLU → norm → Dense 10 softmax. With batch normalization it has 242,954 parameters, 704 of them
     /// non-trainable, as Keras counts them. <paramref name="renormClipping"/> (default: the paper's schedule) and
-    /// <paramref name="ghostBatchSize"/> (default 16) set up <see cref="NormalizationKind.BatchRenorm"/> and
+    /// <paramref name="ghostBatchSize"/> (default <see cref="DefaultGhostBatchSize"/>) set up <see cref="NormalizationKind.BatchRenorm"/> and
     /// <see cref="NormalizationKind.GhostBatch"/>.</summary>
     public static Sequential Cnn(NormalizationKind norm = NormalizationKind.Batch, int classes = 10, RandomGenerator? generator = null,
-        BatchRenormClipping? renormClipping = null, int ghostBatchSize = 16)
+        BatchRenormClipping? renormClipping = null, int ghostBatchSize = DefaultGhostBatchSize)
     {
         var layers = new List<Layer>();
         foreach (int filters in new[] { 32, 64, 128 })
@@ -59,29 +80,31 @@ public static class SeedModels
     }
 
     /// <summary>Seed 002's CNN: Conv2D 32 3×3 ReLU → norm → Conv2D 64 3×3 ReLU → norm → Flatten → Dense 10 softmax.</summary>
-    public static Sequential SmallCnn(NormalizationKind norm = NormalizationKind.Batch, int classes = 10, RandomGenerator? generator = null)
+    public static Sequential SmallCnn(NormalizationKind norm = NormalizationKind.Batch, int classes = 10, RandomGenerator? generator = null,
+        int ghostBatchSize = DefaultGhostBatchSize)
     {
         var layers = new List<Layer> { new Conv2D(32, 3, activation: "relu") };
-        layers.AddRange(Normalization(norm));
+        layers.AddRange(Normalization(norm, ghostBatchSize: ghostBatchSize));
         layers.Add(new Conv2D(64, 3, activation: "relu"));
-        layers.AddRange(Normalization(norm));
+        layers.AddRange(Normalization(norm, ghostBatchSize: ghostBatchSize));
         layers.Add(new Flatten());
         layers.Add(new Dense(classes, activation: "softmax"));
         return new Sequential(new[] { 1, 28, 28 }, generator ?? RandomGenerator.Default, layers.ToArray());
     }
 
     /// <summary>A fully connected baseline: Flatten → Dense 256 ReLU → norm → Dense 128 ReLU → norm → Dense 10 softmax.</summary>
-    public static Sequential Mlp(NormalizationKind norm = NormalizationKind.Batch, int classes = 10, RandomGenerator? generator = null)
+    public static Sequential Mlp(NormalizationKind norm = NormalizationKind.Batch, int classes = 10, RandomGenerator? generator = null,
+        int ghostBatchSize = DefaultGhostBatchSize)
     {
         var layers = new List<Layer> { new Flatten(), new Dense(256, activation: "relu") };
-        layers.AddRange(Normalization(norm));
+        layers.AddRange(Normalization(norm, ghostBatchSize: ghostBatchSize));
         layers.Add(new Dense(128, activation: "relu"));
-        layers.AddRange(Normalization(norm));
+        layers.AddRange(Normalization(norm, ghostBatchSize: ghostBatchSize));
         layers.Add(new Dense(classes, activation: "softmax"));
         return new Sequential(new[] { 1, 28, 28 }, generator ?? RandomGenerator.Default, layers.ToArray());
     }
 
-    private static IEnumerable<Layer> Normalization(NormalizationKind norm, BatchRenormClipping? renormClipping = null, int ghostBatchSize = 16) => norm switch
+    private static IEnumerable<Layer> Normalization(NormalizationKind norm, BatchRenormClipping? renormClipping = null, int ghostBatchSize = DefaultGhostBatchSize) => norm switch
     {
         NormalizationKind.Batch => new Layer[] { new BatchNormalization() },
         NormalizationKind.BatchRenorm => new Layer[] { new BatchNormalization(renorm: true, renormClipping: renormClipping ?? new BatchRenormClipping()) },

@@ -7,8 +7,9 @@ namespace NormSharp.Kernels;
 /// <summary>
 /// The CPU kernels of the normalization family, organized like PyTorch's batch_norm_kernel.cpp: one path per memory
 /// layout, and per path three phases — statistics, normalization, backward. The group path (this file) walks
-/// each group's contiguous runs: it computes the group's statistics in two passes (mean, then Σ(x − mean)², in
-/// float64) and normalizes right after, so the second and third reads of a group come from cache. The batch path
+/// each group's contiguous runs: it computes the group's statistics in one pass (Σ(x − c) and Σ(x − c)² about a
+/// pilot c, in float64; a second pass only when the pilot was far from the mean) and normalizes right after, so the
+/// second read of a group comes from cache. The batch path
 /// (<c>Normalization.Batch.cs</c>) serves BatchNorm's training forward on (N, C, S), whose groups are far-apart runs,
 /// in memory order; the column path (<c>Normalization.Columns.cs</c>) serves groups that are strided columns; the
 /// row path (<c>Normalization.Rows.cs</c>) serves LayerNorm/RMSNorm's per-element γ and β. Work is parallel over
@@ -152,20 +153,42 @@ internal static partial class NormalizationKernels
         }, 2L * layout.GroupSize);
     }
 
-    /// <summary>Mean and biased variance of the elements of <paramref name="runs"/> (a group, or a piece of a run) by the corrected two-pass algorithm
-    /// (Chan, Golub &amp; LeVeque 1983): a first pass for the mean μ₀, then S₁ = Σ(x − c) and S₂ = Σ(x − c)² about
-    /// c = μ₀ rounded to <typeparamref name="T"/>, giving mean c + S₁/n and variance S₂/n − (S₁/n)². Unlike
-    /// Σx² − (Σx)²/n it stays exact when the mean is many times the spread, and a constant group gives exactly 0.
-    /// Not centred (RMSNorm): mean 0 and the mean square.</summary>
+    /// <summary>Mean and biased variance of the elements of <paramref name="runs"/> (a group, or a piece of a run),
+    /// in one pass when it can: S₁ = Σ(x − c) and S₂ = Σ(x − c)² about a pilot c near the mean (the shifted-data
+    /// algorithm, Chan, Golub &amp; LeVeque 1983, section 3), giving mean c + S₁/n and variance S₂/n − (S₁/n)². The
+    /// subtraction loses about (S₁/n)²/variance of the variance's digits, so when the pilot lies more than one
+    /// standard deviation from the mean ((S₁/n)² &gt; S₂/(2n)) the sums are taken again about c = the mean found, the
+    /// second pass of the corrected two-pass algorithm: either way the result stays exact when the mean is many times
+    /// the spread, unlike Σx² − (Σx)²/n, and a constant group gives exactly 0. Not centred (RMSNorm): mean 0 and the
+    /// mean square.</summary>
     private static (double Mean, double Variance) MeanAndVariance<T>(ReadOnlySpan<T> x, Runs runs, bool centered)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         double count = (double)runs.Count * runs.Length;
-        T center = T.CreateTruncating(centered ? NormalizationSimd.Sum(x, runs) / count : 0);
+        T center = centered ? Pilot(x, runs) : T.Zero;
         var (sum, squares) = NormalizationSimd.CenteredSums(x, center, x, center, runs);
         if (!centered) return (0, squares / count);
         double shift = sum / count;
+        if (shift * shift > squares / count / 2)
+        {
+            center = T.CreateTruncating(double.CreateTruncating(center) + shift);
+            (sum, squares) = NormalizationSimd.CenteredSums(x, center, x, center, runs);
+            shift = sum / count;
+        }
         return (double.CreateTruncating(center) + shift, Math.Max(squares / count - shift * shift, 0));
+    }
+
+    /// <summary>Elements of a group's first run that <see cref="Pilot"/> averages.</summary>
+    private const int PilotLength = 16;
+
+    /// <summary>A first guess at a group's mean: x₀ + mean(xᵢ − x₀) over the first <see cref="PilotLength"/>
+    /// elements of its first run, in float64, rounded to <typeparamref name="T"/>; exactly x₀ when they are equal.</summary>
+    private static T Pilot<T>(ReadOnlySpan<T> x, Runs runs) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ReadOnlySpan<T> sample = x.Slice(runs.First, Math.Min(runs.Length, PilotLength));
+        double first = double.CreateTruncating(sample[0]), deviations = 0;
+        foreach (T value in sample) deviations += double.CreateTruncating(value) - first;
+        return T.CreateTruncating(first + deviations / sample.Length);
     }
 
     /// <summary>Writes group <paramref name="group"/>'s output with its per-channel γ and β.</summary>

@@ -1,6 +1,9 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace NormSharp.Kernels;
 
@@ -56,6 +59,39 @@ internal static class ActivationKernels
 
     // ---- softmax and log-softmax over the middle axis of (outer, n, inner) ----------------------------------------
 
+    /// <summary>output[i] = e^(x[i] + shift)·scale + addend[i] with x + shift ≤ 0 (a softmax's x − max, a
+    /// log-probability), in one pass at the widest vector width (<see cref="SimdMath.ExpOfNonPositive"/>): the
+    /// exponentials of the softmax family. The output must not overlap the inputs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ExpAffine<T, TAddend>(ReadOnlySpan<T> x, T shift, T scale, TAddend addend, Span<T> output)
+        where T : unmanaged, IFloatingPointIeee754<T> where TAddend : ICoefficient<T>, allows ref struct
+    {
+        if (Vector512.IsHardwareAccelerated) ExpAffine<T, TAddend, Simd512<T>>(x, shift, scale, addend, output);
+        else if (Vector256.IsHardwareAccelerated) ExpAffine<T, TAddend, Simd256<T>>(x, shift, scale, addend, output);
+        else ExpAffine<T, TAddend, Simd128<T>>(x, shift, scale, addend, output);
+    }
+
+    /// <inheritdoc cref="ExpAffine{T, TAddend}"/>
+    public static void ExpAffine<T, TAddend, TVector>(ReadOnlySpan<T> x, T shift, T scale, TAddend addend, Span<T> output)
+        where T : unmanaged, IFloatingPointIeee754<T> where TAddend : ICoefficient<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
+    {
+        int width = TVector.Count, last = output.Length - width;
+        if (last < 0)
+        {
+            for (int i = 0; i < output.Length; i++) output[i] = T.MultiplyAddEstimate(T.Exp(x[i] + shift), scale, addend.At(i));
+            return;
+        }
+        TVector s = TVector.Create(shift), k = TVector.Create(scale);
+        ref T y = ref MemoryMarshal.GetReference(output);
+        // One copy of the loop body (the exponential is long): the last vector is the one that ends with the span.
+        for (int i = 0; ; i += width)
+        {
+            int at = Math.Min(i, last);
+            TVector.MultiplyAdd(SimdMath.ExpOfNonPositive<T, TVector>(NormalizationSimd.Load<T, TVector>(x, at) + s), k, addend.VectorAt<TVector>(at)).StoreUnsafe(ref y, (nuint)at);
+            if (at == last) return;
+        }
+    }
+
     /// <summary>
     /// y = softmax(x) or log-softmax(x) over n, for every (outer, inner) position of <paramref name="x"/> (a whole
     /// number of (n, inner) blocks). Numerically stable: with m = max x, softmax = e^(x−m) / Σ e^(x−m) and
@@ -72,11 +108,10 @@ internal static class ActivationKernels
                 ReadOnlySpan<T> row = x.Slice(start, n);
                 Span<T> output = y.Slice(start, n);
                 T rowMax = TensorPrimitives.Max(row);
-                TensorPrimitives.Subtract(row, rowMax, output);
-                TensorPrimitives.Exp(output, output);
+                ExpAffine(row, -rowMax, T.One, new Uniform<T>(T.Zero), output);
                 T expSum = TensorPrimitives.Sum<T>(output);
                 if (log) TensorPrimitives.Subtract(row, rowMax + T.Log(expSum), output);
-                else TensorPrimitives.Divide(output, expSum, output);
+                else TensorPrimitives.Multiply(output, T.One / expSum, output);
             }
             return;
         }
@@ -125,18 +160,8 @@ internal static class ActivationKernels
             {
                 ReadOnlySpan<T> ys = y.Slice(start, n), dys = dy.Slice(start, n);
                 Span<T> dxs = dx.Slice(start, n);
-                if (log)
-                {
-                    T dySum = TensorPrimitives.Sum(dys);
-                    TensorPrimitives.Exp(ys, dxs);
-                    TensorPrimitives.MultiplyAdd(dxs, -dySum, dys, dxs);
-                }
-                else
-                {
-                    T dyDotY = TensorPrimitives.Dot(dys, ys);
-                    TensorPrimitives.Subtract(dys, dyDotY, dxs);
-                    TensorPrimitives.Multiply(dxs, ys, dxs);
-                }
+                if (log) ExpAffine(ys, T.Zero, -TensorPrimitives.Sum(dys), new PerElement<T>(dys), dxs);
+                else TensorPrimitives.AddMultiply(dys, -TensorPrimitives.Dot(dys, ys), ys, dxs);
             }
             return;
         }

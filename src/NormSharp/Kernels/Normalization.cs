@@ -64,21 +64,28 @@ internal static partial class NormalizationKernels
             return;
         }
         // No statistics to gather, so nothing to keep in cache: stream through memory in order, one segment run at
-        // a time, instead of group by group.
-        int length = layout.SegmentLength, runs = layout.Outer * layout.Units;
+        // a time, instead of group by group. Each unit's coefficients are worked out once, not once per run: a
+        // 14×14 run is a dozen vectors, about what working them out costs.
+        int length = layout.SegmentLength, units = layout.Units, runs = layout.Outer * units;
+        // Per unit (group, segment): centre, scale and shift of y = (x − c)·scale + shift, side by side.
+        T[] coefficients = BufferPool<T>.Shared.Rent(3 * units);
+        ReadOnlySpan<T> w = weight.Span, b = bias.Span;
+        for (int u = 0; u < units; u++)
+        {
+            int g = u / layout.Segments, channel = layout.Channel(g, u % layout.Segments);
+            (coefficients[u], coefficients[units + u], coefficients[2 * units + u]) =
+                ForwardCoefficients<T>(statistics.Mean.Span[g], statistics.InvStd.Span[g], Gamma(w, channel), Beta(b, channel));
+        }
         bool streaming = Streams<T>(input.Length);
         Parallelism.For(runs, (first, end) =>
         {
-            ReadOnlySpan<T> x = input.Span, w = weight.Span, b = bias.Span;
+            ReadOnlySpan<T> x = input.Span;
             Span<T> y = output.Span;
-            ReadOnlySpan<double> mean = statistics.Mean.Span, invStd = statistics.InvStd.Span;
-            for (int r = first; r < end; r++)
-            {
-                int unit = r % layout.Units, g = unit / layout.Segments, channel = layout.Channel(g, unit % layout.Segments);
-                var (center, scale, shift) = ForwardCoefficients<T>(mean[g], invStd[g], Gamma(w, channel), Beta(b, channel));
-                NormalizationSimd.Write(y.Slice(r * length, length), new ShiftScale<T, Uniform<T>>(x.Slice(r * length, length), new(center), new(scale), new(shift)), streaming);
-            }
+            for (int r = first, u = first % units; r < end; r++, u = u + 1 == units ? 0 : u + 1)
+                NormalizationSimd.Write(y.Slice(r * length, length), new ShiftScale<T, Uniform<T>>(x.Slice(r * length, length),
+                    new(coefficients[u]), new(coefficients[units + u]), new(coefficients[2 * units + u])), streaming);
         }, length);
+        BufferPool<T>.Shared.Return(coefficients);
     }
 
     /// <summary>

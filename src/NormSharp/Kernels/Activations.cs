@@ -24,13 +24,17 @@ internal static class ActivationKernels
         public Vector<T> Invoke(Vector<T> x) => Vector.ConditionalSelect(Vector.GreaterThan(x, Vector<T>.Zero), x, x * slope);
     }
 
-    /// <summary>dx = dy where y &gt; 0, else 0. PyTorch's threshold_backward: tests y ≤ 0, so a NaN output passes its
-    /// gradient through.</summary>
-    public readonly struct ReluBackward<T> : IBinaryOperator<T> where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>dx = dy where y &gt; 0, else 0, for the write driver at the widest vector width. PyTorch's
+    /// threshold_backward: tests y ≤ 0, so a NaN output passes its gradient through.</summary>
+    public readonly ref struct ReluBackward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> dy) : IElementwise<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        public T Invoke(T y, T dy) => y <= T.Zero ? T.Zero : dy;
+        private readonly ReadOnlySpan<T> _y = y, _dy = dy;
 
-        public Vector<T> Invoke(Vector<T> y, Vector<T> dy) => Vector.ConditionalSelect(Vector.LessThanOrEqual(y, Vector<T>.Zero), Vector<T>.Zero, dy);
+        public T At(int i) => _y[i] <= T.Zero ? T.Zero : _dy[i];
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T> =>
+            TVector.ConditionalSelect(TVector.LessThanOrEqual(NormalizationSimd.Load<T, TVector>(_y, i), TVector.Zero), TVector.Zero, NormalizationSimd.Load<T, TVector>(_dy, i));
     }
 
     /// <summary>dx = dy where x &gt; 0, else slope·dy.</summary>

@@ -67,6 +67,9 @@ internal interface ISimdVector<TSelf, T> where TSelf : struct, ISimdVector<TSelf
     /// <summary>A mask of the lanes where <paramref name="left"/> &lt; <paramref name="right"/>.</summary>
     static abstract TSelf LessThan(TSelf left, TSelf right);
 
+    /// <summary>A mask of the lanes where <paramref name="left"/> ≤ <paramref name="right"/>.</summary>
+    static abstract TSelf LessThanOrEqual(TSelf left, TSelf right);
+
     /// <summary>v·2ⁿ for lanes n holding whole numbers, by adding n to the exponent field: exact while the result is a
     /// normal number (the caller keeps it there).</summary>
     static abstract TSelf MultiplyByPowerOfTwo(TSelf v, TSelf n);
@@ -155,6 +158,8 @@ internal readonly struct Simd512<T>(Vector512<T> value) : IWideningVector<Simd51
 
     public static Simd512<T> LessThan(Simd512<T> left, Simd512<T> right) => new(Vector512.LessThan(left.Value, right.Value));
 
+    public static Simd512<T> LessThanOrEqual(Simd512<T> left, Simd512<T> right) => new(Vector512.LessThanOrEqual(left.Value, right.Value));
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd512<T> MultiplyByPowerOfTwo(Simd512<T> v, Simd512<T> n)
     {
@@ -240,6 +245,8 @@ internal readonly struct Simd256<T>(Vector256<T> value) : IWideningVector<Simd25
     public static Simd256<T> Max(Simd256<T> left, Simd256<T> right) => new(Vector256.Max(left.Value, right.Value));
 
     public static Simd256<T> LessThan(Simd256<T> left, Simd256<T> right) => new(Vector256.LessThan(left.Value, right.Value));
+
+    public static Simd256<T> LessThanOrEqual(Simd256<T> left, Simd256<T> right) => new(Vector256.LessThanOrEqual(left.Value, right.Value));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd256<T> MultiplyByPowerOfTwo(Simd256<T> v, Simd256<T> n)
@@ -329,6 +336,8 @@ internal readonly struct Simd128<T>(Vector128<T> value) : IWideningVector<Simd12
     public static Simd128<T> Max(Simd128<T> left, Simd128<T> right) => new(Vector128.Max(left.Value, right.Value));
 
     public static Simd128<T> LessThan(Simd128<T> left, Simd128<T> right) => new(Vector128.LessThan(left.Value, right.Value));
+
+    public static Simd128<T> LessThanOrEqual(Simd128<T> left, Simd128<T> right) => new(Vector128.LessThanOrEqual(left.Value, right.Value));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd128<T> MultiplyByPowerOfTwo(Simd128<T> v, Simd128<T> n)

@@ -65,34 +65,37 @@ internal static class ActivationKernels
 
     /// <summary>output[i] = e^(x[i] + shift)·scale + addend[i] with x + shift ≤ 0 (a softmax's x − max, a
     /// log-probability), in one pass at the widest vector width (<see cref="SimdMath.ExpOfNonPositive"/>): the
-    /// exponentials of the softmax family. The output must not overlap the inputs.</summary>
+    /// exponentials of the softmax family. The output must not overlap the inputs. Returns Σ output[i] (the
+    /// softmax's normalizer, summed as it is written).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void ExpAffine<T, TAddend>(ReadOnlySpan<T> x, T shift, T scale, TAddend addend, Span<T> output)
-        where T : unmanaged, IFloatingPointIeee754<T> where TAddend : ICoefficient<T>, allows ref struct
-    {
-        if (Vector512.IsHardwareAccelerated) ExpAffine<T, TAddend, Simd512<T>>(x, shift, scale, addend, output);
-        else if (Vector256.IsHardwareAccelerated) ExpAffine<T, TAddend, Simd256<T>>(x, shift, scale, addend, output);
-        else ExpAffine<T, TAddend, Simd128<T>>(x, shift, scale, addend, output);
-    }
+    public static T ExpAffine<T, TAddend>(ReadOnlySpan<T> x, T shift, T scale, TAddend addend, Span<T> output)
+        where T : unmanaged, IFloatingPointIeee754<T> where TAddend : ICoefficient<T>, allows ref struct =>
+        Vector512.IsHardwareAccelerated ? ExpAffine<T, TAddend, Simd512<T>>(x, shift, scale, addend, output)
+        : Vector256.IsHardwareAccelerated ? ExpAffine<T, TAddend, Simd256<T>>(x, shift, scale, addend, output)
+        : ExpAffine<T, TAddend, Simd128<T>>(x, shift, scale, addend, output);
 
     /// <inheritdoc cref="ExpAffine{T, TAddend}"/>
-    public static void ExpAffine<T, TAddend, TVector>(ReadOnlySpan<T> x, T shift, T scale, TAddend addend, Span<T> output)
+    public static T ExpAffine<T, TAddend, TVector>(ReadOnlySpan<T> x, T shift, T scale, TAddend addend, Span<T> output)
         where T : unmanaged, IFloatingPointIeee754<T> where TAddend : ICoefficient<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {
         int width = TVector.Count, last = output.Length - width;
         if (last < 0)
         {
-            for (int i = 0; i < output.Length; i++) output[i] = T.MultiplyAddEstimate(T.Exp(x[i] + shift), scale, addend.At(i));
-            return;
+            T total = T.Zero;
+            for (int i = 0; i < output.Length; i++) total += output[i] = T.MultiplyAddEstimate(T.Exp(x[i] + shift), scale, addend.At(i));
+            return total;
         }
-        TVector s = TVector.Create(shift), k = TVector.Create(scale);
+        TVector s = TVector.Create(shift), k = TVector.Create(scale), sum = TVector.Zero;
         ref T y = ref MemoryMarshal.GetReference(output);
-        // One copy of the loop body (the exponential is long): the last vector is the one that ends with the span.
+        // One copy of the loop body (the exponential is long): the last vector is the one that ends with the span,
+        // and only its lanes not yet counted join the sum.
         for (int i = 0; ; i += width)
         {
             int at = Math.Min(i, last);
-            TVector.MultiplyAdd(SimdMath.ExpOfNonPositive<T, TVector>(NormalizationSimd.Load<T, TVector>(x, at) + s), k, addend.VectorAt<TVector>(at)).StoreUnsafe(ref y, (nuint)at);
-            if (at == last) return;
+            TVector value = TVector.MultiplyAdd(SimdMath.ExpOfNonPositive<T, TVector>(NormalizationSimd.Load<T, TVector>(x, at) + s), k, addend.VectorAt<TVector>(at));
+            value.StoreUnsafe(ref y, (nuint)at);
+            if (at == last) return TVector.Sum(sum + TVector.ConditionalSelect(TVector.LanesFrom(i - at), value, TVector.Zero));
+            sum += value;
         }
     }
 
@@ -112,8 +115,7 @@ internal static class ActivationKernels
                 ReadOnlySpan<T> row = x.Slice(start, n);
                 Span<T> output = y.Slice(start, n);
                 T rowMax = TensorPrimitives.Max(row);
-                ExpAffine(row, -rowMax, T.One, new Uniform<T>(T.Zero), output);
-                T expSum = TensorPrimitives.Sum<T>(output);
+                T expSum = ExpAffine(row, -rowMax, T.One, new Uniform<T>(T.Zero), output);
                 if (log) TensorPrimitives.Subtract(row, rowMax + T.Log(expSum), output);
                 else TensorPrimitives.Multiply(output, T.One / expSum, output);
             }

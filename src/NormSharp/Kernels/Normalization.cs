@@ -256,8 +256,10 @@ internal static partial class NormalizationKernels
         }
     }
 
-    /// <summary>Outputs larger than this many bytes are written past the cache: they would not stay there anyway.</summary>
-    private const long StreamingBytes = 8 << 20;
+    /// <summary>Outputs larger than this many bytes are written past the cache: they would not stay there anyway. The
+    /// size of a large last-level cache (an EPYC's 32 MiB per core complex): there a 25 MiB LayerNorm output written
+    /// through the cache measured 20–25 % faster than streamed, and a 51 MiB BatchNorm output 15–25 % slower.</summary>
+    private const long StreamingBytes = 32 << 20;
 
     private static unsafe bool Streams<T>(int length) where T : unmanaged => (long)length * sizeof(T) > StreamingBytes;
 

@@ -1,6 +1,9 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace NormSharp.Kernels;
 
@@ -21,13 +24,17 @@ internal static class ActivationKernels
         public Vector<T> Invoke(Vector<T> x) => Vector.ConditionalSelect(Vector.GreaterThan(x, Vector<T>.Zero), x, x * slope);
     }
 
-    /// <summary>dx = dy where y &gt; 0, else 0. PyTorch's threshold_backward: tests y ≤ 0, so a NaN output passes its
-    /// gradient through.</summary>
-    public readonly struct ReluBackward<T> : IBinaryOperator<T> where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>dx = dy where y &gt; 0, else 0, for the write driver at the widest vector width. PyTorch's
+    /// threshold_backward: tests y ≤ 0, so a NaN output passes its gradient through.</summary>
+    public readonly ref struct ReluBackward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> dy) : IElementwise<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        public T Invoke(T y, T dy) => y <= T.Zero ? T.Zero : dy;
+        private readonly ReadOnlySpan<T> _y = y, _dy = dy;
 
-        public Vector<T> Invoke(Vector<T> y, Vector<T> dy) => Vector.ConditionalSelect(Vector.LessThanOrEqual(y, Vector<T>.Zero), Vector<T>.Zero, dy);
+        public T At(int i) => _y[i] <= T.Zero ? T.Zero : _dy[i];
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T> =>
+            TVector.ConditionalSelect(TVector.LessThanOrEqual(NormalizationSimd.Load<T, TVector>(_y, i), TVector.Zero), TVector.Zero, NormalizationSimd.Load<T, TVector>(_dy, i));
     }
 
     /// <summary>dx = dy where x &gt; 0, else slope·dy.</summary>
@@ -56,6 +63,42 @@ internal static class ActivationKernels
 
     // ---- softmax and log-softmax over the middle axis of (outer, n, inner) ----------------------------------------
 
+    /// <summary>output[i] = e^(x[i] + shift)·scale + addend[i] with x + shift ≤ 0 (a softmax's x − max, a
+    /// log-probability), in one pass at the widest vector width (<see cref="SimdMath.ExpOfNonPositive"/>): the
+    /// exponentials of the softmax family. The output must not overlap the inputs. Returns Σ output[i] (the
+    /// softmax's normalizer, summed as it is written).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T ExpAffine<T, TAddend>(ReadOnlySpan<T> x, T shift, T scale, TAddend addend, Span<T> output)
+        where T : unmanaged, IFloatingPointIeee754<T> where TAddend : ICoefficient<T>, allows ref struct =>
+        Vector512.IsHardwareAccelerated ? ExpAffine<T, TAddend, Simd512<T>>(x, shift, scale, addend, output)
+        : Vector256.IsHardwareAccelerated ? ExpAffine<T, TAddend, Simd256<T>>(x, shift, scale, addend, output)
+        : ExpAffine<T, TAddend, Simd128<T>>(x, shift, scale, addend, output);
+
+    /// <inheritdoc cref="ExpAffine{T, TAddend}"/>
+    public static T ExpAffine<T, TAddend, TVector>(ReadOnlySpan<T> x, T shift, T scale, TAddend addend, Span<T> output)
+        where T : unmanaged, IFloatingPointIeee754<T> where TAddend : ICoefficient<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
+    {
+        int width = TVector.Count, last = output.Length - width;
+        if (last < 0)
+        {
+            T total = T.Zero;
+            for (int i = 0; i < output.Length; i++) total += output[i] = T.MultiplyAddEstimate(T.Exp(x[i] + shift), scale, addend.At(i));
+            return total;
+        }
+        TVector s = TVector.Create(shift), k = TVector.Create(scale), sum = TVector.Zero;
+        ref T y = ref MemoryMarshal.GetReference(output);
+        // One copy of the loop body (the exponential is long): the last vector is the one that ends with the span,
+        // and only its lanes not yet counted join the sum.
+        for (int i = 0; ; i += width)
+        {
+            int at = Math.Min(i, last);
+            TVector value = TVector.MultiplyAdd(SimdMath.ExpOfNonPositive<T, TVector>(NormalizationSimd.Load<T, TVector>(x, at) + s), k, addend.VectorAt<TVector>(at));
+            value.StoreUnsafe(ref y, (nuint)at);
+            if (at == last) return TVector.Sum(sum + TVector.ConditionalSelect(TVector.LanesFrom(i - at), value, TVector.Zero));
+            sum += value;
+        }
+    }
+
     /// <summary>
     /// y = softmax(x) or log-softmax(x) over n, for every (outer, inner) position of <paramref name="x"/> (a whole
     /// number of (n, inner) blocks). Numerically stable: with m = max x, softmax = e^(x−m) / Σ e^(x−m) and
@@ -72,11 +115,9 @@ internal static class ActivationKernels
                 ReadOnlySpan<T> row = x.Slice(start, n);
                 Span<T> output = y.Slice(start, n);
                 T rowMax = TensorPrimitives.Max(row);
-                TensorPrimitives.Subtract(row, rowMax, output);
-                TensorPrimitives.Exp(output, output);
-                T expSum = TensorPrimitives.Sum<T>(output);
+                T expSum = ExpAffine(row, -rowMax, T.One, new Uniform<T>(T.Zero), output);
                 if (log) TensorPrimitives.Subtract(row, rowMax + T.Log(expSum), output);
-                else TensorPrimitives.Divide(output, expSum, output);
+                else TensorPrimitives.Multiply(output, T.One / expSum, output);
             }
             return;
         }
@@ -125,18 +166,8 @@ internal static class ActivationKernels
             {
                 ReadOnlySpan<T> ys = y.Slice(start, n), dys = dy.Slice(start, n);
                 Span<T> dxs = dx.Slice(start, n);
-                if (log)
-                {
-                    T dySum = TensorPrimitives.Sum(dys);
-                    TensorPrimitives.Exp(ys, dxs);
-                    TensorPrimitives.MultiplyAdd(dxs, -dySum, dys, dxs);
-                }
-                else
-                {
-                    T dyDotY = TensorPrimitives.Dot(dys, ys);
-                    TensorPrimitives.Subtract(dys, dyDotY, dxs);
-                    TensorPrimitives.Multiply(dxs, ys, dxs);
-                }
+                if (log) ExpAffine(ys, T.Zero, -TensorPrimitives.Sum(dys), new PerElement<T>(dys), dxs);
+                else TensorPrimitives.AddMultiply(dys, -TensorPrimitives.Dot(dys, ys), ys, dxs);
             }
             return;
         }

@@ -60,29 +60,25 @@ internal static class LossKernels
         int classes, int inner, T smoothing, int ignoreIndex, bool throughLogSoftmax)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        // The exponentials in one vectorized pass, then a cheap strided pass per row.
-        if (throughLogSoftmax) TensorPrimitives.Exp(logp, dx);
-        else dx.Clear();
         T uniform = smoothing / T.CreateChecked(classes);
         if (inner == 1)
         {
-            // Contiguous rows: u·softmax − u·ε/C over the whole row in vectorized passes (in L1), then the target's
-            // own −u·(1 − ε).
+            // Contiguous rows: u·softmax − u·ε/C over the whole row in one pass (softmax = e^logp, logp ≤ 0), then
+            // the target's own −u·(1 − ε).
             for (int row = 0; row < target.Length; row++)
             {
                 int t = target[row];
                 T u = t == ignoreIndex ? T.Zero : upstream[row];
                 Span<T> d = dx.Slice(row * classes, classes);
                 if (!throughLogSoftmax) d.Fill(-u * uniform);
-                else
-                {
-                    TensorPrimitives.Multiply(d, u, d);
-                    if (uniform != T.Zero) TensorPrimitives.Add(d, -u * uniform, d);
-                }
+                else ActivationKernels.ExpAffine(logp.Slice(row * classes, classes), T.Zero, u, new Uniform<T>(-u * uniform), d);
                 if (t != ignoreIndex) d[t] -= u * (T.One - smoothing);
             }
             return;
         }
+        // The exponentials in one vectorized pass, then a cheap strided pass per row.
+        if (throughLogSoftmax) TensorPrimitives.Exp(logp, dx);
+        else dx.Clear();
         for (int row = 0; row < target.Length; row++)
         {
             int t = target[row], first = RowStart(row, classes, inner);

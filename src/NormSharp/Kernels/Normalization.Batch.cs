@@ -5,8 +5,8 @@ namespace NormSharp.Kernels;
 // The batch path: BatchNorm's training forward on (N, C, S) with runs of S ≥ MemoryOrderRun elements. A channel's N
 // runs lie C·S elements apart, and walking them channel by channel makes the hardware prefetcher start over at every
 // run, so this path walks memory in order instead, in three steps: every piece of every run gets its own mean and
-// M₂ = Σ(x − mean)² (the corrected two-pass algorithm while the piece is in L1), each channel merges its pieces in a
-// fixed order, and every run is then normalized in order as in evaluation mode. The input is read twice, both times
+// M₂ = Σ(x − mean)² (the group path's statistics, with their second pass in L1 when one is needed), each channel
+// merges its pieces in a fixed order, and every run is then normalized in order as in evaluation mode. The input is read twice, both times
 // as one stream, and the merge order does not depend on the thread count.
 internal static partial class NormalizationKernels
 {
@@ -14,7 +14,7 @@ internal static partial class NormalizationKernels
     /// piece's reductions outweighs the gain, and walking each channel's runs (the group path) measured faster.</summary>
     private const int MemoryOrderRun = 512;
 
-    /// <summary>Elements of the longest piece: 8 KiB of float32, which stays in L1 between its two passes.</summary>
+    /// <summary>Elements of the longest piece: 8 KiB of float32, which stays in L1 for a second pass.</summary>
     private const int PieceLength = 2048;
 
     private static void BatchForward<T>(ReadOnlyMemory<T> input, Memory<T> output, NormalizationPlan plan, double eps,

@@ -5,8 +5,8 @@ using System.Numerics.Tensors;
 namespace NormSharp.Kernels;
 
 // The row path: LayerNorm and RMSNorm, each row its own group, with γ and β per element of the row. The forward pass
-// takes each row's statistics like the group path (its two passes read the row from L1) and then normalizes and
-// applies the affine in one more visit. The backward pass visits each row twice: the first forms g = γ·dy and x̂ and
+// takes each row's statistics like the group path (one pass, rarely two) and then normalizes and applies the
+// affine in one more visit, which reads the row from L1. The backward pass visits each row twice: the first forms g = γ·dy and x̂ and
 // sums Σg and Σg·x̂, the second forms them again and writes dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂))
 // (Ba, Kiros & Hinton 2016; the BatchNorm closed form with the row as the group). dγ = Σ_rows dy·x̂ and
 // dβ = Σ_rows dy are column sums across rows, added during the first visit: each fixed block of rows keeps its own

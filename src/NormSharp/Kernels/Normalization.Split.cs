@@ -10,7 +10,7 @@ namespace NormSharp.Kernels;
 internal static partial class NormalizationKernels
 {
     /// <summary>Per-channel mean and biased variance of a BatchNorm layout (Groups = channels, one segment) into
-    /// <paramref name="statistics"/>' Mean and Variance, by the corrected two-pass algorithm; nothing is written to
+    /// <paramref name="statistics"/>' Mean and Variance, as the group path takes them; nothing is written to
     /// InvStd.</summary>
     public static void ChannelMoments<T>(ReadOnlyMemory<T> input, NormalizationLayout layout, GroupStatistics statistics)
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -60,6 +60,19 @@ internal interface ISimdVector<TSelf, T> where TSelf : struct, ISimdVector<TSelf
     static abstract TSelf MoveLanes(TSelf v, int shift);
 
     static abstract T Sum(TSelf v);
+
+    /// <summary>The larger of each pair of lanes (NaN when either is NaN).</summary>
+    static abstract TSelf Max(TSelf left, TSelf right);
+
+    /// <summary>A mask of the lanes where <paramref name="left"/> &lt; <paramref name="right"/>.</summary>
+    static abstract TSelf LessThan(TSelf left, TSelf right);
+
+    /// <summary>A mask of the lanes where <paramref name="left"/> ≤ <paramref name="right"/>.</summary>
+    static abstract TSelf LessThanOrEqual(TSelf left, TSelf right);
+
+    /// <summary>v·2ⁿ for lanes n holding whole numbers, by adding n to the exponent field: exact while the result is a
+    /// normal number (the caller keeps it there).</summary>
+    static abstract TSelf MultiplyByPowerOfTwo(TSelf v, TSelf n);
 }
 
 /// <summary>A vector of float32 or float64 and the float64 vector of the same width its lanes widen to (float32
@@ -141,6 +154,19 @@ internal readonly struct Simd512<T>(Vector512<T> value) : IWideningVector<Simd51
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static T Sum(Simd512<T> v) => Vector512.Sum(v.Value);
 
+    public static Simd512<T> Max(Simd512<T> left, Simd512<T> right) => new(Vector512.Max(left.Value, right.Value));
+
+    public static Simd512<T> LessThan(Simd512<T> left, Simd512<T> right) => new(Vector512.LessThan(left.Value, right.Value));
+
+    public static Simd512<T> LessThanOrEqual(Simd512<T> left, Simd512<T> right) => new(Vector512.LessThanOrEqual(left.Value, right.Value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> MultiplyByPowerOfTwo(Simd512<T> v, Simd512<T> n)
+    {
+        if (typeof(T) == typeof(float)) return new((v.Value.AsInt32() + (Vector512.ConvertToInt32(n.Value.AsSingle()) << 23)).As<int, T>());
+        return new((v.Value.AsInt64() + (Vector512.ConvertToInt64(n.Value.AsDouble()) << 52)).As<long, T>());
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd512<double> WidenLower(Simd512<T> v) =>
         new(typeof(T) == typeof(float) ? Vector512.WidenLower(v.Value.AsSingle()) : v.Value.AsDouble());
@@ -215,6 +241,19 @@ internal readonly struct Simd256<T>(Vector256<T> value) : IWideningVector<Simd25
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static T Sum(Simd256<T> v) => Vector256.Sum(v.Value);
+
+    public static Simd256<T> Max(Simd256<T> left, Simd256<T> right) => new(Vector256.Max(left.Value, right.Value));
+
+    public static Simd256<T> LessThan(Simd256<T> left, Simd256<T> right) => new(Vector256.LessThan(left.Value, right.Value));
+
+    public static Simd256<T> LessThanOrEqual(Simd256<T> left, Simd256<T> right) => new(Vector256.LessThanOrEqual(left.Value, right.Value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> MultiplyByPowerOfTwo(Simd256<T> v, Simd256<T> n)
+    {
+        if (typeof(T) == typeof(float)) return new((v.Value.AsInt32() + (Vector256.ConvertToInt32(n.Value.AsSingle()) << 23)).As<int, T>());
+        return new((v.Value.AsInt64() + (Vector256.ConvertToInt64(n.Value.AsDouble()) << 52)).As<long, T>());
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd256<double> WidenLower(Simd256<T> v) =>
@@ -293,6 +332,19 @@ internal readonly struct Simd128<T>(Vector128<T> value) : IWideningVector<Simd12
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static T Sum(Simd128<T> v) => Vector128.Sum(v.Value);
+
+    public static Simd128<T> Max(Simd128<T> left, Simd128<T> right) => new(Vector128.Max(left.Value, right.Value));
+
+    public static Simd128<T> LessThan(Simd128<T> left, Simd128<T> right) => new(Vector128.LessThan(left.Value, right.Value));
+
+    public static Simd128<T> LessThanOrEqual(Simd128<T> left, Simd128<T> right) => new(Vector128.LessThanOrEqual(left.Value, right.Value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> MultiplyByPowerOfTwo(Simd128<T> v, Simd128<T> n)
+    {
+        if (typeof(T) == typeof(float)) return new((v.Value.AsInt32() + (Vector128.ConvertToInt32(n.Value.AsSingle()) << 23)).As<int, T>());
+        return new((v.Value.AsInt64() + (Vector128.ConvertToInt64(n.Value.AsDouble()) << 52)).As<long, T>());
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd128<double> WidenLower(Simd128<T> v) =>

@@ -126,10 +126,16 @@ public static partial class Functional
         {
             Tensor upstream = Upstream(g, reduction, layout.RowDims, counted);
             Tensor dx = Tensor.Allocate(x.DType, x.Dims, clear: false);
-            if (x.DType == DType.Float32)
-                LossKernels.ClassIndexBackward(logp.SpanF, labels, upstream.SpanF, dx.SpanF, layout.Classes, layout.Inner, (float)labelSmoothing, ignoreIndex, fromLogits);
-            else
-                LossKernels.ClassIndexBackward(logp.SpanD, labels, upstream.SpanD, dx.SpanD, layout.Classes, layout.Inner, labelSmoothing, ignoreIndex, fromLogits);
+            // Each outer index's (C, inner) block is independent, so threads take whole blocks.
+            int block = layout.Classes * layout.Inner;
+            Parallelism.For(layout.Outer, (start, end) =>
+            {
+                Range elements = (start * block)..(end * block), rows = (start * layout.Inner)..(end * layout.Inner);
+                if (x.DType == DType.Float32)
+                    LossKernels.ClassIndexBackward(logp.SpanF[elements], labels.AsSpan(rows), upstream.SpanF[rows], dx.SpanF[elements], layout.Classes, layout.Inner, (float)labelSmoothing, ignoreIndex, fromLogits);
+                else
+                    LossKernels.ClassIndexBackward(logp.SpanD[elements], labels.AsSpan(rows), upstream.SpanD[rows], dx.SpanD[elements], layout.Classes, layout.Inner, labelSmoothing, ignoreIndex, fromLogits);
+            }, 2L * block);
             return new[] { dx };
         });
         return loss;

@@ -32,6 +32,35 @@ public class ActivationTests
         TensorAssert.Close(new[] { 1 - lse, 2 - lse, 3 - lse, 0, -1000, -2000 }, y, rtol: 1e-12, atol: 1e-12);
     }
 
+    [Theory]
+    [InlineData(37)]
+    [InlineData(1000)]
+    public void Softmax_log_softmax_and_their_gradients_on_rows_of_several_vectors_match_float64(int classes)
+    {
+        // Rows longer than a vector, ending in a partial one, take the vectorized exponential of every width.
+        int rows = 3;
+        var random = new Random(classes);
+        float[] x = Enumerable.Range(0, rows * classes).Select(_ => (float)(random.NextDouble() * 30 - 20)).ToArray();
+        double[] p = new double[x.Length], dy = x.Select((_, i) => Math.Sin(i)).ToArray();
+        double[] softmaxGrad = new double[x.Length], logSoftmaxGrad = new double[x.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            var row = Enumerable.Range(r * classes, classes);
+            double max = row.Max(i => (double)x[i]), sum = row.Sum(i => Math.Exp(x[i] - max));
+            foreach (int i in row) p[i] = Math.Exp(x[i] - max) / sum;
+            double dot = row.Sum(i => dy[i] * p[i]), dySum = row.Sum(i => dy[i]);
+            foreach (int i in row) (softmaxGrad[i], logSoftmaxGrad[i]) = (p[i] * (dy[i] - dot), dy[i] - p[i] * dySum);
+        }
+        Tensor gradOutput = Tensor.FromArray(dy.Select(v => (float)v).ToArray(), rows, classes);
+        Tensor input = Tensor.FromArray(x, rows, classes);
+        input.RequiresGrad = true;
+        Tensor softmax = Functional.Softmax(input), logSoftmax = Functional.LogSoftmax(input);
+        TensorAssert.Close(p, softmax, rtol: 1e-5, atol: 1e-9);
+        TensorAssert.Close(p.Select(v => Math.Log(v)).ToArray(), logSoftmax, rtol: 1e-5, atol: 1e-5);
+        TensorAssert.Close(softmaxGrad, softmax.GradFn!.Backward!(gradOutput)[0]!, rtol: 1e-4, atol: 1e-7);
+        TensorAssert.Close(logSoftmaxGrad, logSoftmax.GradFn!.Backward!(gradOutput)[0]!, rtol: 1e-4, atol: 1e-6);
+    }
+
     [Fact]
     public void Softmax_over_a_middle_axis_normalizes_each_column()
     {

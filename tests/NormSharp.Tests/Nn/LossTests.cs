@@ -236,6 +236,28 @@ public class LossTests
         TensorAssert.Close(new[] { p[0] / 2, p[1] / 2, (p[2] - 1) / 2, (p[0] - 1) / 2, p[1] / 2, p[2] / 2 }, logits.Grad!, rtol: 1e-14, atol: 1e-16);
     }
 
+    [Theory]
+    [InlineData(37)]
+    [InlineData(1000)]
+    public void Cross_entropy_gradient_on_rows_of_several_vectors_is_softmax_minus_one_hot_over_the_batch(int classes)
+    {
+        int rows = 4;
+        var random = new Random(classes);
+        float[] x = Enumerable.Range(0, rows * classes).Select(_ => (float)(random.NextDouble() * 30 - 20)).ToArray();
+        int[] target = { 0, classes / 2, classes - 1, 1 };
+        double[] expected = new double[x.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            var row = Enumerable.Range(r * classes, classes);
+            double max = row.Max(i => (double)x[i]), sum = row.Sum(i => Math.Exp(x[i] - max));
+            foreach (int i in row) expected[i] = (Math.Exp(x[i] - max) / sum - (i - r * classes == target[r] ? 1 : 0)) / rows;
+        }
+        var logits = Tensor.FromArray(x, rows, classes);
+        logits.RequiresGrad = true;
+        Functional.CrossEntropy(logits, target).Backward();
+        TensorAssert.Close(expected, logits.Grad!, rtol: 1e-5, atol: 1e-9);
+    }
+
     // ---- errors ------------------------------------------------------------------------------------------------
 
     [Fact]

@@ -72,6 +72,18 @@ public class NormalizationKernelTests
         Assert.True(MaxRelativeError(rms, Functional.RmsNorm(x, new[] { d }, w).ToDoubleArray()) < 2e-6);
     }
 
+    [Fact]
+    public void LayerNorm_is_exact_when_the_first_values_of_a_row_lie_far_from_its_mean()
+    {
+        // Rows near 1e4 whose first 16 values sit 50 below the rest: the statistics' pilot (the first values' mean)
+        // lies about 15 standard deviations from the mean, which sends them through their second pass, about the mean.
+        int rows = 3, d = 4096;
+        double[] values = Enumerable.Range(0, rows * d).Select(i => (double)(float)(i % d < 16 ? 1e4 - 50 : 1e4 + (i * 37 % 101) / 50.0 - 1 + i / d)).ToArray();
+        Tensor x = Tensor.FromArray(values.Select(v => (float)v).ToArray()).Reshape(rows, d);
+        double[] expected = Normalize(values, RowGroup(d), i => i % d, null, null, 1e-5);
+        Assert.True(MaxRelativeError(expected, Functional.LayerNorm(x, new[] { d }).ToDoubleArray()) < 2e-6);
+    }
+
     public static TheoryData<string> Operations => new() { "batch", "columns", "group", "instance", "layer", "layer-bias-only", "rms" };
 
     [Theory]

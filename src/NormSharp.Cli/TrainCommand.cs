@@ -70,7 +70,7 @@ internal static class TrainCommand
         string normName = args.Choice("norm", "batch", SeedModels.NormalizationNames.ToArray());
         if (normName != "ghost-batch" && args.String("ghost-batch-size") is not null)
             throw new UsageException($"--ghost-batch-size applies only to --norm ghost-batch; got --norm {normName}");
-        int? ghostBatchSize = normName == "ghost-batch" ? args.Int("ghost-batch-size", 16, 2, 1 << 20) : null;
+        int? ghostBatchSize = normName == "ghost-batch" ? args.Int("ghost-batch-size", SeedModels.DefaultGhostBatchSize, 2, 1 << 20) : null;
         string dataset = args.String("dataset", "mnist-subset");
         string? dataDir = args.String("data-dir");
         int epochs = args.Int("epochs", 10, 1, 100_000);

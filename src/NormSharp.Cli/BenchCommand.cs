@@ -30,8 +30,8 @@ internal static class BenchCommand
           --seconds S    time each engine for at least S seconds per case (the benchmark's default: 1)
           --width BITS   run both engines with vectors of 512 (AVX-512), 256 (AVX2) or 128 bits (SSE4.1): .NET through
                          DOTNET_EnableAVX512/EnableAVX2, libtorch through ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA
-                         (and its MKL through MKL_CBWR=COMPATIBLE at 128), set before either starts; the report's header names the instruction sets each engine ran
-                         with (default: the machine's widest for both)
+                         (and its MKL through MKL_CBWR=COMPATIBLE at 128), set before either starts; the report's
+                         header names the instruction sets each engine ran with (default: the machine's widest)
           --full         run BenchmarkDotNet instead of the quick mode (minutes per case): the cases matching the
                          glob *SideBySide*WORD* for each WORD (all side-by-side cases when none); put the words
                          before --full; BenchmarkDotNet writes its reports to BenchmarkDotNet.Artifacts/

@@ -12,7 +12,7 @@ namespace NormSharp.Distributed;
 /// in buckets of about <see cref="BucketBytes"/>, one all-reduce per bucket: a bucket's non-blocking all-reduce starts
 /// as soon as the last of its parameters has its gradient (a post-accumulate-grad hook), and every later hook lets the
 /// started ones progress while the backward pass goes on with the layers below; <see cref="FinishGradients"/> waits
-/// for the rest before the optimizer step.
+/// for the rest, and for the step's loss and accuracy sums, before the optimizer step.
 /// Parameters are bucketed in reverse registration order, the order in which the backward pass completes them.
 /// The gradients are summed, not averaged: <see cref="Model.Fit"/> scales each process's loss by its share of the
 /// batch. One backward pass per step (no gradient accumulation across passes).
@@ -80,10 +80,14 @@ public sealed class DistributedDataParallel : IDistributedTraining, IDisposable
     public int WorldSize => ProcessGroup.Size;
 
     /// <summary>Waits for every bucket's all-reduce (starting those whose parameters got no gradient this pass) and
-    /// writes the summed gradients back into the parameters' <see cref="Tensor.Grad"/>.</summary>
-    public void FinishGradients()
+    /// writes the summed gradients back into the parameters' <see cref="Tensor.Grad"/>; sums
+    /// <paramref name="stepSums"/> over the processes in an all-reduce started after the last bucket's, so that the
+    /// processes meet once at the end of the step rather than once more for them.</summary>
+    public void FinishGradients(double[] stepSums)
     {
+        ArgumentNullException.ThrowIfNull(stepSums);
         foreach (Bucket bucket in _buckets) if (bucket.Pending is null) Start(bucket);
+        PendingCollective sums = ProcessGroup.StartAllReduceSum(stepSums);
         for (int i = 0; i < _buckets.Count; i++)
         {
             Bucket bucket = _buckets[i];
@@ -92,10 +96,8 @@ public sealed class DistributedDataParallel : IDistributedTraining, IDisposable
             bucket.Pending = null;
             bucket.Ready = 0;
         }
+        ProcessGroup.Wait(sums, "all-reduce of the step's loss and accuracy");
     }
-
-    /// <inheritdoc/>
-    public void SumAcrossProcesses(double[] values) => ProcessGroup.AllReduceSum(values);
 
     /// <summary>Removes the gradient hooks.</summary>
     public void Dispose()

@@ -63,6 +63,32 @@ public sealed class DataParallelTests(ITestOutputHelper log)
         finally { Directory.Delete(directory, recursive: true); }
     }
 
+    [Fact]
+    public void A_NaN_loss_on_one_process_stops_every_process_at_that_batch_without_stepping()
+    {
+        string directory = Directory.CreateTempSubdirectory("normsharp-ddp-").FullName;
+        try
+        {
+            string output = Path.Combine(directory, "diverge");
+            var (exitCode, printed) = MpiRun.Run($"-np 2 dotnet {MpiRun.Program("NormSharp.Distributed.Worker")} diverge {output}", directory, TimeSpan.FromMinutes(3));
+            log.WriteLine(printed.Trim());
+            Assert.True(exitCode == 0, $"the workers failed (exit code {exitCode}):\n{printed}");
+            string poisoned = System.Text.RegularExpressions.Regex.Match(printed, @"poisoned: batch (\d+), rank \d").Groups[1].Value;
+            Assert.NotEqual("", poisoned);
+            Assert.Contains($"rank 0: stopped at batch {poisoned}", printed, StringComparison.Ordinal);
+            Assert.Contains($"rank 1: stopped at batch {poisoned}", printed, StringComparison.Ordinal);
+            var ranks = Enumerable.Range(0, 2).Select(r => SafeTensors.Load($"{output}-rank{r}.safetensors").Tensors).ToArray();
+            // The NaN batch's gradients were never applied: the parameters are finite and the same on both processes
+            // (the running statistics are each process's own, and the poisoned one's took in the NaN).
+            foreach (var (name, tensor) in ranks[0].Where(pair => !pair.Key.Contains("running_", StringComparison.Ordinal) && !pair.Key.Contains("num_batches", StringComparison.Ordinal)))
+            {
+                Assert.All(tensor.ToDoubleArray(), value => Assert.True(double.IsFinite(value), $"{name} holds {value}"));
+                Assert.Equal(tensor.ToArray(), ranks[1][name].ToArray());
+            }
+        }
+        finally { Directory.Delete(directory, recursive: true); }
+    }
+
     /// <summary>How far past the reordered run's difference a tensor of the 2-process run may end: both are samples
     /// of the same amplified rounding noise, so they agree in size, not in value.</summary>
     private const double FloorMultiple = 4;

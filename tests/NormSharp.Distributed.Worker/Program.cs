@@ -5,11 +5,14 @@ using NormSharp.Distributed;
 using NormSharp.Keras;
 using NormSharp.Nn;
 using NormSharp.Serialization;
+using NormSharp.Training;
 
 // Started by NormSharp.Distributed.Tests under mpirun, one copy per rank:
 //   syncbn DIR                      runs every DIR/case-*.safetensors through SyncBatchNorm on this rank's part
 //   train sync|nosync float32|float64 OUT STEPS N
 //                                   trains the seed CNN data-parallel for STEPS batches of N, saves OUT-rank<r>
+//   diverge OUT                     the same without SyncBatchNorm, with one image made NaN: prints which batch and
+//                                   rank hold it and where Fit stopped, saves OUT-rank<r>
 // Each rank writes its own result files; the tests compare them with one process on the whole batch.
 ProcessGroup group = ProcessGroup.World;
 Parallelism.ThreadCount = 1;
@@ -22,6 +25,9 @@ switch (args[0])
     case "train":
         Train(args[1] == "sync", args[2] == "float64" ? DType.Float64 : DType.Float32, args[3],
             int.Parse(args[4], CultureInfo.InvariantCulture), int.Parse(args[5], CultureInfo.InvariantCulture), group);
+        break;
+    case "diverge":
+        TrainIntoNaN(args[1], group);
         break;
     default:
         throw new ArgumentException($"unknown mode '{args[0]}'");
@@ -65,4 +71,36 @@ static void Train(bool sync, DType dtype, string output, int steps, int batchSiz
     model.Fit(train, epochs: 1, batchSize, seed: 3);
     SafeTensors.Save($"{output}-rank{group.Rank}.safetensors", model.Network.StateDict(), storedType: _ => SafeTensorsType.F64);
     Console.WriteLine($"rank {group.Rank}: {parallel.BucketCount} gradient buckets, loss {model.History.Epochs[^1].Metrics["loss"]:R}");
+}
+
+// Without SyncBatchNorm only the process whose part holds the NaN image has a NaN loss; every process must stop at
+// that batch without stepping.
+static void TrainIntoNaN(string output, ProcessGroup group)
+{
+    const int Steps = 6, BatchSize = 32, Poisoned = 70;
+    ImageClassificationDataset clean = Datasets.Load("mnist-subset").Train.Subset(Enumerable.Range(0, Steps * BatchSize).ToArray());
+    float[] pixels = clean.Pixels.ToArray();
+    pixels.AsSpan(Poisoned * clean.SampleSize, clean.SampleSize).Fill(float.NaN);
+    var train = new ImageClassificationDataset(pixels, clean.Labels.ToArray(), clean.Channels, clean.Height, clean.Width, clean.ClassCount, "poisoned");
+    var loader = new DataLoader(train, BatchSize, shuffle: true, seed: 3);
+    for (int rank = 0; rank < group.Size; rank++)
+    {
+        int batch = 1;
+        foreach (Batch part in loader.Batches(1, rank, group.Size))
+            using (part)
+            {
+                if (part.Indices.Contains(Poisoned) && group.Rank == 0) Console.WriteLine($"poisoned: batch {batch}, rank {rank}");
+                batch++;
+            }
+    }
+    NormSharp.Keras.Sequential model = SeedModels.Cnn(NormalizationKind.Batch, 10, new RandomGenerator(7));
+    model.Compile(new NormSharp.Keras.Optimizers.Adam(model.Network.Parameters(), 1e-3), "categorical_crossentropy", "accuracy");
+    using var parallel = DistributedDataParallel.Attach(model, group);
+    try
+    {
+        model.Fit(train, epochs: 1, BatchSize, seed: 3);
+        Console.WriteLine($"rank {group.Rank}: finished");
+    }
+    catch (NonFiniteLossException e) { Console.WriteLine($"rank {group.Rank}: stopped at batch {e.Batch}"); }
+    SafeTensors.Save($"{output}-rank{group.Rank}.safetensors", model.Network.StateDict());
 }

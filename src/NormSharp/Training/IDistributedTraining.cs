@@ -14,9 +14,8 @@ public interface IDistributedTraining
     int WorldSize { get; }
 
     /// <summary>Called after the backward pass and before the optimizer step: on return every process's parameter
-    /// gradients hold the sum of all processes' gradients.</summary>
-    void FinishGradients();
-
-    /// <summary>Replaces <paramref name="values"/> by their element-wise sum over the processes.</summary>
-    void SumAcrossProcesses(double[] values);
+    /// gradients hold the sum of all processes' gradients, and <paramref name="stepSums"/> (the step's loss,
+    /// accuracy count, ...) the element-wise sum of all processes' values. Both travel in one exchange: each exchange
+    /// of its own would make the processes wait for the slowest once more per step.</summary>
+    void FinishGradients(double[] stepSums);
 }

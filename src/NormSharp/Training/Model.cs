@@ -204,35 +204,30 @@ public class Model
             bool stopped = false;
             foreach (Batch b in Distribution is { } d ? loader.Batches(epoch, d.Rank, d.WorldSize) : loader.Batches(epoch))
             {
-                // [Σ loss, correct, samples, cancelled] of the step, summed over the processes when distributed.
-                var step = new double[4];
+                var step = new StepSums();
                 using (b)
                 {
                     Augmentation?.Apply(b.Images, epoch, batch);
                     // This process's share of the whole batch scales its loss, so that the gradients of the
                     // processes add up to the whole batch's (equal shares but for the last batch).
                     double share = (double)b.Labels.Length / loader.BatchLength(batch);
-                    var (loss, batchCorrect) = TrainStep(optimizer, b.Images, b.Labels, trackAccuracy, share);
+                    step.Cancelled = cancellation.IsCancellationRequested ? 1 : 0;
+                    double loss = TrainStep(optimizer, b.Images, b.Labels, trackAccuracy, share, step);
                     if (TerminateOnNaN && !double.IsFinite(loss))
                     {
                         diverged = new NonFiniteLossException(epoch, batch + 1, batches, loss);
                         break;
                     }
-                    step[0] = loss * b.Labels.Length;
-                    step[1] = batchCorrect;
                 }
-                step[2] = b.Labels.Length;
-                step[3] = cancellation.IsCancellationRequested ? 1 : 0;
-                Distribution?.SumAcrossProcesses(step);
-                lossSum += step[0];
-                correct += (long)step[1];
-                samples += (int)step[2];
+                lossSum += step.LossSum;
+                correct += (long)step.Correct;
+                samples += (int)step.Samples;
                 batch++;
                 var progress = new BatchProgress(epoch, epochs, batch, batches, samples, lossSum / samples,
                     trackAccuracy ? (double)correct / samples : double.NaN, clock.Elapsed);
                 foreach (Callback c in hooks) c.OnBatchEnd(progress, context);
                 // Distributed, every process stops after the same batch: the first one after any was cancelled.
-                stopped = Distribution is null ? cancellation.IsCancellationRequested : step[3] > 0;
+                stopped = Distribution is null ? cancellation.IsCancellationRequested : step.Cancelled > 0;
                 if (stopped) break;
             }
             if (stopped || diverged is not null) break;
@@ -273,7 +268,7 @@ public class Model
         CheckShape(images.Dims, "TrainOnBatch");
         if (labels.Length != images.Dims[0])
             throw new ArgumentException($"Model.TrainOnBatch: {images.Dims[0]} images but {labels.Length} labels.");
-        return TrainStep(Optimizer, images, LossFunction.ClassLabels(labels), countCorrect: false, share: 1.0 / (Distribution?.WorldSize ?? 1)).Loss;
+        return TrainStep(Optimizer, images, LossFunction.ClassLabels(labels), countCorrect: false, share: 1.0 / (Distribution?.WorldSize ?? 1), new StepSums());
     }
 
     /// <summary>One optimizer step on one batch with targets in the loss's Keras convention: one-hot rows
@@ -286,7 +281,7 @@ public class Model
         CheckShape(images.Dims, "TrainOnBatch");
         if (targets.Rank == 0 || targets.Dims[0] != images.Dims[0])
             throw new ArgumentException($"Model.TrainOnBatch: {images.Dims[0]} images but targets of shape {ShapeUtil.Format(targets.Dims)}.");
-        return TrainStep(Optimizer, images, LossFunction.ClassLabels(targets), countCorrect: false, share: 1.0 / (Distribution?.WorldSize ?? 1)).Loss;
+        return TrainStep(Optimizer, images, LossFunction.ClassLabels(targets), countCorrect: false, share: 1.0 / (Distribution?.WorldSize ?? 1), new StepSums());
     }
 
     /// <summary>
@@ -298,11 +293,13 @@ public class Model
     /// </summary>
     public IDistributedTraining? Distribution { get; set; }
 
-    /// <summary>One step: <paramref name="share"/> is this process's fraction of the whole batch (1 alone). With
-    /// <see cref="TerminateOnNaN"/>, a non-finite loss is not stepped on: its gradients would turn every weight into
-    /// NaN, and the weights after the last good batch are worth keeping. Distributed, the processes agree first, so
-    /// that all of them skip the step (and stop) together instead of some waiting for the others' gradients.</summary>
-    private (double Loss, long Correct) TrainStep(Optimizer optimizer, Tensor images, int[] labels, bool countCorrect, double share)
+    /// <summary>One step: <paramref name="share"/> is this process's fraction of the whole batch (1 alone); fills
+    /// <paramref name="step"/> with the batch's loss sum, correct count and samples, summed over the processes when
+    /// distributed, and returns the mean loss. With <see cref="TerminateOnNaN"/>, a non-finite loss is not stepped on:
+    /// its gradients would turn every weight into NaN, and the weights after the last good batch are worth keeping.
+    /// Distributed, the processes learn of each other's non-finite losses with the gradients, so all of them skip the
+    /// step (and stop) together, and the loss then returned is NaN on every process.</summary>
+    private double TrainStep(Optimizer optimizer, Tensor images, int[] labels, bool countCorrect, double share, StepSums step)
     {
         using var scope = TensorScope.Begin();
         optimizer.ZeroGrad();
@@ -311,17 +308,29 @@ public class Model
         Tensor logits = TrainingForward(Network, images.DType == networkType ? images : images.To(networkType));
         Tensor loss = LossFunction.Compute(logits, labels);
         double value = loss.Item();
-        if (TerminateOnNaN)
-        {
-            var nonFinite = new[] { double.IsFinite(value) ? 0.0 : 1.0 };
-            Distribution?.SumAcrossProcesses(nonFinite);
-            if (nonFinite[0] > 0) return (double.IsFinite(value) ? double.NaN : value, 0);
-        }
+        step.LossSum = value * labels.Length;
+        step.Correct = countCorrect ? CountCorrect(logits, labels) : 0;
+        step.Samples = labels.Length;
+        step.NonFinite = double.IsFinite(value) ? 0 : 1;
+        if (TerminateOnNaN && Distribution is null && !double.IsFinite(value)) return value;
         // The whole batch's loss is Σ over the processes of share·(this process's mean loss).
         loss.Backward(share == 1 ? null : Tensor.Full(loss.Shape, share, loss.DType));
-        Distribution?.FinishGradients();
+        Distribution?.FinishGradients(step.Values);
+        if (TerminateOnNaN && step.NonFinite > 0) return double.IsFinite(value) ? double.NaN : value;
         optimizer.Step();
-        return (value, countCorrect ? CountCorrect(logits, labels) : 0);
+        return value;
+    }
+
+    /// <summary>What <see cref="Fit"/> adds up over a step, summed over the processes when distributed (in the
+    /// gradients' exchange: every exchange of its own would make the processes wait for the slowest once more).</summary>
+    private sealed class StepSums
+    {
+        public readonly double[] Values = new double[5];
+        public double LossSum { get => Values[0]; set => Values[0] = value; }
+        public double Correct { get => Values[1]; set => Values[1] = value; }
+        public double Samples { get => Values[2]; set => Values[2] = value; }
+        public double Cancelled { get => Values[3]; set => Values[3] = value; }
+        public double NonFinite { get => Values[4]; set => Values[4] = value; }
     }
 
     /// <summary>The loss and metrics on <paramref name="data"/> in evaluation mode (running statistics, no dropout),

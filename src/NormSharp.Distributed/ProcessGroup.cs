@@ -25,7 +25,8 @@ public sealed class ProcessGroup : IDisposable
     private (string Host, int ProcessId)[] _processes = Array.Empty<(string, int)>();
     private PosixSignalRegistration? _terminate;
     private volatile string? _waitingFor;
-    private long _collectiveTicks, _waitingTicks;
+    private long _collectiveTicks, _waitingTicks, _collectives;
+    private int _processesOnThisMachine = 1;
     private volatile bool _disposed, _failed;
 
     private ProcessGroup(bool usesMpi, int rank, int size)
@@ -58,6 +59,10 @@ public sealed class ProcessGroup : IDisposable
     /// <summary>Time spent on collectives: starting them, letting them progress, and waiting for them.</summary>
     public TimeSpan CollectiveTime => TimeSpan.FromTicks(Interlocked.Read(ref _collectiveTicks));
 
+    /// <summary>The number of collectives started: each is a point where the processes meet, and where the one that
+    /// arrives first waits for the last.</summary>
+    public long CollectiveCount => Interlocked.Read(ref _collectives);
+
     /// <summary>Time callers have spent waiting for collectives to finish (communication not hidden behind
     /// computation, and the other processes' lateness).</summary>
     public TimeSpan WaitingTime => TimeSpan.FromTicks(Interlocked.Read(ref _waitingTicks));
@@ -75,6 +80,7 @@ public sealed class ProcessGroup : IDisposable
         var group = new ProcessGroup(true, rank, size);
         group._processes = group.AllGather($"{Environment.MachineName} {Environment.ProcessId}")
             .Select(line => (line[..line.LastIndexOf(' ')], int.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture))).ToArray();
+        group._processesOnThisMachine = group._processes.Count(p => p.Host == Environment.MachineName);
         group._terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, group.OnTerminate);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => group.Dispose();
         return group;
@@ -149,7 +155,7 @@ public sealed class ProcessGroup : IDisposable
             // sleeping between polls: a process that spins on a busy machine takes the core from the process it waits
             // for (and a millisecond sleep would add its whole granularity to each of a step's dozen exchanges).
             var spin = new SpinWait();
-            long spinUntil = start + Stopwatch.Frequency * SpinMicroseconds / 1_000_000;
+            long spinUntil = start + Stopwatch.Frequency * SpinMicroseconds() / 1_000_000;
             while (!Poll(collective, counted: false))
             {
                 if (Stopwatch.GetElapsedTime(start) > Timeout)
@@ -193,8 +199,16 @@ public sealed class ProcessGroup : IDisposable
             Console.Error.WriteLine($"NormSharp.Distributed: rank {Rank} of {Size}: MPI_Finalize did not return within {Timeout.TotalSeconds:0} s; exiting without it.");
     }
 
-    /// <summary>How long a wait spins before it sleeps between polls, and how long it sleeps.</summary>
-    private const uint SpinMicroseconds = 200, PollMicroseconds = 50;
+    /// <summary>How long a wait sleeps between polls once it has stopped spinning.</summary>
+    private const uint PollMicroseconds = 50;
+
+    /// <summary>How long a wait spins before it sleeps between polls: 10 ms when every thread of the processes on this
+    /// machine has a core of its own, so that spinning takes no core from a process it waits for (the wake-up from a
+    /// sleep, 0.1 ms and more with the kernel's default timer slack, would otherwise be paid at most of a step's
+    /// meetings, which one process reaches a fraction of a millisecond before the other), 200 µs when they share the
+    /// cores.</summary>
+    private long SpinMicroseconds() =>
+        _processesOnThisMachine * Parallelism.ThreadCount <= Environment.ProcessorCount ? 10_000 : 200;
 
     [DllImport("libc")]
     private static extern int usleep(uint microseconds);
@@ -219,6 +233,7 @@ public sealed class ProcessGroup : IDisposable
             pending.Request = request;
             _pending.Add(pending);
         }
+        Interlocked.Increment(ref _collectives);
         Interlocked.Add(ref _collectiveTicks, Stopwatch.GetElapsedTime(start).Ticks);
         return pending;
     }

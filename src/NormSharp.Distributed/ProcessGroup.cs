@@ -154,16 +154,22 @@ public sealed class ProcessGroup : IDisposable
             // Spins (yielding) through the short waits of processes in step, then polls every PollMicroseconds,
             // sleeping between polls: a process that spins on a busy machine takes the core from the process it waits
             // for (and a millisecond sleep would add its whole granularity to each of a step's dozen exchanges).
+            // A spin that gets the core back late (another program ran on it in the meantime) means the cores are
+            // shared after all, and the wait sleeps from then on: spinning would take a share of the cores that the
+            // process being waited for needs.
             var spin = new SpinWait();
-            long spinUntil = start + Stopwatch.Frequency * SpinMicroseconds() / 1_000_000;
+            long spinUntil = start + Stopwatch.Frequency * SpinMicroseconds() / 1_000_000, last = start;
             while (!Poll(collective, counted: false))
             {
-                if (Stopwatch.GetElapsedTime(start) > Timeout)
+                long now = Stopwatch.GetTimestamp();
+                if (Stopwatch.GetElapsedTime(start, now) > Timeout)
                 {
                     _failed = true;
                     throw new DistributedException($"rank {Rank} of {Size}: no answer from the other processes within {Timeout.TotalSeconds:0} s in the {what}; a process has died or stopped taking part (NORMSHARP_DISTRIBUTED_TIMEOUT sets the limit in seconds).");
                 }
-                if (Stopwatch.GetTimestamp() > spinUntil) usleep(PollMicroseconds);
+                if (now - last > Stopwatch.Frequency * PreemptedMicroseconds / 1_000_000) spinUntil = 0;
+                last = now;
+                if (now > spinUntil) usleep(PollMicroseconds);
                 else spin.SpinOnce(sleep1Threshold: -1);
             }
         }
@@ -199,8 +205,9 @@ public sealed class ProcessGroup : IDisposable
             Console.Error.WriteLine($"NormSharp.Distributed: rank {Rank} of {Size}: MPI_Finalize did not return within {Timeout.TotalSeconds:0} s; exiting without it.");
     }
 
-    /// <summary>How long a wait sleeps between polls once it has stopped spinning.</summary>
-    private const uint PollMicroseconds = 50;
+    /// <summary>How long a wait sleeps between polls once it has stopped spinning, and the gap between two spins
+    /// (a yield and a poll, a few microseconds on a core of its own) that shows another program ran on the core.</summary>
+    private const uint PollMicroseconds = 50, PreemptedMicroseconds = 500;
 
     /// <summary>How long a wait spins before it sleeps between polls: 10 ms when every thread of the processes on this
     /// machine has a core of its own, so that spinning takes no core from a process it waits for (the wake-up from a

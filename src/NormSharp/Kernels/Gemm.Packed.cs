@@ -15,7 +15,9 @@ namespace NormSharp.Kernels;
 // Threads own contiguous ranges of row panels (when there are more of them) or of column panels. The other operand
 // is shared: all its panels, for every depth block, are packed by all threads first; then each thread packs its own
 // panels one depth block at a time and computes its tiles. That is two fork-joins per multiply, and nothing is packed
-// twice. k is never split: a tile's value depends only on its panels and on the depth blocks, which depend on k alone,
+// twice. A small shared operand (PerThreadSharedFloats) is instead packed whole by every thread into a buffer of its
+// own: one fork-join, and each core reads panels from its own caches rather than half of them from the other core's.
+// k is never split: a tile's value depends only on its panels and on the depth blocks, which depend on k alone,
 // so C is bitwise the same for any thread count.
 internal static partial class Gemm
 {
@@ -30,6 +32,12 @@ internal static partial class Gemm
     /// <summary>Upper bound, in floats, of the shared packed operand (16 MiB: all of a 2048×2048 operand); larger
     /// operands are packed and multiplied in equal slabs.</summary>
     private const int SharedPackFloats = 1 << 22;
+
+    /// <summary>Largest shared operand, in floats (1 MiB), that every thread packs for itself. Measured on 2 threads (Zen 5,
+    /// other processes held off): dense 128×128×1152 NT 0.335 → 0.28 ms with 256-bit vectors, 0.20 → 0.16 ms with
+    /// 512-bit; 128×1152×128 and 512³ 2–10 % faster. The second packing is cheap next to the multiply-adds each
+    /// packed float feeds on every thread (64 in that dense product: its own 64 columns).</summary>
+    private const int PerThreadSharedFloats = 1 << 18;
 
     /// <summary>Upper bound, in floats, of one thread's packed panels for one depth block (4 MiB).</summary>
     private const int OwnPackFloats = 1 << 20;
@@ -74,42 +82,33 @@ internal static partial class Gemm
         private readonly int _depthMax = EqualParts(k, 1, DepthBlock);
 
         // Threads own row panels and share the column panels of op(B), or the other way round.
-        private readonly bool _threadsOwnRows = ThreadsOwnRows(m, n, Parallelism.ThreadCount);
+        private readonly bool _threadsOwnRows = (m + TileRows - 1) / TileRows > (n + TileCols - 1) / TileCols;
 
         // The slab of the shared operand packed now: its first row (or column), count, and packed panels.
         private int _sharedStart, _sharedCount;
         private float* _shared;
 
+        // Whether each thread packs the whole (small) shared operand itself, into a buffer of its own.
+        private bool _packSharedPerThread;
+
         private readonly int SharedWidth => _threadsOwnRows ? TileCols : TileRows;
         private readonly int OwnWidth => _threadsOwnRows ? TileRows : TileCols;
-
-        /// <summary>Whether threads should own row panels rather than column panels: the dimension with more panels,
-        /// unless it has fewer than 4 per thread; then whole panels split unevenly, and the split whose largest part
-        /// (padding included) is the smaller share of its dimension wins, so that no thread waits on a longer part.</summary>
-        /// <remarks>128×128 (a dense layer's forward) on 2 threads: 11 row panels split 6 + 5 (72 of 128 rows, the
-        /// last panel short) against 4 column panels split 2 + 2 (64 of 128 columns), so threads own columns. Which
-        /// operand is shared does not change any element's multiply-add chain, so C's bits do not depend on it.</remarks>
-        private static bool ThreadsOwnRows(int m, int n, int threads)
-        {
-            int rowPanels = (m + TileRows - 1) / TileRows, columnPanels = (n + TileCols - 1) / TileCols;
-            if (threads > 1 && Math.Max(rowPanels, columnPanels) < 4 * threads)
-            {
-                long rowShare = (long)(rowPanels + threads - 1) / threads * TileRows * n;
-                long columnShare = (long)(columnPanels + threads - 1) / threads * TileCols * m;
-                if (rowShare != columnShare) return rowShare < columnShare;
-            }
-            return rowPanels > columnPanels;
-        }
 
         public void Run()
         {
             int sharedTotal = _threadsOwnRows ? n : m, ownTotal = _threadsOwnRows ? m : n;
+            int ownPanels = (ownTotal + OwnWidth - 1) / OwnWidth;
+            if ((long)(sharedTotal + SharedWidth - 1) / SharedWidth * SharedWidth * k <= PerThreadSharedFloats)
+            {
+                (_sharedStart, _sharedCount, _packSharedPerThread) = (0, sharedTotal, true);
+                Parallelism.For(ownPanels, new ComputeOwnChunks(this), workPerItem: (long)OwnWidth * _sharedCount * k / MultiplyAddsPerWorkUnit);
+                return;
+            }
             int slab = Math.Min(sharedTotal, EqualParts(sharedTotal, SharedWidth, SharedPackFloats / (SharedWidth * k)) * SharedWidth);
             float[] buffer = BufferPool<float>.Shared.Rent((slab + SharedWidth - 1) / SharedWidth * SharedWidth * k + AlignmentSlack);
             fixed (float* raw = buffer)
             {
                 _shared = AlignTo64(raw);
-                int ownPanels = (ownTotal + OwnWidth - 1) / OwnWidth;
                 for (_sharedStart = 0; _sharedStart < sharedTotal; _sharedStart += slab)
                 {
                     _sharedCount = Math.Min(slab, sharedTotal - _sharedStart);
@@ -146,9 +145,30 @@ internal static partial class Gemm
             }
         }
 
+        /// <summary>Computes every tile in own panels [start, end) × the shared slab, first packing the whole shared
+        /// operand into a buffer of this thread's when <see cref="_packSharedPerThread"/>.</summary>
+        private readonly void ComputeOwn(int start, int end)
+        {
+            if (!_packSharedPerThread)
+            {
+                ComputeOwnTiles(start, end);
+                return;
+            }
+            int sharedPanels = (_sharedCount + SharedWidth - 1) / SharedWidth;
+            float[] buffer = BufferPool<float>.Shared.Rent(sharedPanels * SharedWidth * k + AlignmentSlack);
+            fixed (float* raw = buffer)
+            {
+                PackedGemm own = this;
+                own._shared = AlignTo64(raw);
+                own.PackShared(0, sharedPanels);
+                own.ComputeOwnTiles(start, end);
+            }
+            BufferPool<float>.Shared.Return(buffer);
+        }
+
         /// <summary>Computes every tile in own panels [start, end) × the shared slab, packing the own panels a group
         /// and a depth block at a time into a buffer of this thread's.</summary>
-        private readonly void ComputeOwn(int start, int end)
+        private readonly void ComputeOwnTiles(int start, int end)
         {
             int groupPanels = EqualParts(end - start, 1, OwnPackFloats / (OwnWidth * _depthMax));
             int ownLimit = _threadsOwnRows ? m : n;

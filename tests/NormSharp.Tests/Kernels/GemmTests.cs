@@ -241,11 +241,11 @@ public sealed class ParallelismCollection;
 public class GemmThreadingTests
 {
     [Theory]
-    [InlineData(300, 200, 517, false, false)] // threads own row panels
+    [InlineData(300, 200, 517, false, false)] // threads own row panels; the small shared B is packed by each
     [InlineData(40, 900, 700, true, false)]   // threads own column panels
+    [InlineData(300, 600, 517, false, true)]  // the shared B (over 1 MiB packed) is packed once, by all threads
     [InlineData(600, 12, 300, false, true)]   // narrow C: computed as Cᵀ
     [InlineData(400, 1000, 4300, true, true)] // two slabs of the shared operand
-    [InlineData(128, 128, 1152, false, true)] // few panels: threads own rows at 1 and 3 threads, columns at 2
     public void Results_are_bitwise_identical_for_any_thread_count(int m, int n, int k, bool transA, bool transB)
     {
         var problem = new GemmProblem(m, n, k, transA, transB, seed: 29);

@@ -15,20 +15,29 @@ namespace NormSharp.Kernels;
 // Threads own contiguous ranges of row panels (when there are more of them) or of column panels. The other operand
 // is shared: all its panels, for every depth block, are packed by all threads first; then each thread packs its own
 // panels one depth block at a time and computes its tiles. That is two fork-joins per multiply, and nothing is packed
-// twice. k is never split: a tile's value depends only on its panels and on the depth blocks, which depend on k alone,
+// twice. A small shared operand (PerThreadSharedFloats) is instead packed whole by every thread into a buffer of its
+// own: one fork-join, and each core reads panels from its own caches rather than half of them from the other core's.
+// k is never split: a tile's value depends only on its panels and on the depth blocks, which depend on k alone,
 // so C is bitwise the same for any thread count.
 internal static partial class Gemm
 {
     /// <summary>Largest depth block kc: a 12×512 A panel (24 KiB) stays in L1 (32 KiB); measured best of 128–1024.</summary>
     internal const int DepthBlock = 512;
 
-    /// <summary>Column panels the tile sweeps per A panel (2,048 columns): reusing the L1-resident A panel across many
-    /// B panels measured faster than sweeping fewer panels that stay in L2 (512 columns: about 5% slower).</summary>
-    private const int SweepColumnPanels = 64;
+    /// <summary>Column panels the tile sweeps per A panel (256 columns): their kc×256 block (512 KiB at kc = 512) stays
+    /// in L2 (1 MiB) while every A panel passes over it. Measured on a Zen 5 EPYC, 2048³ on one thread: sweeping 2,048
+    /// columns (B streamed from L3) was 10–20 % slower with 256- and 128-bit vectors and no faster with 512-bit.</summary>
+    private const int SweepColumnPanels = 8;
 
     /// <summary>Upper bound, in floats, of the shared packed operand (16 MiB: all of a 2048×2048 operand); larger
     /// operands are packed and multiplied in equal slabs.</summary>
     private const int SharedPackFloats = 1 << 22;
+
+    /// <summary>Largest shared operand, in floats (1 MiB), that every thread packs for itself. Measured on 2 threads (Zen 5,
+    /// other processes held off): dense 128×128×1152 NT 0.335 → 0.28 ms with 256-bit vectors, 0.20 → 0.16 ms with
+    /// 512-bit; 128×1152×128 and 512³ 2–10 % faster. The second packing is cheap next to the multiply-adds each
+    /// packed float feeds on every thread (64 in that dense product: its own 64 columns).</summary>
+    private const int PerThreadSharedFloats = 1 << 18;
 
     /// <summary>Upper bound, in floats, of one thread's packed panels for one depth block (4 MiB).</summary>
     private const int OwnPackFloats = 1 << 20;
@@ -79,18 +88,27 @@ internal static partial class Gemm
         private int _sharedStart, _sharedCount;
         private float* _shared;
 
+        // Whether each thread packs the whole (small) shared operand itself, into a buffer of its own.
+        private bool _packSharedPerThread;
+
         private readonly int SharedWidth => _threadsOwnRows ? TileCols : TileRows;
         private readonly int OwnWidth => _threadsOwnRows ? TileRows : TileCols;
 
         public void Run()
         {
             int sharedTotal = _threadsOwnRows ? n : m, ownTotal = _threadsOwnRows ? m : n;
+            int ownPanels = (ownTotal + OwnWidth - 1) / OwnWidth;
+            if ((long)(sharedTotal + SharedWidth - 1) / SharedWidth * SharedWidth * k <= PerThreadSharedFloats)
+            {
+                (_sharedStart, _sharedCount, _packSharedPerThread) = (0, sharedTotal, true);
+                Parallelism.For(ownPanels, new ComputeOwnChunks(this), workPerItem: (long)OwnWidth * _sharedCount * k / MultiplyAddsPerWorkUnit);
+                return;
+            }
             int slab = Math.Min(sharedTotal, EqualParts(sharedTotal, SharedWidth, SharedPackFloats / (SharedWidth * k)) * SharedWidth);
             float[] buffer = BufferPool<float>.Shared.Rent((slab + SharedWidth - 1) / SharedWidth * SharedWidth * k + AlignmentSlack);
             fixed (float* raw = buffer)
             {
                 _shared = AlignTo64(raw);
-                int ownPanels = (ownTotal + OwnWidth - 1) / OwnWidth;
                 for (_sharedStart = 0; _sharedStart < sharedTotal; _sharedStart += slab)
                 {
                     _sharedCount = Math.Min(slab, sharedTotal - _sharedStart);
@@ -127,9 +145,30 @@ internal static partial class Gemm
             }
         }
 
+        /// <summary>Computes every tile in own panels [start, end) × the shared slab, first packing the whole shared
+        /// operand into a buffer of this thread's when <see cref="_packSharedPerThread"/>.</summary>
+        private readonly void ComputeOwn(int start, int end)
+        {
+            if (!_packSharedPerThread)
+            {
+                ComputeOwnTiles(start, end);
+                return;
+            }
+            int sharedPanels = (_sharedCount + SharedWidth - 1) / SharedWidth;
+            float[] buffer = BufferPool<float>.Shared.Rent(sharedPanels * SharedWidth * k + AlignmentSlack);
+            fixed (float* raw = buffer)
+            {
+                PackedGemm own = this;
+                own._shared = AlignTo64(raw);
+                own.PackShared(0, sharedPanels);
+                own.ComputeOwnTiles(start, end);
+            }
+            BufferPool<float>.Shared.Return(buffer);
+        }
+
         /// <summary>Computes every tile in own panels [start, end) × the shared slab, packing the own panels a group
         /// and a depth block at a time into a buffer of this thread's.</summary>
-        private readonly void ComputeOwn(int start, int end)
+        private readonly void ComputeOwnTiles(int start, int end)
         {
             int groupPanels = EqualParts(end - start, 1, OwnPackFloats / (OwnWidth * _depthMax));
             int ownLimit = _threadsOwnRows ? m : n;

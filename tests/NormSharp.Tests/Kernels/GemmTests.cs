@@ -241,8 +241,9 @@ public sealed class ParallelismCollection;
 public class GemmThreadingTests
 {
     [Theory]
-    [InlineData(300, 200, 517, false, false)] // threads own row panels
+    [InlineData(300, 200, 517, false, false)] // threads own row panels; the small shared B is packed by each
     [InlineData(40, 900, 700, true, false)]   // threads own column panels
+    [InlineData(300, 600, 517, false, true)]  // the shared B (over 1 MiB packed) is packed once, by all threads
     [InlineData(600, 12, 300, false, true)]   // narrow C: computed as Cᵀ
     [InlineData(400, 1000, 4300, true, true)] // two slabs of the shared operand
     public void Results_are_bitwise_identical_for_any_thread_count(int m, int n, int k, bool transA, bool transB)

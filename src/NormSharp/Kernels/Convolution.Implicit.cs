@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace NormSharp.Kernels;
 
@@ -11,7 +12,8 @@ namespace NormSharp.Kernels;
 // tap reads padding are zeroed by a mask that depends on the tap and the position only (one row per tap over a
 // group's positions, built once per thread) and serves every channel. The register tile (Gemm.Tile) writes straight into the NCHW output. Each output element is
 // the bias plus one fused multiply-add chain per depth block, the blocks fixed by the patch size alone, so the result
-// does not depend on how images are grouped or on the thread count.
+// does not depend on how images are grouped or on the thread count. The weight pass reads the same masked, shifted
+// rows, there as the columns of dW = dy·Xᵀ with the positions as the GEMM's depth.
 internal static partial class Convolution
 {
     /// <summary>Largest depth block of the implicit GEMM: one B panel (32 × 256 floats, 32 KiB) is reused by every
@@ -97,15 +99,13 @@ internal static partial class Convolution
     /// <summary>Patch rows per block of the weight pass's dot products.</summary>
     private const int WeightDotRows = 6;
 
-    /// <summary>dW = Σ_images dy·Xᵀ for a shifted-plane geometry with a small patch (<see cref="DotProductPatch"/>:
-    /// a first layer on one or a few channels), without a column matrix: dW[o, (c, t)] is the dot product along the
-    /// positions of dy row o with channel row c of the image read at tap t's offset, under tap t's mask, in blocks of
-    /// 4 output channels (2 below 512-bit vectors, which have 16 registers) × 6 patch rows so that each vector loaded
-    /// feeds several multiply-adds. (With a deep patch the dots lose to the GEMM: measured 0.64–0.89× on the seed
-    /// CNN's 32- and 64-channel inputs.) The batch is summed in <see cref="WeightGradientGroups"/> fixed groups,
-    /// each staged a chunk of images at a time and reduced to scalars per chunk, so the result depends on the
-    /// geometry and the vector width only.</summary>
-    private static unsafe void BackwardWeightByMaskedDots(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> gradOutput, ArraySegment<float> gradWeight)
+    /// <summary>dW = Σ_images dy·Xᵀ for a shifted-plane geometry, without a column matrix. The batch is summed in
+    /// <see cref="WeightGradientGroups"/> fixed groups, each staged a chunk of images at a time (the image's channel
+    /// rows and dy's rows end to end, and one mask row per tap), so the result depends on the geometry and the vector
+    /// width only. A small patch (<see cref="DotProductPatch"/>: a first layer on one or a few channels) takes masked
+    /// dot products (ImplicitWeightGroups.AddDots); a deep one an implicit GEMM over the positions
+    /// (ImplicitWeightGroups.AddProducts), which needs SSE for its transposing packer.</summary>
+    private static unsafe void BackwardWeightImplicit(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> gradOutput, ArraySegment<float> gradWeight)
     {
         int weightLength = g.OutChannels * g.PatchSize, groups = Math.Min(g.Batch, WeightGradientGroups);
         // Group 0 sums straight into dW; the others into partial sums that are added afterwards in group order.
@@ -113,7 +113,7 @@ internal static partial class Convolution
         try
         {
             fixed (float* x = input.AsSpan(), dy = gradOutput.AsSpan(), dw = gradWeight.AsSpan(), sums = partials)
-                Parallelism.For(groups, new MaskedDotGroups(g, x, dy, dw, sums, groups), workPerItem: g.MultiplyAddsPerImage * g.Batch / groups);
+                Parallelism.For(groups, new ImplicitWeightGroups(g, x, dy, dw, sums, groups), workPerItem: g.MultiplyAddsPerImage * g.Batch / groups);
             Span<float> total = gradWeight.AsSpan(0, weightLength);
             for (int group = 1; group < groups; group++)
                 TensorPrimitives.Add(total, partials.AsSpan((group - 1) * weightLength, weightLength), total);
@@ -124,23 +124,39 @@ internal static partial class Convolution
         }
     }
 
+    /// <summary>Whether <see cref="BackwardWeightImplicit"/> runs this float32 geometry: a shifted-plane one with a
+    /// small patch, or with a deep patch where SSE transposes the GEMM's panels (elsewhere im2col + GEMM).</summary>
+    internal static bool WeightGradientRunsImplicitly<T>(ConvGeometry g) =>
+        RunsImplicitly<T>(g) && (g.PatchSize <= DotProductPatch || Sse.IsSupported);
+
+    /// <summary>Positions per depth block of the weight pass's implicit GEMM: a 32 × 256 B panel (32 KiB) stays in L1
+    /// while the A panels of every output channel (128 × 256 floats) come from L2.</summary>
+    private const int WeightProductDepthBlock = 256;
+
     /// <summary>The weight pass over groups of images [start, end), each thread with its own staging buffers.</summary>
-    private readonly unsafe struct MaskedDotGroups(ConvGeometry g, float* x, float* dy, float* dw, float* partials, int groups) : IChunkBody
+    private readonly unsafe struct ImplicitWeightGroups(ConvGeometry g, float* x, float* dy, float* dw, float* partials, int groups) : IChunkBody
     {
         public void Run(int start, int end)
         {
             int plane = g.InPlane, taps = g.Rows.Kernel * g.Cols.Kernel, reach = TapReach(g);
             int chunkImages = Math.Clamp(WeightChunkPositions / plane, 1, g.Batch), stride = chunkImages * plane + Gemm.TileCols;
+            bool byProducts = g.PatchSize > DotProductPatch;
+            int depthMax = Math.Min(WeightProductDepthBlock, chunkImages * plane);
+            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, columnPanels = (g.PatchSize + Gemm.TileCols - 1) / Gemm.TileCols;
             float[] stagedX = BufferPool<float>.Shared.Rent(reach + g.InChannels * chunkImages * plane + Gemm.TileCols + reach);
             float[] stagedDy = BufferPool<float>.Shared.Rent(g.OutChannels * stride);
+            float[] panels = BufferPool<float>.Shared.Rent(byProducts
+                ? (rowPanels * Gemm.TileRows + columnPanels * Gemm.TileCols) * depthMax + Gemm.TileRows * Gemm.TileCols + 2 * Gemm.AlignmentSlack : 1);
             int[] masks = BufferPool<int>.Shared.Rent(taps * stride);
             int[] offsets = BufferPool<int>.Shared.Rent(taps);
             try
             {
                 TapOffsets(g, offsets);
-                fixed (float* xRows = stagedX, dyRows = stagedDy)
+                fixed (float* xRows = stagedX, dyRows = stagedDy, panelsRaw = panels)
                 fixed (int* maskBits = masks, tapOffsets = offsets)
                 {
+                    float* packedA = Gemm.AlignTo64(panelsRaw), packedB = packedA + (nint)rowPanels * Gemm.TileRows * depthMax;
+                    float* scratch = Gemm.AlignTo64(packedB + (nint)columnPanels * Gemm.TileCols * depthMax);
                     int maskedImages = 0;
                     for (int group = start; group < end; group++)
                     {
@@ -157,7 +173,8 @@ internal static partial class Convolution
                             // are zero there too, but a stale NaN times zero would not be).
                             for (int o = 0; o < g.OutChannels; o++) new Span<float>(dyRows + (nint)o * stride + positions, Gemm.TileCols).Clear();
                             var chunk = new DotChunk(xRows + reach, positions, dyRows, stride, (float*)maskBits, tapOffsets);
-                            if (Vector512.IsHardwareAccelerated) AddDots<Simd512<float>>(chunk, sum, accumulate: n > firstImage);
+                            if (byProducts) AddProducts(chunk, sum, accumulate: n > firstImage, depthMax, packedA, packedB, scratch);
+                            else if (Vector512.IsHardwareAccelerated) AddDots<Simd512<float>>(chunk, sum, accumulate: n > firstImage);
                             else if (Vector256.IsHardwareAccelerated) AddDots<Simd256<float>>(chunk, sum, accumulate: n > firstImage);
                             else AddDots<Simd128<float>>(chunk, sum, accumulate: n > firstImage);
                         }
@@ -168,13 +185,72 @@ internal static partial class Convolution
             {
                 BufferPool<float>.Shared.Return(stagedX);
                 BufferPool<float>.Shared.Return(stagedDy);
+                BufferPool<float>.Shared.Return(panels);
                 BufferPool<int>.Shared.Return(masks);
                 BufferPool<int>.Shared.Return(offsets);
             }
         }
 
-        /// <summary>sum[o, p] (+)= the dot products of one staged chunk, a block of output channels × 6 patch rows at a
-        /// time; rows past the last repeat the last one and their dots are dropped.</summary>
+        /// <summary>sum (+)= dy·Xᵀ over one staged chunk as a GEMM whose depth is the positions: per depth block, the A
+        /// panels are dy's rows (12 output channels each) and the B panels the patch rows (32 each: channel row c read
+        /// at tap t's offset under tap t's mask), both transposed to k-major; then every B panel meets every A panel.
+        /// A partial last column panel goes through the scratch tile.</summary>
+        internal void AddProducts(DotChunk chunk, float* sum, bool accumulate, int depthMax, float* packedA, float* packedB, float* scratch)
+        {
+            int patch = g.PatchSize, taps = g.Rows.Kernel * g.Cols.Kernel;
+            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, columnPanels = (patch + Gemm.TileCols - 1) / Gemm.TileCols;
+            float** sources = stackalloc float*[Gemm.TileCols];
+            float** sourceMasks = stackalloc float*[Gemm.TileCols];
+            GemmKernelPath path = Gemm.BestPath;
+            for (int depthStart = 0; depthStart < chunk.Positions; depthStart += depthMax)
+            {
+                int depth = Math.Min(depthMax, chunk.Positions - depthStart);
+                for (int r = 0; r < rowPanels; r++)
+                {
+                    int rows = Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows);
+                    for (int i = 0; i < rows; i++) sources[i] = chunk.Dy + (nint)(r * Gemm.TileRows + i) * chunk.Stride + depthStart;
+                    TransposeIntoPanel(sources, null, rows, depth, packedA + (nint)r * Gemm.TileRows * depth, Gemm.TileRows);
+                }
+                for (int q = 0; q < columnPanels; q++)
+                {
+                    int columns = Math.Min(Gemm.TileCols, patch - q * Gemm.TileCols);
+                    for (int j = 0; j < columns; j++)
+                    {
+                        int p = q * Gemm.TileCols + j, c = p / taps, t = p - c * taps;
+                        sources[j] = chunk.X + (nint)c * chunk.Positions + chunk.Offsets[t] + depthStart;
+                        sourceMasks[j] = chunk.Masks + (nint)t * chunk.Stride + depthStart;
+                    }
+                    float* panel = packedB + (nint)q * Gemm.TileCols * depth;
+                    // Columns past the patch are computed into the scratch tile and dropped; zeros keep them cheap.
+                    if (columns < Gemm.TileCols) new Span<float>(panel, Gemm.TileCols * depth).Clear();
+                    TransposeIntoPanel(sources, sourceMasks, columns, depth, panel, Gemm.TileCols);
+                }
+                bool loadC = accumulate || depthStart > 0;
+                for (int q = 0; q < columnPanels; q++)
+                {
+                    int columns = Math.Min(Gemm.TileCols, patch - q * Gemm.TileCols);
+                    float* panelB = packedB + (nint)q * Gemm.TileCols * depth;
+                    for (int r = 0; r < rowPanels; r++)
+                    {
+                        int rows = Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows);
+                        float* panelA = packedA + (nint)r * Gemm.TileRows * depth, c = sum + (nint)r * Gemm.TileRows * patch + q * Gemm.TileCols;
+                        if (columns == Gemm.TileCols)
+                        {
+                            Gemm.Tile(path, rows, depth, panelA, panelB, c, patch, loadC);
+                            continue;
+                        }
+                        if (loadC) MoveTile(c, patch, scratch, rows, columns, toScratch: true);
+                        Gemm.Tile(path, rows, depth, panelA, panelB, scratch, Gemm.TileCols, loadC);
+                        MoveTile(c, patch, scratch, rows, columns, toScratch: false);
+                    }
+                }
+            }
+        }
+
+        /// <summary>sum[o, p] (+)= the dot products of one staged chunk, a block of 4 output channels (2 below 512-bit
+        /// vectors, which have 16 registers) × 6 patch rows at a time so that each vector loaded feeds several
+        /// multiply-adds; rows past the last repeat the last one and their dots are dropped. (With a deep patch the
+        /// dots lost to im2col + GEMM: measured 0.64–0.89× on the seed CNN's 32- and 64-channel inputs.)</summary>
         [SkipLocalsInit]
         private void AddDots<TVector>(DotChunk chunk, float* sum, bool accumulate) where TVector : struct, ISimdVector<TVector, float>
         {
@@ -442,6 +518,63 @@ internal static partial class Convolution
                 }
                 position += stretch;
             }
+        }
+    }
+
+    /// <summary>panel[p·width + i] = rows[i][p] for i &lt; <paramref name="count"/>, p &lt; <paramref name="depth"/>, or
+    /// zero where masks[i][p] is (when <paramref name="masks"/> is given): rows made k-major for the register tile, four
+    /// rows × four positions at a time with SSE.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void TransposeIntoPanel(float** rows, float** masks, int count, int depth, float* panel, int width)
+    {
+        int i = 0;
+        if (Sse.IsSupported)
+            for (; i + 4 <= count; i += 4)
+            {
+                float* s0 = rows[i], s1 = rows[i + 1], s2 = rows[i + 2], s3 = rows[i + 3];
+                float* m0 = masks is null ? null : masks[i], m1 = masks is null ? null : masks[i + 1];
+                float* m2 = masks is null ? null : masks[i + 2], m3 = masks is null ? null : masks[i + 3];
+                int p = 0;
+                for (; p + 4 <= depth; p += 4)
+                {
+                    Vector128<float> r0 = Sse.LoadVector128(s0 + p), r1 = Sse.LoadVector128(s1 + p);
+                    Vector128<float> r2 = Sse.LoadVector128(s2 + p), r3 = Sse.LoadVector128(s3 + p);
+                    if (masks is not null)
+                    {
+                        r0 = Sse.And(r0, Sse.LoadVector128(m0 + p));
+                        r1 = Sse.And(r1, Sse.LoadVector128(m1 + p));
+                        r2 = Sse.And(r2, Sse.LoadVector128(m2 + p));
+                        r3 = Sse.And(r3, Sse.LoadVector128(m3 + p));
+                    }
+                    Vector128<float> low01 = Sse.UnpackLow(r0, r1), high01 = Sse.UnpackHigh(r0, r1);
+                    Vector128<float> low23 = Sse.UnpackLow(r2, r3), high23 = Sse.UnpackHigh(r2, r3);
+                    float* d = panel + (nint)p * width + i;
+                    Sse.Store(d, Sse.MoveLowToHigh(low01, low23));
+                    Sse.Store(d + width, Sse.MoveHighToLow(low23, low01));
+                    Sse.Store(d + 2 * width, Sse.MoveLowToHigh(high01, high23));
+                    Sse.Store(d + 3 * width, Sse.MoveHighToLow(high23, high01));
+                }
+                for (; p < depth; p++)
+                    for (int u = 0; u < 4; u++) panel[(nint)p * width + i + u] = MaskedAt(rows, masks, i + u, p);
+            }
+        for (; i < count; i++)
+            for (int p = 0; p < depth; p++) panel[(nint)p * width + i] = MaskedAt(rows, masks, i, p);
+    }
+
+    /// <summary>rows[i][p], or zero where masks[i][p] is zero.</summary>
+    private static unsafe float MaskedAt(float** rows, float** masks, int i, int p) =>
+        masks is null || ((int*)masks[i])[p] != 0 ? rows[i][p] : 0f;
+
+    /// <summary>Moves a rows × columns tile between C (row stride <paramref name="ldc"/>) and the scratch tile (row
+    /// stride 32).</summary>
+    private static unsafe void MoveTile(float* c, nint ldc, float* scratch, int rows, int columns, bool toScratch)
+    {
+        for (int i = 0; i < rows; i++)
+        {
+            var inC = new Span<float>(c + i * ldc, columns);
+            var inScratch = new Span<float>(scratch + i * Gemm.TileCols, columns);
+            if (toScratch) inC.CopyTo(inScratch);
+            else inScratch.CopyTo(inC);
         }
     }
 

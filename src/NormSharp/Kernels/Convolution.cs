@@ -32,8 +32,8 @@ internal readonly record struct ConvGeometry(int Batch, int InChannels, int OutC
 
 /// <summary>
 /// Convolution by im2col + GEMM, in the three passes that the layers need; float32 convolutions whose output plane is
-/// the input plane shifted (unit stride and dilation, "same" padding) run their forward and data passes as an implicit
-/// GEMM instead, with no column matrix (Convolution.Implicit.cs). With X the column matrix of x
+/// the input plane shifted (unit stride and dilation, "same" padding) run all three passes without a column matrix
+/// instead, as implicit GEMMs (Convolution.Implicit.cs). With X the column matrix of x
 /// (<see cref="Im2Col"/>) and W the weight read as (OutChannels, PatchSize):
 /// <list type="bullet">
 /// <item>forward: y = W·X + b;</item>
@@ -146,9 +146,9 @@ internal static partial class Convolution
     {
         int weightLength = g.OutChannels * g.PatchSize;
         if (g.Batch == 0) { gradWeight.AsSpan(0, weightLength).Clear(); return; }
-        if (RunsImplicitly<T>(g) && g.PatchSize <= DotProductPatch)
+        if (WeightGradientRunsImplicitly<T>(g))
         {
-            BackwardWeightByMaskedDots(g, AsFloat(input), AsFloat(gradOutput), AsFloat(gradWeight));
+            BackwardWeightImplicit(g, AsFloat(input), AsFloat(gradOutput), AsFloat(gradWeight));
             return;
         }
         int groups = Math.Min(g.Batch, WeightGradientGroups), imagesPerGemm = ImagesPerGemm(g);
@@ -308,14 +308,29 @@ internal static partial class Convolution
     }
 
     /// <summary>sums[c] = Σ over images and positions of data[n, c, ·]: the bias gradient of a convolution (data = dy)
-    /// or of a transposed convolution.</summary>
-    public static void ChannelSums<T>(ReadOnlySpan<T> data, int batch, int channels, int plane, Span<T> sums)
+    /// or of a transposed convolution. Channels are split over the threads; each channel's sum runs over the images in
+    /// order whatever the split, so the result does not depend on the thread count.</summary>
+    public static unsafe void ChannelSums<T>(ReadOnlySpan<T> data, int batch, int channels, int plane, Span<T> sums)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        sums.Clear();
-        for (int n = 0; n < batch; n++)
-            for (int c = 0; c < channels; c++)
-                sums[c] += TensorPrimitives.Sum(data.Slice((n * channels + c) * plane, plane));
+        if ((long)batch * channels * plane > data.Length || channels > sums.Length)
+            throw new ArgumentException($"Convolution.ChannelSums: {batch}×{channels}×{plane} values into {channels} sums, but the spans hold {data.Length} and {sums.Length}.");
+        fixed (T* values = data, totals = sums)
+            Parallelism.For(channels, new ChannelSumChunks<T>(values, batch, channels, plane, totals), workPerItem: (long)batch * plane);
+    }
+
+    /// <summary>The sums of channels [start, end) for <see cref="ChannelSums"/>.</summary>
+    private readonly unsafe struct ChannelSumChunks<T>(T* data, int batch, int channels, int plane, T* sums) : IChunkBody
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Run(int start, int end)
+        {
+            // Image by image, so that the reads run through memory in order.
+            new Span<T>(sums + start, end - start).Clear();
+            for (int n = 0; n < batch; n++)
+                for (int c = start; c < end; c++)
+                    sums[c] += TensorPrimitives.Sum(new ReadOnlySpan<T>(data + ((nint)n * channels + c) * plane, plane));
+        }
     }
 
     /// <summary>Sets each channel plane of one image to its bias value, or to zero when there is no bias.</summary>

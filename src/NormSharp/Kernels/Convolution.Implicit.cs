@@ -100,23 +100,25 @@ internal static partial class Convolution
     private const int WeightDotRows = 6;
 
     /// <summary>dW = Σ_images dy·Xᵀ for a shifted-plane geometry, without a column matrix. The batch is summed in
-    /// <see cref="WeightGradientGroups"/> fixed groups, each staged a chunk of images at a time (the image's channel
-    /// rows and dy's rows end to end, and one mask row per tap), so the result depends on the geometry and the vector
-    /// width only. A small patch (<see cref="DotProductPatch"/>: a first layer on one or a few channels) takes masked
-    /// dot products (ImplicitWeightGroups.AddDots); a deep one an implicit GEMM over the positions
-    /// (ImplicitWeightGroups.AddProducts), which needs SSE for its transposing packer.</summary>
+    /// <see cref="WeightGradientGroups"/> fixed groups, each staged a chunk of images at a time (dy's rows end to end,
+    /// and one mask row per tap), so the result depends on the geometry and the vector width only. A small patch
+    /// (<see cref="DotProductPatch"/>: a first layer on one or a few channels) takes masked dot products
+    /// (ImplicitWeightGroups.AddDots) on the image's channel rows; a deep one an implicit GEMM over the positions
+    /// (ImplicitWeightGroups.AddProducts) on the image in blocks of 32 channels, channels last.</summary>
     private static unsafe void BackwardWeightImplicit(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> gradOutput, ArraySegment<float> gradWeight)
     {
-        int weightLength = g.OutChannels * g.PatchSize, groups = Math.Min(g.Batch, WeightGradientGroups);
-        // Group 0 sums straight into dW; the others into partial sums that are added afterwards in group order.
-        float[] partials = BufferPool<float>.Shared.Rent(Math.Max((groups - 1) * weightLength, 1));
+        int groups = Math.Min(g.Batch, WeightGradientGroups), sumLength = ImplicitWeightGroups.SumLength(g);
+        // Each group sums into its own partial sum; they are added afterwards in group order.
+        float[] partials = BufferPool<float>.Shared.Rent(WorkspaceLength(g, (long)groups * sumLength, "weight-gradient partial sums"));
         try
         {
-            fixed (float* x = input.AsSpan(), dy = gradOutput.AsSpan(), dw = gradWeight.AsSpan(), sums = partials)
-                Parallelism.For(groups, new ImplicitWeightGroups(g, x, dy, dw, sums, groups), workPerItem: g.MultiplyAddsPerImage * g.Batch / groups);
-            Span<float> total = gradWeight.AsSpan(0, weightLength);
+            fixed (float* x = input.AsSpan(), dy = gradOutput.AsSpan(), sums = partials)
+                Parallelism.For(groups, new ImplicitWeightGroups(g, x, dy, sums, groups), workPerItem: g.MultiplyAddsPerImage * g.Batch / groups);
+            Span<float> total = partials.AsSpan(0, sumLength);
             for (int group = 1; group < groups; group++)
-                TensorPrimitives.Add(total, partials.AsSpan((group - 1) * weightLength, weightLength), total);
+                TensorPrimitives.Add(total, partials.AsSpan(group * sumLength, sumLength), total);
+            if (g.PatchSize <= DotProductPatch) total.CopyTo(gradWeight.AsSpan());
+            else ImplicitWeightGroups.StoreProduct(g, total, gradWeight.AsSpan(0, g.OutChannels * g.PatchSize));
         }
         finally
         {
@@ -125,56 +127,80 @@ internal static partial class Convolution
     }
 
     /// <summary>Whether <see cref="BackwardWeightImplicit"/> runs this float32 geometry: a shifted-plane one with a
-    /// small patch, or with a deep patch where SSE transposes the GEMM's panels (elsewhere im2col + GEMM).</summary>
+    /// small patch, or with a deep patch where SSE transposes the GEMM's operands and the input channels fill their
+    /// 32-channel blocks to at least two thirds (the padding channels cost multiply-adds: 3 RGB channels would run
+    /// at a tenth of the speed); elsewhere im2col + GEMM.</summary>
     internal static bool WeightGradientRunsImplicitly<T>(ConvGeometry g) =>
-        RunsImplicitly<T>(g) && (g.PatchSize <= DotProductPatch || Sse.IsSupported);
+        RunsImplicitly<T>(g) && (g.PatchSize <= DotProductPatch
+            || Sse.IsSupported && 2 * (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols * Gemm.TileCols <= 3 * g.InChannels);
 
     /// <summary>Positions per depth block of the weight pass's implicit GEMM: a 32 × 256 B panel (32 KiB) stays in L1
     /// while the A panels of every output channel (128 × 256 floats) come from L2.</summary>
     private const int WeightProductDepthBlock = 256;
 
     /// <summary>The weight pass over groups of images [start, end), each thread with its own staging buffers.</summary>
-    private readonly unsafe struct ImplicitWeightGroups(ConvGeometry g, float* x, float* dy, float* dw, float* partials, int groups) : IChunkBody
+    private readonly unsafe struct ImplicitWeightGroups(ConvGeometry g, float* x, float* dy, float* partials, int groups) : IChunkBody
     {
+        /// <summary>Floats of one group's sum: dW itself for the dot products, dW' (OutChannels, taps, channel blocks ·
+        /// 32) for the GEMM.</summary>
+        public static int SumLength(ConvGeometry g) => g.PatchSize <= DotProductPatch ? g.OutChannels * g.PatchSize
+            : WorkspaceLength(g, (long)g.OutChannels * g.Rows.Kernel * g.Cols.Kernel * ((g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols) * Gemm.TileCols, "weight-gradient product");
+
+        private readonly int _taps = g.Rows.Kernel * g.Cols.Kernel, _reach = TapReach(g);
+        private readonly int _chunkImages = Math.Clamp(WeightChunkPositions / g.InPlane, 1, g.Batch);
+        private readonly int _channelBlocks = (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols;
+
+        /// <summary>Rows of one channel block of the channels-last image: the chunk's positions with room for the tap
+        /// offsets either side.</summary>
+        private int BlockRows => _reach + _chunkImages * g.InPlane + _reach;
+
         public void Run(int start, int end)
         {
-            int plane = g.InPlane, taps = g.Rows.Kernel * g.Cols.Kernel, reach = TapReach(g);
-            int chunkImages = Math.Clamp(WeightChunkPositions / plane, 1, g.Batch), stride = chunkImages * plane + Gemm.TileCols;
+            int plane = g.InPlane, stride = _chunkImages * plane + Gemm.TileCols;
             bool byProducts = g.PatchSize > DotProductPatch;
-            int depthMax = Math.Min(WeightProductDepthBlock, chunkImages * plane);
-            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, columnPanels = (g.PatchSize + Gemm.TileCols - 1) / Gemm.TileCols;
-            float[] stagedX = BufferPool<float>.Shared.Rent(reach + g.InChannels * chunkImages * plane + Gemm.TileCols + reach);
+            int depthMax = Math.Min(WeightProductDepthBlock, _chunkImages * plane);
+            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
+            // The GEMM's operands and its product dW' (OutChannels, taps, channel blocks · 32), or the channel rows.
+            long imageLength = byProducts ? (long)_channelBlocks * BlockRows * Gemm.TileCols + Gemm.AlignmentSlack : _reach + g.InChannels * _chunkImages * plane + Gemm.TileCols + _reach;
+            long panelsLength = byProducts ? (long)rowPanels * Gemm.TileRows * depthMax + Gemm.TileCols * depthMax + 2 * Gemm.AlignmentSlack : 1;
+            float[] stagedX = BufferPool<float>.Shared.Rent(WorkspaceLength(g, imageLength, "staged image"));
             float[] stagedDy = BufferPool<float>.Shared.Rent(g.OutChannels * stride);
-            float[] panels = BufferPool<float>.Shared.Rent(byProducts
-                ? (rowPanels * Gemm.TileRows + columnPanels * Gemm.TileCols) * depthMax + Gemm.TileRows * Gemm.TileCols + 2 * Gemm.AlignmentSlack : 1);
-            int[] masks = BufferPool<int>.Shared.Rent(taps * stride);
-            int[] offsets = BufferPool<int>.Shared.Rent(taps);
+            float[] panels = BufferPool<float>.Shared.Rent(WorkspaceLength(g, panelsLength, "weight-gradient panels"));
+            int[] masks = BufferPool<int>.Shared.Rent(_taps * stride);
+            int[] offsets = BufferPool<int>.Shared.Rent(_taps);
             try
             {
                 TapOffsets(g, offsets);
+                // The guard rows and padding channels of the channels-last image stay zero.
+                if (byProducts) stagedX.AsSpan(0, (int)imageLength).Clear();
                 fixed (float* xRows = stagedX, dyRows = stagedDy, panelsRaw = panels)
                 fixed (int* maskBits = masks, tapOffsets = offsets)
                 {
-                    float* packedA = Gemm.AlignTo64(panelsRaw), packedB = packedA + (nint)rowPanels * Gemm.TileRows * depthMax;
-                    float* scratch = Gemm.AlignTo64(packedB + (nint)columnPanels * Gemm.TileCols * depthMax);
+                    float* packedA = Gemm.AlignTo64(panelsRaw), packedB = Gemm.AlignTo64(packedA + (nint)rowPanels * Gemm.TileRows * depthMax);
                     int maskedImages = 0;
                     for (int group = start; group < end; group++)
                     {
-                        float* sum = group == 0 ? dw : partials + (nint)(group - 1) * g.OutChannels * g.PatchSize;
+                        float* sum = partials + (nint)group * SumLength(g);
                         int firstImage = (int)((long)g.Batch * group / groups), endImage = (int)((long)g.Batch * (group + 1) / groups);
-                        for (int n = firstImage; n < endImage; n += chunkImages)
+                        for (int n = firstImage; n < endImage; n += _chunkImages)
                         {
-                            int count = Math.Min(chunkImages, endImage - n), positions = count * plane;
+                            int count = Math.Min(_chunkImages, endImage - n), positions = count * plane;
                             if (count != maskedImages) BuildTapMasks(g, count, stride, maskBits);
                             maskedImages = count;
-                            StageChannels(x, n, count, g.InChannels, plane, positions, xRows + reach);
                             StageChannels(dy, n, count, g.OutChannels, plane, stride, dyRows);
                             // Zeros past the last position, where the last vector of a dot product reaches (the masks
                             // are zero there too, but a stale NaN times zero would not be).
                             for (int o = 0; o < g.OutChannels; o++) new Span<float>(dyRows + (nint)o * stride + positions, Gemm.TileCols).Clear();
-                            var chunk = new DotChunk(xRows + reach, positions, dyRows, stride, (float*)maskBits, tapOffsets);
-                            if (byProducts) AddProducts(chunk, sum, accumulate: n > firstImage, depthMax, packedA, packedB, scratch);
-                            else if (Vector512.IsHardwareAccelerated) AddDots<Simd512<float>>(chunk, sum, accumulate: n > firstImage);
+                            if (byProducts)
+                            {
+                                StageChannelsLast(n, count, Gemm.AlignTo64(xRows));
+                                var operands = new ProductOperands(Gemm.AlignTo64(xRows), dyRows, stride, (float*)maskBits, tapOffsets, packedA, packedB);
+                                AddProducts(operands, positions, depthMax, sum, accumulate: n > firstImage);
+                                continue;
+                            }
+                            StageChannels(x, n, count, g.InChannels, plane, positions, xRows + _reach);
+                            var chunk = new DotChunk(xRows + _reach, positions, dyRows, stride, (float*)maskBits, tapOffsets);
+                            if (Vector512.IsHardwareAccelerated) AddDots<Simd512<float>>(chunk, sum, accumulate: n > firstImage);
                             else if (Vector256.IsHardwareAccelerated) AddDots<Simd256<float>>(chunk, sum, accumulate: n > firstImage);
                             else AddDots<Simd128<float>>(chunk, sum, accumulate: n > firstImage);
                         }
@@ -191,60 +217,92 @@ internal static partial class Convolution
             }
         }
 
-        /// <summary>sum (+)= dy·Xᵀ over one staged chunk as a GEMM whose depth is the positions: per depth block, the A
-        /// panels are dy's rows (12 output channels each) and the B panels the patch rows (32 each: channel row c read
-        /// at tap t's offset under tap t's mask), both transposed to k-major; then every B panel meets every A panel.
-        /// A partial last column panel goes through the scratch tile.</summary>
-        internal void AddProducts(DotChunk chunk, float* sum, bool accumulate, int depthMax, float* packedA, float* packedB, float* scratch)
+        /// <summary>Stages images [first, first + count) channels last in blocks of 32 channels (nChw32c): block b row
+        /// reach + q holds channels 32b … 32b + 31 of the chunk's position q. The rows past the last position are
+        /// cleared, as a tap reaching past them must read zeros (finite) rather than an earlier chunk.</summary>
+        private void StageChannelsLast(int first, int count, float* blocked)
         {
-            int patch = g.PatchSize, taps = g.Rows.Kernel * g.Cols.Kernel;
-            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, columnPanels = (patch + Gemm.TileCols - 1) / Gemm.TileCols;
-            float** sources = stackalloc float*[Gemm.TileCols];
-            float** sourceMasks = stackalloc float*[Gemm.TileCols];
-            GemmKernelPath path = Gemm.BestPath;
-            for (int depthStart = 0; depthStart < chunk.Positions; depthStart += depthMax)
+            int plane = g.InPlane;
+            float** rows = stackalloc float*[Gemm.TileCols];
+            for (int b = 0; b < _channelBlocks; b++)
             {
-                int depth = Math.Min(depthMax, chunk.Positions - depthStart);
+                float* block = blocked + (nint)b * BlockRows * Gemm.TileCols;
+                int channels = Math.Min(Gemm.TileCols, g.InChannels - b * Gemm.TileCols);
+                for (int n = 0; n < count; n++)
+                {
+                    for (int c = 0; c < channels; c++) rows[c] = x + ((nint)(first + n) * g.InChannels + b * Gemm.TileCols + c) * plane;
+                    TransposeIntoPanel(rows, channels, plane, block + (nint)(_reach + n * plane) * Gemm.TileCols, Gemm.TileCols);
+                }
+                new Span<float>(block + (nint)(_reach + count * plane) * Gemm.TileCols, _reach * Gemm.TileCols).Clear();
+            }
+        }
+
+        /// <summary>dW' (+)= dy·Xᵀ over one staged chunk as a GEMM whose depth is the positions, with the product laid
+        /// out (OutChannels, taps, channel blocks · 32): per depth block the A panels are dy's rows transposed (12 output
+        /// channels each), and the B panel of tap t and channel block b is that block's channels-last rows read at
+        /// tap t's offset, each row kept or zeroed by tap t's mask (the centre tap's rows are all kept, and read in
+        /// place). One B panel meets every A panel while it stays in L1.</summary>
+        private void AddProducts(ProductOperands operands, int positions, int depthMax, float* product, bool accumulate)
+        {
+            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, productRow = _taps * _channelBlocks * Gemm.TileCols;
+            float** rows = stackalloc float*[Gemm.TileRows];
+            GemmKernelPath path = Gemm.BestPath;
+            for (int depthStart = 0; depthStart < positions; depthStart += depthMax)
+            {
+                int depth = Math.Min(depthMax, positions - depthStart);
                 for (int r = 0; r < rowPanels; r++)
                 {
-                    int rows = Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows);
-                    for (int i = 0; i < rows; i++) sources[i] = chunk.Dy + (nint)(r * Gemm.TileRows + i) * chunk.Stride + depthStart;
-                    TransposeIntoPanel(sources, null, rows, depth, packedA + (nint)r * Gemm.TileRows * depth, Gemm.TileRows);
-                }
-                for (int q = 0; q < columnPanels; q++)
-                {
-                    int columns = Math.Min(Gemm.TileCols, patch - q * Gemm.TileCols);
-                    for (int j = 0; j < columns; j++)
-                    {
-                        int p = q * Gemm.TileCols + j, c = p / taps, t = p - c * taps;
-                        sources[j] = chunk.X + (nint)c * chunk.Positions + chunk.Offsets[t] + depthStart;
-                        sourceMasks[j] = chunk.Masks + (nint)t * chunk.Stride + depthStart;
-                    }
-                    float* panel = packedB + (nint)q * Gemm.TileCols * depth;
-                    // Columns past the patch are computed into the scratch tile and dropped; zeros keep them cheap.
-                    if (columns < Gemm.TileCols) new Span<float>(panel, Gemm.TileCols * depth).Clear();
-                    TransposeIntoPanel(sources, sourceMasks, columns, depth, panel, Gemm.TileCols);
+                    int panelRows = Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows);
+                    for (int i = 0; i < panelRows; i++) rows[i] = operands.Dy + (nint)(r * Gemm.TileRows + i) * operands.Stride + depthStart;
+                    TransposeIntoPanel(rows, panelRows, depth, operands.PanelsA + (nint)r * Gemm.TileRows * depth, Gemm.TileRows);
                 }
                 bool loadC = accumulate || depthStart > 0;
-                for (int q = 0; q < columnPanels; q++)
-                {
-                    int columns = Math.Min(Gemm.TileCols, patch - q * Gemm.TileCols);
-                    float* panelB = packedB + (nint)q * Gemm.TileCols * depth;
-                    for (int r = 0; r < rowPanels; r++)
+                for (int b = 0; b < _channelBlocks; b++)
+                    for (int t = 0; t < _taps; t++)
                     {
-                        int rows = Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows);
-                        float* panelA = packedA + (nint)r * Gemm.TileRows * depth, c = sum + (nint)r * Gemm.TileRows * patch + q * Gemm.TileCols;
-                        if (columns == Gemm.TileCols)
-                        {
-                            Gemm.Tile(path, rows, depth, panelA, panelB, c, patch, loadC);
-                            continue;
-                        }
-                        if (loadC) MoveTile(c, patch, scratch, rows, columns, toScratch: true);
-                        Gemm.Tile(path, rows, depth, panelA, panelB, scratch, Gemm.TileCols, loadC);
-                        MoveTile(c, patch, scratch, rows, columns, toScratch: false);
+                        float* source = operands.X + ((nint)b * BlockRows + _reach + depthStart + operands.Offsets[t]) * Gemm.TileCols;
+                        bool centre = t / g.Cols.Kernel == g.Rows.PadBefore && t % g.Cols.Kernel == g.Cols.PadBefore;
+                        float* panelB = centre ? source : operands.PanelB;
+                        if (!centre) CopyMaskedRows(source, operands.Masks + (nint)t * operands.Stride + depthStart, depth, panelB);
+                        float* c = product + (t * _channelBlocks + b) * Gemm.TileCols;
+                        for (int r = 0; r < rowPanels; r++)
+                            Gemm.Tile(path, Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows), depth,
+                                operands.PanelsA + (nint)r * Gemm.TileRows * depth, panelB, c + (nint)r * Gemm.TileRows * productRow, productRow, loadC);
                     }
-                }
             }
+        }
+
+        /// <summary>panel row p = source row p (32 floats) where mask[p] is set, else zeros.</summary>
+        private static void CopyMaskedRows(float* source, float* mask, int depth, float* panel)
+        {
+            if (Vector512.IsHardwareAccelerated) CopyMaskedRows<Simd512<float>>(source, mask, depth, panel);
+            else if (Vector256.IsHardwareAccelerated) CopyMaskedRows<Simd256<float>>(source, mask, depth, panel);
+            else CopyMaskedRows<Simd128<float>>(source, mask, depth, panel);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void CopyMaskedRows<TVector>(float* source, float* mask, int depth, float* panel)
+            where TVector : struct, ISimdVector<TVector, float>
+        {
+            for (int p = 0; p < depth; p++, source += Gemm.TileCols, panel += Gemm.TileCols)
+            {
+                TVector keep = TVector.Create(mask[p]);
+                for (int lane = 0; lane < Gemm.TileCols; lane += TVector.Count)
+                    TVector.ConditionalSelect(keep, TVector.LoadUnsafe(in source[lane], 0), TVector.Zero).StoreUnsafe(ref panel[lane], 0);
+            }
+        }
+
+        /// <summary>dW[o, c, t] = dW'[o, t, c]: the GEMM's product in the weight's layout.</summary>
+        public static void StoreProduct(ConvGeometry g, ReadOnlySpan<float> product, Span<float> weight)
+        {
+            int taps = g.Rows.Kernel * g.Cols.Kernel, blocked = (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols * Gemm.TileCols;
+            for (int o = 0; o < g.OutChannels; o++)
+                for (int t = 0; t < taps; t++)
+                {
+                    ReadOnlySpan<float> channels = product.Slice((o * taps + t) * blocked, g.InChannels);
+                    Span<float> target = weight.Slice(o * g.InChannels * taps + t);
+                    for (int c = 0; c < channels.Length; c++) target[c * taps] = channels[c];
+                }
         }
 
         /// <summary>sum[o, p] (+)= the dot products of one staged chunk, a block of 4 output channels (2 below 512-bit
@@ -289,6 +347,16 @@ internal static partial class Convolution
     {
         public readonly float* X = x, Dy = dy, Masks = masks;
         public readonly int Positions = positions, Stride = stride;
+        public readonly int* Offsets = offsets;
+    }
+
+    /// <summary>The operands of the weight pass's implicit GEMM over one staged chunk: the channels-last image (its
+    /// channel blocks, guard rows included), dy's rows and the tap masks (<see cref="Stride"/> apart), the tap offsets,
+    /// and this thread's buffers for the A panels and one B panel.</summary>
+    private readonly unsafe struct ProductOperands(float* x, float* dy, int stride, float* masks, int* offsets, float* panelsA, float* panelB)
+    {
+        public readonly float* X = x, Dy = dy, Masks = masks, PanelsA = panelsA, PanelB = panelB;
+        public readonly int Stride = stride;
         public readonly int* Offsets = offsets;
     }
 
@@ -521,31 +589,21 @@ internal static partial class Convolution
         }
     }
 
-    /// <summary>panel[p·width + i] = rows[i][p] for i &lt; <paramref name="count"/>, p &lt; <paramref name="depth"/>, or
-    /// zero where masks[i][p] is (when <paramref name="masks"/> is given): rows made k-major for the register tile, four
-    /// rows × four positions at a time with SSE.</summary>
+    /// <summary>panel[p·width + i] = rows[i][p] for i &lt; <paramref name="count"/>, p &lt; <paramref name="depth"/>: rows
+    /// made k-major for the register tile (or channels last), four rows × four positions at a time with SSE.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void TransposeIntoPanel(float** rows, float** masks, int count, int depth, float* panel, int width)
+    private static unsafe void TransposeIntoPanel(float** rows, int count, int depth, float* panel, int width)
     {
         int i = 0;
         if (Sse.IsSupported)
             for (; i + 4 <= count; i += 4)
             {
                 float* s0 = rows[i], s1 = rows[i + 1], s2 = rows[i + 2], s3 = rows[i + 3];
-                float* m0 = masks is null ? null : masks[i], m1 = masks is null ? null : masks[i + 1];
-                float* m2 = masks is null ? null : masks[i + 2], m3 = masks is null ? null : masks[i + 3];
                 int p = 0;
                 for (; p + 4 <= depth; p += 4)
                 {
                     Vector128<float> r0 = Sse.LoadVector128(s0 + p), r1 = Sse.LoadVector128(s1 + p);
                     Vector128<float> r2 = Sse.LoadVector128(s2 + p), r3 = Sse.LoadVector128(s3 + p);
-                    if (masks is not null)
-                    {
-                        r0 = Sse.And(r0, Sse.LoadVector128(m0 + p));
-                        r1 = Sse.And(r1, Sse.LoadVector128(m1 + p));
-                        r2 = Sse.And(r2, Sse.LoadVector128(m2 + p));
-                        r3 = Sse.And(r3, Sse.LoadVector128(m3 + p));
-                    }
                     Vector128<float> low01 = Sse.UnpackLow(r0, r1), high01 = Sse.UnpackHigh(r0, r1);
                     Vector128<float> low23 = Sse.UnpackLow(r2, r3), high23 = Sse.UnpackHigh(r2, r3);
                     float* d = panel + (nint)p * width + i;
@@ -555,27 +613,10 @@ internal static partial class Convolution
                     Sse.Store(d + 3 * width, Sse.MoveHighToLow(high23, high01));
                 }
                 for (; p < depth; p++)
-                    for (int u = 0; u < 4; u++) panel[(nint)p * width + i + u] = MaskedAt(rows, masks, i + u, p);
+                    for (int u = 0; u < 4; u++) panel[(nint)p * width + i + u] = rows[i + u][p];
             }
         for (; i < count; i++)
-            for (int p = 0; p < depth; p++) panel[(nint)p * width + i] = MaskedAt(rows, masks, i, p);
-    }
-
-    /// <summary>rows[i][p], or zero where masks[i][p] is zero.</summary>
-    private static unsafe float MaskedAt(float** rows, float** masks, int i, int p) =>
-        masks is null || ((int*)masks[i])[p] != 0 ? rows[i][p] : 0f;
-
-    /// <summary>Moves a rows × columns tile between C (row stride <paramref name="ldc"/>) and the scratch tile (row
-    /// stride 32).</summary>
-    private static unsafe void MoveTile(float* c, nint ldc, float* scratch, int rows, int columns, bool toScratch)
-    {
-        for (int i = 0; i < rows; i++)
-        {
-            var inC = new Span<float>(c + i * ldc, columns);
-            var inScratch = new Span<float>(scratch + i * Gemm.TileCols, columns);
-            if (toScratch) inC.CopyTo(inScratch);
-            else inScratch.CopyTo(inC);
-        }
+            for (int p = 0; p < depth; p++) panel[(nint)p * width + i] = rows[i][p];
     }
 
     /// <summary>One thread's buffers for the implicit GEMM: the staged images (at their first position, with room

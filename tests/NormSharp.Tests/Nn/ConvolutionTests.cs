@@ -132,9 +132,10 @@ public class ConvolutionTests
     }
 
     // 37 images of 10×10 in float32 (the implicit GEMM): five forward groups, the last of two images, tiles that
-    // straddle images, and a weight pass in 16 groups; one input channel takes the masked dot products for dW, three and five the
-    // implicit GEMM (14 output channels leave a two-row panel).
+    // straddle images, and a weight pass in 16 groups; one input channel takes the masked dot products for dW, 24 the
+    // implicit GEMM (14 output channels leave a two-row panel), three and five im2col + GEMM.
     [Theory]
+    [InlineData(24, 14)]
     [InlineData(3, 8)]
     [InlineData(1, 6)]
     [InlineData(5, 14)]

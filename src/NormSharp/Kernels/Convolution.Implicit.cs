@@ -104,10 +104,13 @@ internal static partial class Convolution
     /// and one mask row per tap), so the result depends on the geometry and the vector width only. A small patch
     /// (<see cref="DotProductPatch"/>: a first layer on one or a few channels) takes masked dot products
     /// (ImplicitWeightGroups.AddDots) on the image's channel rows; a deep one an implicit GEMM over the positions
-    /// (ImplicitWeightGroups.AddProducts) on the image in blocks of 32 channels, channels last.</summary>
-    private static unsafe void BackwardWeightImplicit(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> gradOutput, ArraySegment<float> gradWeight)
+    /// (ImplicitWeightGroups.AddProducts) on the image in blocks of 32 channels, channels last. Each group also sums
+    /// dy's staged rows, the bias gradient (written into <paramref name="gradBias"/> unless it is empty), so dy is
+    /// read from memory once for both.</summary>
+    private static unsafe void BackwardWeightImplicit(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> gradOutput,
+        ArraySegment<float> gradWeight, ArraySegment<float> gradBias)
     {
-        int groups = Math.Min(g.Batch, WeightGradientGroups), sumLength = ImplicitWeightGroups.SumLength(g);
+        int groups = Math.Min(g.Batch, WeightGradientGroups), productLength = ImplicitWeightGroups.SumLength(g), sumLength = productLength + g.OutChannels;
         // Each group sums into its own partial sum; they are added afterwards in group order.
         float[] partials = BufferPool<float>.Shared.Rent(WorkspaceLength(g, (long)groups * sumLength, "weight-gradient partial sums"));
         try
@@ -117,8 +120,9 @@ internal static partial class Convolution
             Span<float> total = partials.AsSpan(0, sumLength);
             for (int group = 1; group < groups; group++)
                 TensorPrimitives.Add(total, partials.AsSpan(group * sumLength, sumLength), total);
-            if (g.PatchSize <= DotProductPatch) total.CopyTo(gradWeight.AsSpan());
+            if (g.PatchSize <= DotProductPatch) total[..productLength].CopyTo(gradWeight.AsSpan());
             else ImplicitWeightGroups.StoreProduct(g, total, gradWeight.AsSpan(0, g.OutChannels * g.PatchSize));
+            if (gradBias.Count > 0) total.Slice(productLength, g.OutChannels).CopyTo(gradBias.AsSpan());
         }
         finally
         {
@@ -180,7 +184,8 @@ internal static partial class Convolution
                     int maskedImages = 0;
                     for (int group = start; group < end; group++)
                     {
-                        float* sum = partials + (nint)group * SumLength(g);
+                        // The group's dW (or dW'), then its bias gradient.
+                        float* sum = partials + (nint)group * (SumLength(g) + g.OutChannels), biasSum = sum + SumLength(g);
                         int firstImage = (int)((long)g.Batch * group / groups), endImage = (int)((long)g.Batch * (group + 1) / groups);
                         for (int n = firstImage; n < endImage; n += _chunkImages)
                         {
@@ -190,7 +195,12 @@ internal static partial class Convolution
                             StageChannels(dy, n, count, g.OutChannels, plane, stride, dyRows);
                             // Zeros past the last position, where the last vector of a dot product reaches (the masks
                             // are zero there too, but a stale NaN times zero would not be).
-                            for (int o = 0; o < g.OutChannels; o++) new Span<float>(dyRows + (nint)o * stride + positions, Gemm.TileCols).Clear();
+                            for (int o = 0; o < g.OutChannels; o++)
+                            {
+                                new Span<float>(dyRows + (nint)o * stride + positions, Gemm.TileCols).Clear();
+                                float rowSum = TensorPrimitives.Sum(new ReadOnlySpan<float>(dyRows + (nint)o * stride, positions));
+                                biasSum[o] = n > firstImage ? biasSum[o] + rowSum : rowSum;
+                            }
                             if (byProducts)
                             {
                                 StageChannelsLast(n, count, Gemm.AlignTo64(xRows));

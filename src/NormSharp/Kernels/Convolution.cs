@@ -140,17 +140,26 @@ internal static partial class Convolution
         });
     }
 
-    /// <summary>dW = Σ_images dy·Xᵀ, the gradient with respect to the weight (OutChannels, InChannels, kh, kw).</summary>
-    public static void BackwardWeight<T>(ConvGeometry g, ArraySegment<T> input, ArraySegment<T> gradOutput, ArraySegment<T> gradWeight)
+    /// <summary>dW = Σ_images dy·Xᵀ, the gradient with respect to the weight (OutChannels, InChannels, kh, kw), and,
+    /// unless <paramref name="gradBias"/> is empty, db = Σ dy over images and positions (one value per output
+    /// channel), taken while dy is at hand where the pass stages it.</summary>
+    public static void BackwardWeight<T>(ConvGeometry g, ArraySegment<T> input, ArraySegment<T> gradOutput, ArraySegment<T> gradWeight,
+        ArraySegment<T> gradBias = default)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int weightLength = g.OutChannels * g.PatchSize;
-        if (g.Batch == 0) { gradWeight.AsSpan(0, weightLength).Clear(); return; }
-        if (WeightGradientRunsImplicitly<T>(g))
+        if (g.Batch == 0)
         {
-            BackwardWeightImplicit(g, AsFloat(input), AsFloat(gradOutput), AsFloat(gradWeight));
+            gradWeight.AsSpan(0, weightLength).Clear();
+            if (gradBias.Count > 0) gradBias.AsSpan(0, g.OutChannels).Clear();
             return;
         }
+        if (WeightGradientRunsImplicitly<T>(g))
+        {
+            BackwardWeightImplicit(g, AsFloat(input), AsFloat(gradOutput), AsFloat(gradWeight), AsFloat(gradBias));
+            return;
+        }
+        if (gradBias.Count > 0) ChannelSums<T>(gradOutput.AsSpan(0, g.Batch * g.OutChannels * g.OutPlane), g.Batch, g.OutChannels, g.OutPlane, gradBias.AsSpan(0, g.OutChannels));
         int groups = Math.Min(g.Batch, WeightGradientGroups), imagesPerGemm = ImagesPerGemm(g);
         // Group 0 sums straight into dW; the others into partial sums that are added afterwards in group order.
         T[] partials = BufferPool<T>.Shared.Rent(Math.Max((groups - 1) * weightLength, 1));

@@ -147,7 +147,7 @@ public class ConvolutionTests
         int saved = Parallelism.ThreadCount;
         try
         {
-            (float[] Y, float[] Dw, float[] Dx) Run(int threads)
+            (float[] Y, float[] Dw, float[] Db, float[] Dx) Run(int threads)
             {
                 Parallelism.ThreadCount = threads;
                 conv.ZeroGrad();
@@ -155,12 +155,13 @@ public class ConvolutionTests
                 input.RequiresGrad = true;
                 Tensor y = conv.Forward(input);
                 y.Backward(dy);
-                return (y.ToArray(), conv.Weight.Grad!.ToArray(), input.Grad!.ToArray());
+                return (y.ToArray(), conv.Weight.Grad!.ToArray(), conv.Bias!.Grad!.ToArray(), input.Grad!.ToArray());
             }
             var one = Run(1);
             var three = Run(3);
             Assert.Equal(one.Y, three.Y);
             Assert.Equal(one.Dw, three.Dw);
+            Assert.Equal(one.Db, three.Db);
             Assert.Equal(one.Dx, three.Dx);
         }
         finally { Parallelism.ThreadCount = saved; }

@@ -10,9 +10,10 @@ namespace NormSharp.Kernels;
 // rows) are packed straight from the image, so the column matrix is never written: for tap (i, j) the patch row is
 // the channel plane read at offset d = (i − padTop)·W + (j − padLeft) (Im2Col.IsShiftedPlane), and the positions whose
 // tap reads padding are zeroed by a mask that depends on the tap and the position only (one row per tap over a
-// group's positions, built once per thread) and serves every channel. The register tile (Gemm.Tile) writes straight into the NCHW output. Each output element is
-// the bias plus one fused multiply-add chain per depth block, the blocks fixed by the patch size alone, so the result
-// does not depend on how images are grouped or on the thread count. The weight pass reads the same masked, shifted
+// group's positions, built once per thread) and serves every channel. The register tile (Gemm.Tile) writes straight into the NCHW output. The bias is one
+// more patch row, of ones, with the bias as its weight, so the first depth block writes the output without reading
+// it. Each output element is one fused multiply-add chain per depth block, the blocks fixed by the patch size alone,
+// so the result does not depend on how images are grouped or on the thread count. The weight pass reads the same masked, shifted
 // rows, there as the columns of dW = dy·Xᵀ with the positions as the GEMM's depth.
 internal static partial class Convolution
 {
@@ -46,17 +47,18 @@ internal static partial class Convolution
     private static unsafe void ForwardImplicit(ConvGeometry g, ArraySegment<float> input, ReadOnlySpan<float> weight,
         ArraySegment<float> bias, ArraySegment<float> output)
     {
-        int depth = Gemm.EqualParts(g.PatchSize, 1, ImplicitDepthBlock);
+        // The patch rows, then the bias's row of ones.
+        int k = g.PatchSize + (bias.Count > 0 ? 1 : 0), depth = Gemm.EqualParts(k, 1, ImplicitDepthBlock);
         int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
-        float[] packed = BufferPool<float>.Shared.Rent(rowPanels * Gemm.TileRows * g.PatchSize + Gemm.AlignmentSlack);
+        float[] packed = BufferPool<float>.Shared.Rent(rowPanels * Gemm.TileRows * k + Gemm.AlignmentSlack);
         try
         {
-            fixed (float* raw = packed, w = weight)
+            fixed (float* raw = packed, w = weight, b = bias.AsSpan())
             {
                 float* panels = Gemm.AlignTo64(raw);
-                PackWeightPanels(w, g.OutChannels, g.PatchSize, depth, panels);
+                PackWeightPanels(w, b, g.OutChannels, g.PatchSize, k, depth, panels);
                 int images = ImplicitImagesPerGroup(g, Parallelism.ThreadCount);
-                var body = new ImplicitForwardGroups(g, input, bias, output, panels, depth, images);
+                var body = new ImplicitForwardGroups(g, input, output, panels, k, depth, images);
                 Parallelism.For((g.Batch + images - 1) / images, body, workPerItem: g.MultiplyAddsPerImage * images);
             }
         }
@@ -417,10 +419,11 @@ internal static partial class Convolution
         s3 = TVector.MultiplyAdd(y3, v, s3);
     }
 
-    /// <summary>Packs the weight (rows × depth, row-major) as the GEMM packs op(A): per depth block of at most
+    /// <summary>Packs the weight (rows × patch, row-major), followed by the bias as column <paramref name="patch"/>
+    /// when <paramref name="depth"/> has room for it, as the GEMM packs op(A): per depth block of at most
     /// <paramref name="depthMax"/>, panels of 12 rows, k-major (element (i, p) at p·12 + i); rows past the last are
     /// left unset (the tile for a short panel does not read them).</summary>
-    private static unsafe void PackWeightPanels(float* weight, int rows, int depth, int depthMax, float* panels)
+    private static unsafe void PackWeightPanels(float* weight, float* bias, int rows, int patch, int depth, int depthMax, float* panels)
     {
         int rowPanels = (rows + Gemm.TileRows - 1) / Gemm.TileRows;
         for (int start = 0; start < depth; start += depthMax)
@@ -429,9 +432,9 @@ internal static partial class Convolution
             float* blockPanels = panels + (nint)start * rowPanels * Gemm.TileRows;
             for (int r = 0; r < rows; r++)
             {
-                float* source = weight + (nint)r * depth + start;
+                float* source = weight + (nint)r * patch + start;
                 float* target = blockPanels + (nint)(r / Gemm.TileRows) * Gemm.TileRows * block + r % Gemm.TileRows;
-                for (int p = 0; p < block; p++) target[p * Gemm.TileRows] = source[p];
+                for (int p = 0; p < block; p++) target[p * Gemm.TileRows] = start + p < patch ? source[p] : bias[r];
             }
         }
     }
@@ -483,25 +486,27 @@ internal static partial class Convolution
 
     /// <summary>The implicit forward over groups of images [start, end), each thread with its own staging, panel and
     /// mask buffers.</summary>
-    private readonly unsafe struct ImplicitForwardGroups(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> bias,
-        ArraySegment<float> output, float* weightPanels, int depthMax, int imagesPerGroup) : IChunkBody
+    private readonly unsafe struct ImplicitForwardGroups(ConvGeometry g, ArraySegment<float> input,
+        ArraySegment<float> output, float* weightPanels, int k, int depthMax, int imagesPerGroup) : IChunkBody
     {
         private readonly int _taps = g.Rows.Kernel * g.Cols.Kernel, _guard = TapReach(g);
 
         public void Run(int start, int end)
         {
-            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, maskStride = imagesPerGroup * g.InPlane + Gemm.TileCols;
+            // Mask rows start on 64-byte lines, as do the 32-position stretches that a panel reads from them.
+            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, maskStride = (imagesPerGroup * g.InPlane + Gemm.TileCols + 15) & ~15;
             float[] staged = BufferPool<float>.Shared.Rent(_guard + g.InChannels * imagesPerGroup * g.InPlane + Gemm.TileCols + _guard);
             float[] panel = BufferPool<float>.Shared.Rent(Gemm.TileCols * depthMax + Gemm.AlignmentSlack);
             float[] column = BufferPool<float>.Shared.Rent(rowPanels * Gemm.TileRows * Gemm.TileCols + Gemm.AlignmentSlack);
-            int[] masks = BufferPool<int>.Shared.Rent(_taps * maskStride);
+            int[] masks = BufferPool<int>.Shared.Rent(_taps * maskStride + Gemm.AlignmentSlack);
             int[] offsets = BufferPool<int>.Shared.Rent(_taps);
             try
             {
                 TapOffsets(g, offsets);
                 fixed (float* stagedRaw = staged, panelRaw = panel, columnRaw = column, x = input.AsSpan(), y = output.AsSpan())
-                fixed (int* maskBits = masks, tapOffsets = offsets)
+                fixed (int* maskRaw = masks, tapOffsets = offsets)
                 {
+                    int* maskBits = (int*)Gemm.AlignTo64((float*)maskRaw);
                     int maskedImages = 0;
                     for (int group = start; group < end; group++)
                     {
@@ -525,21 +530,18 @@ internal static partial class Convolution
 
         private void RunGroup(int first, int count, float* x, float* y, ImplicitBuffers buffers)
         {
-            int plane = g.InPlane, positions = count * plane, k = g.PatchSize;
+            int plane = g.InPlane, positions = count * plane;
             int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
             StageChannels(x, first, count, g.InChannels, plane, positions, buffers.Staged);
-            for (int n = 0; n < count; n++)
-                FillChannels(output.AsSpan((first + n) * g.OutChannels * plane, g.OutChannels * plane), bias, g.OutChannels, plane);
             GemmKernelPath path = Gemm.BestPath;
             for (int j0 = 0; j0 < positions; j0 += Gemm.TileCols)
             {
                 int columns = Math.Min(Gemm.TileCols, positions - j0), image = j0 / plane;
                 // A full tile inside one image is written in place; the others (the last, and those that straddle two
-                // images) go through a column of scratch tiles, moved in and out once for all depth blocks.
+                // images) go through a column of scratch tiles, moved out once after all depth blocks.
                 bool inPlace = columns == Gemm.TileCols && (j0 + Gemm.TileCols - 1) / plane == image;
                 float* c0 = inPlace ? y + (nint)(first + image) * g.OutChannels * plane + (j0 - image * plane) : buffers.Column;
                 nint ldc = inPlace ? plane : Gemm.TileCols;
-                if (!inPlace) MoveColumn(y, first, j0, columns, buffers.Column, toScratch: true);
                 for (int depthStart = 0; depthStart < k; depthStart += depthMax)
                 {
                     int depth = Math.Min(depthMax, k - depthStart);
@@ -547,14 +549,15 @@ internal static partial class Convolution
                     float* blockPanels = weightPanels + (nint)depthStart * rowPanels * Gemm.TileRows;
                     for (int r = 0; r < rowPanels; r++)
                         Gemm.Tile(path, Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows), depth,
-                            blockPanels + (nint)r * Gemm.TileRows * depth, buffers.Panel, c0 + r * Gemm.TileRows * ldc, ldc, loadC: true);
+                            blockPanels + (nint)r * Gemm.TileRows * depth, buffers.Panel, c0 + r * Gemm.TileRows * ldc, ldc, loadC: depthStart > 0);
                 }
-                if (!inPlace) MoveColumn(y, first, j0, columns, buffers.Column, toScratch: false);
+                if (!inPlace) MoveColumnOut(y, first, j0, columns, buffers.Column);
             }
         }
 
         /// <summary>Packs the B panel of positions [j0, j0 + 32) for patch rows [depthStart, depthStart + depth): row
-        /// p = (c, t) is staged channel row c read at tap t's offset, under tap t's mask.</summary>
+        /// p = (c, t) is staged channel row c read at tap t's offset, under tap t's mask; the row after the patch (the
+        /// bias's) is ones.</summary>
         private void PackImagePanel(ImplicitBuffers buffers, int positions, int j0, int depthStart, int depth)
         {
             if (Vector512.IsHardwareAccelerated) PackImagePanel<Simd512<float>>(buffers, positions, j0, depthStart, depth);
@@ -570,6 +573,11 @@ internal static partial class Convolution
             float* staged = buffers.Staged + j0, masks = buffers.Masks + j0, panel = buffers.Panel;
             for (int p = 0; p < depth; p++, panel += Gemm.TileCols)
             {
+                if (c == g.InChannels)
+                {
+                    for (int lane = 0; lane < Gemm.TileCols; lane += TVector.Count) TVector.Create(1f).StoreUnsafe(ref panel[lane], 0);
+                    continue;
+                }
                 float* source = staged + (nint)c * positions + buffers.Offsets[t], mask = masks + (nint)t * buffers.MaskStride;
                 for (int lane = 0; lane < Gemm.TileCols; lane += TVector.Count)
                     TVector.ConditionalSelect(TVector.LoadUnsafe(in mask[lane], 0), TVector.LoadUnsafe(in source[lane], 0), TVector.Zero)
@@ -578,9 +586,9 @@ internal static partial class Convolution
             }
         }
 
-        /// <summary>Moves every output channel × positions [j0, j0 + columns) between the NCHW output and the scratch
-        /// column (row stride 32), one image's stretch at a time.</summary>
-        private void MoveColumn(float* y, int first, int j0, int columns, float* scratch, bool toScratch)
+        /// <summary>Moves every output channel × positions [j0, j0 + columns) from the scratch column (row stride 32)
+        /// into the NCHW output, one image's stretch at a time.</summary>
+        private void MoveColumnOut(float* y, int first, int j0, int columns, float* scratch)
         {
             int plane = g.InPlane;
             for (int position = j0, end = j0 + columns; position < end;)
@@ -588,12 +596,7 @@ internal static partial class Convolution
                 int image = position / plane, stretch = Math.Min(end, (image + 1) * plane) - position;
                 float* inOutput = y + (nint)(first + image) * g.OutChannels * plane + position - image * plane;
                 for (int o = 0; o < g.OutChannels; o++)
-                {
-                    var outputRow = new Span<float>(inOutput + (nint)o * plane, stretch);
-                    var scratchRow = new Span<float>(scratch + o * Gemm.TileCols + position - j0, stretch);
-                    if (toScratch) outputRow.CopyTo(scratchRow);
-                    else scratchRow.CopyTo(outputRow);
-                }
+                    new ReadOnlySpan<float>(scratch + o * Gemm.TileCols + position - j0, stretch).CopyTo(new Span<float>(inOutput + (nint)o * plane, stretch));
                 position += stretch;
             }
         }

@@ -32,8 +32,8 @@ internal readonly record struct ConvGeometry(int Batch, int InChannels, int OutC
 
 /// <summary>
 /// Convolution by im2col + GEMM, in the three passes that the layers need; float32 convolutions whose output plane is
-/// the input plane shifted (unit stride and dilation, "same" padding) run their forward and data passes as an implicit
-/// GEMM instead, with no column matrix (Convolution.Implicit.cs). With X the column matrix of x
+/// the input plane shifted (unit stride and dilation, "same" padding) run all three passes without a column matrix
+/// instead, as implicit GEMMs (Convolution.Implicit.cs). With X the column matrix of x
 /// (<see cref="Im2Col"/>) and W the weight read as (OutChannels, PatchSize):
 /// <list type="bullet">
 /// <item>forward: y = W·X + b;</item>
@@ -140,17 +140,26 @@ internal static partial class Convolution
         });
     }
 
-    /// <summary>dW = Σ_images dy·Xᵀ, the gradient with respect to the weight (OutChannels, InChannels, kh, kw).</summary>
-    public static void BackwardWeight<T>(ConvGeometry g, ArraySegment<T> input, ArraySegment<T> gradOutput, ArraySegment<T> gradWeight)
+    /// <summary>dW = Σ_images dy·Xᵀ, the gradient with respect to the weight (OutChannels, InChannels, kh, kw), and,
+    /// unless <paramref name="gradBias"/> is empty, db = Σ dy over images and positions (one value per output
+    /// channel), taken while dy is at hand where the pass stages it.</summary>
+    public static void BackwardWeight<T>(ConvGeometry g, ArraySegment<T> input, ArraySegment<T> gradOutput, ArraySegment<T> gradWeight,
+        ArraySegment<T> gradBias = default)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int weightLength = g.OutChannels * g.PatchSize;
-        if (g.Batch == 0) { gradWeight.AsSpan(0, weightLength).Clear(); return; }
-        if (RunsImplicitly<T>(g) && g.PatchSize <= DotProductPatch)
+        if (g.Batch == 0)
         {
-            BackwardWeightByMaskedDots(g, AsFloat(input), AsFloat(gradOutput), AsFloat(gradWeight));
+            gradWeight.AsSpan(0, weightLength).Clear();
+            if (gradBias.Count > 0) gradBias.AsSpan(0, g.OutChannels).Clear();
             return;
         }
+        if (WeightGradientRunsImplicitly<T>(g))
+        {
+            BackwardWeightImplicit(g, AsFloat(input), AsFloat(gradOutput), AsFloat(gradWeight), AsFloat(gradBias));
+            return;
+        }
+        if (gradBias.Count > 0) ChannelSums<T>(gradOutput.AsSpan(0, g.Batch * g.OutChannels * g.OutPlane), g.Batch, g.OutChannels, g.OutPlane, gradBias.AsSpan(0, g.OutChannels));
         int groups = Math.Min(g.Batch, WeightGradientGroups), imagesPerGemm = ImagesPerGemm(g);
         // Group 0 sums straight into dW; the others into partial sums that are added afterwards in group order.
         T[] partials = BufferPool<T>.Shared.Rent(Math.Max((groups - 1) * weightLength, 1));
@@ -308,14 +317,29 @@ internal static partial class Convolution
     }
 
     /// <summary>sums[c] = Σ over images and positions of data[n, c, ·]: the bias gradient of a convolution (data = dy)
-    /// or of a transposed convolution.</summary>
-    public static void ChannelSums<T>(ReadOnlySpan<T> data, int batch, int channels, int plane, Span<T> sums)
+    /// or of a transposed convolution. Channels are split over the threads; each channel's sum runs over the images in
+    /// order whatever the split, so the result does not depend on the thread count.</summary>
+    public static unsafe void ChannelSums<T>(ReadOnlySpan<T> data, int batch, int channels, int plane, Span<T> sums)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        sums.Clear();
-        for (int n = 0; n < batch; n++)
-            for (int c = 0; c < channels; c++)
-                sums[c] += TensorPrimitives.Sum(data.Slice((n * channels + c) * plane, plane));
+        if ((long)batch * channels * plane > data.Length || channels > sums.Length)
+            throw new ArgumentException($"Convolution.ChannelSums: {batch}×{channels}×{plane} values into {channels} sums, but the spans hold {data.Length} and {sums.Length}.");
+        fixed (T* values = data, totals = sums)
+            Parallelism.For(channels, new ChannelSumChunks<T>(values, batch, channels, plane, totals), workPerItem: (long)batch * plane);
+    }
+
+    /// <summary>The sums of channels [start, end) for <see cref="ChannelSums"/>.</summary>
+    private readonly unsafe struct ChannelSumChunks<T>(T* data, int batch, int channels, int plane, T* sums) : IChunkBody
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Run(int start, int end)
+        {
+            // Image by image, so that the reads run through memory in order.
+            new Span<T>(sums + start, end - start).Clear();
+            for (int n = 0; n < batch; n++)
+                for (int c = start; c < end; c++)
+                    sums[c] += TensorPrimitives.Sum(new ReadOnlySpan<T>(data + ((nint)n * channels + c) * plane, plane));
+        }
     }
 
     /// <summary>Sets each channel plane of one image to its bias value, or to zero when there is no bias.</summary>

@@ -86,9 +86,12 @@ public static partial class Functional
             Tensor g = dy.Contiguous();
             Tensor? dx = !input.RequiresGrad ? null
                 : transposed ? ConvolutionForwardPass(geometry, g, w, null) : ConvolutionDataPass(geometry, g, w, null);
+            // A convolution's weight pass also sums dy into the bias gradient; a transpose's bias sums its own dy.
+            bool biasFromWeightPass = !transposed && weight.RequiresGrad;
+            Tensor? db = bias is not { RequiresGrad: true } ? null
+                : biasFromWeightPass ? Tensor.Allocate(g.DType, new[] { geometry.OutChannels }, clear: false) : ChannelSums(g);
             Tensor? dw = !weight.RequiresGrad ? null
-                : transposed ? ConvolutionWeightPass(geometry, g, x) : ConvolutionWeightPass(geometry, x, g);
-            Tensor? db = bias is { RequiresGrad: true } ? ChannelSums(g) : null;
+                : transposed ? ConvolutionWeightPass(geometry, g, x, null) : ConvolutionWeightPass(geometry, x, g, db);
             return bias is null ? new[] { dx, dw } : new[] { dx, dw, db };
         });
         return y;
@@ -112,12 +115,15 @@ public static partial class Functional
         return dx;
     }
 
-    /// <summary>dW = Σ dy·Xᵀ for the convolution's input x and output gradient dy.</summary>
-    private static Tensor ConvolutionWeightPass(ConvGeometry g, Tensor x, Tensor dy)
+    /// <summary>dW = Σ dy·Xᵀ for the convolution's input x and output gradient dy, and db = Σ dy into
+    /// <paramref name="db"/> unless it is null.</summary>
+    private static Tensor ConvolutionWeightPass(ConvGeometry g, Tensor x, Tensor dy, Tensor? db)
     {
         Tensor dw = Tensor.Allocate(x.DType, new[] { g.OutChannels, g.InChannels, g.Rows.Kernel, g.Cols.Kernel }, clear: false);
-        if (x.DType == DType.Float32) Convolution.BackwardWeight(g, x.AsArraySegment<float>(), dy.AsArraySegment<float>(), dw.AsArraySegment<float>());
-        else Convolution.BackwardWeight(g, x.AsArraySegment<double>(), dy.AsArraySegment<double>(), dw.AsArraySegment<double>());
+        if (x.DType == DType.Float32)
+            Convolution.BackwardWeight(g, x.AsArraySegment<float>(), dy.AsArraySegment<float>(), dw.AsArraySegment<float>(), db?.AsArraySegment<float>() ?? default);
+        else
+            Convolution.BackwardWeight(g, x.AsArraySegment<double>(), dy.AsArraySegment<double>(), dw.AsArraySegment<double>(), db?.AsArraySegment<double>() ?? default);
         return dw;
     }
 

@@ -5,7 +5,7 @@ using NormSharp.Tests.Testing;
 namespace NormSharp.Tests.Kernels;
 
 /// <summary>The float32 implicit GEMM (Convolution.Implicit.cs) that runs "same"-size unit-stride convolutions and
-/// their input gradients, checked against the float64 im2col path (itself checked against finite differences and
+/// their input and weight gradients, checked against the float64 im2col path (itself checked against finite differences and
 /// the definition) on the same weights and data.</summary>
 public class ImplicitConvolutionTests
 {
@@ -42,6 +42,11 @@ public class ImplicitConvolutionTests
     // than the weight pass has groups and with 7 output channels (a partial block); and a 4×4 patch of 16 rows.
     [InlineData(1, 7, 12, 3, 21)]
     [InlineData(1, 5, 6, 4, 3)]
+    // Deep patches on at least 22 channels take the weight pass's implicit GEMM: 33 images of 32×32 put three images
+    // in some of its 16 groups, staged two at a time, so a group sums two chunks of 8 depth blocks (2,048 positions),
+    // and 44 channels fill one 32-channel block and part of a second; an even kernel has its centre tap at (1, 1).
+    [InlineData(44, 5, 32, 3, 33)]
+    [InlineData(24, 3, 8, 4, 2)]
     public void Same_size_convolution_in_float32_matches_float64(int inChannels, int outChannels, int side, int kernel, int batch)
     {
         Assert.True(Convolution.RunsImplicitly<float>(new ConvGeometry(batch, inChannels, outChannels,

@@ -132,8 +132,10 @@ public class ConvolutionTests
     }
 
     // 37 images of 10×10 in float32 (the implicit GEMM): five forward groups, the last of two images, tiles that
-    // straddle images, and a weight pass in 16 groups; one input channel takes the masked dot products for dW.
+    // straddle images, and a weight pass in 16 groups; one input channel takes the masked dot products for dW, 24 the
+    // implicit GEMM (14 output channels leave a two-row panel), three and five im2col + GEMM.
     [Theory]
+    [InlineData(24, 14)]
     [InlineData(3, 8)]
     [InlineData(1, 6)]
     [InlineData(5, 14)]
@@ -145,7 +147,7 @@ public class ConvolutionTests
         int saved = Parallelism.ThreadCount;
         try
         {
-            (float[] Y, float[] Dw, float[] Dx) Run(int threads)
+            (float[] Y, float[] Dw, float[] Db, float[] Dx) Run(int threads)
             {
                 Parallelism.ThreadCount = threads;
                 conv.ZeroGrad();
@@ -153,12 +155,13 @@ public class ConvolutionTests
                 input.RequiresGrad = true;
                 Tensor y = conv.Forward(input);
                 y.Backward(dy);
-                return (y.ToArray(), conv.Weight.Grad!.ToArray(), input.Grad!.ToArray());
+                return (y.ToArray(), conv.Weight.Grad!.ToArray(), conv.Bias!.Grad!.ToArray(), input.Grad!.ToArray());
             }
             var one = Run(1);
             var three = Run(3);
             Assert.Equal(one.Y, three.Y);
             Assert.Equal(one.Dw, three.Dw);
+            Assert.Equal(one.Db, three.Db);
             Assert.Equal(one.Dx, three.Dx);
         }
         finally { Parallelism.ThreadCount = saved; }

@@ -157,4 +157,18 @@ public class ElementwiseKernelTests
         }
         Assert.Equal(Step(1), Step(2));
     }
+
+    [Fact]
+    public void Full_on_two_threads_fills_every_element()
+    {
+        int saved = Parallelism.ThreadCount;
+        Parallelism.ThreadCount = 2;
+        try
+        {
+            float[] ones = Tensor.Ones(new[] { 3, 100_001 }).ToArray();
+            Assert.All(ones, v => Assert.Equal(1f, v));
+            Assert.Equal(300_003, ones.Length);
+        }
+        finally { Parallelism.ThreadCount = saved; }
+    }
 }

@@ -176,14 +176,18 @@ internal static class ActivationKernels
         int block = n * inner;
         if (inner == 1)
         {
+            if (!log)
+            {
+                SoftmaxRows(x, y, default, n);
+                return;
+            }
             for (int start = 0; start < x.Length; start += block)
             {
                 ReadOnlySpan<T> row = x.Slice(start, n);
                 Span<T> output = y.Slice(start, n);
                 T rowMax = RowMax(row);
                 T expSum = ExpAffine(row, -rowMax, T.One, new Uniform<T>(T.Zero), output);
-                if (log) TensorPrimitives.Subtract(row, rowMax + T.Log(expSum), output);
-                else TensorPrimitives.Multiply(output, T.One / expSum, output);
+                TensorPrimitives.Subtract(row, rowMax + T.Log(expSum), output);
             }
             return;
         }
@@ -216,6 +220,22 @@ internal static class ActivationKernels
         }
         BufferPool<T>.Shared.Return(maxRented);
         BufferPool<T>.Shared.Return(sumRented);
+    }
+
+    /// <summary>The softmax of each contiguous row of n elements, and each row's log-normalizer m + log Σ e^(x−m)
+    /// (m = the row's maximum) in <paramref name="logNormalizers"/> unless that is empty: log-softmax = x − that.</summary>
+    public static void SoftmaxRows<T>(ReadOnlySpan<T> x, Span<T> probabilities, Span<T> logNormalizers, int n)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int start = 0, row = 0; start < x.Length; start += n, row++)
+        {
+            ReadOnlySpan<T> values = x.Slice(start, n);
+            Span<T> output = probabilities.Slice(start, n);
+            T rowMax = RowMax(values);
+            T expSum = ExpAffine(values, -rowMax, T.One, new Uniform<T>(T.Zero), output);
+            TensorPrimitives.Multiply(output, T.One / expSum, output);
+            if (!logNormalizers.IsEmpty) logNormalizers[row] = rowMax + T.Log(expSum);
+        }
     }
 
     /// <summary>

@@ -72,7 +72,7 @@ public class Adam : KerasOptimizer
     {
         Tensor momentum = State(index, 0) ?? CreateState(index, 0);
         Tensor velocity = State(index, 1) ?? CreateState(index, 1);
-        Span<T> velocityHat = AmsGrad ? (State(index, 2) ?? CreateState(index, 2)).Span<T>() : Span<T>.Empty;
+        Tensor? velocityHat = AmsGrad ? State(index, 2) ?? CreateState(index, 2) : null;
         double step = StepCount(index), lr = group.LearningRate;
         // Kingma & Ba's epsilon-hat form: the bias corrections fold into the step size, and the kernel's
         // √v/√(1 − β2ᵗ) becomes √v by passing 1 as that square root.
@@ -86,7 +86,7 @@ public class Adam : KerasOptimizer
             DecoupledDecayFactor: T.CreateChecked(DecayFactor(group)),
             Decoupled: true,
             AmsGrad: AmsGrad);
-        OptimizerKernels.Adam(parameter.Span<T>(), gradient.Span<T>(), momentum.Span<T>(), velocity.Span<T>(), velocityHat, scalars);
+        Apply<T, OptimizerKernels.AdamRule<T>>(new(scalars), parameter, gradient, momentum, velocity, velocityHat);
     }
 }
 
@@ -122,10 +122,10 @@ public sealed class SGD : KerasOptimizer
 
     private protected override void Update<T>(int index, ParameterGroup group, Tensor parameter, Tensor gradient)
     {
-        var rule = new KerasOptimizerKernels.SgdRule<T>(new KerasSgdScalars<T>(T.CreateChecked(group.LearningRate), T.CreateChecked(Momentum),
+        var rule = new OptimizerKernels.KerasSgdRule<T>(new KerasSgdScalars<T>(T.CreateChecked(group.LearningRate), T.CreateChecked(Momentum),
             T.CreateChecked(DecayFactor(group)), Nesterov));
-        Span<T> velocity = Momentum > 0 ? (State(index, 0) ?? CreateState(index, 0)).Span<T>() : Span<T>.Empty;
-        KerasOptimizerKernels.Run(rule, parameter.Span<T>(), gradient.Span<T>(), velocity, Span<T>.Empty, Span<T>.Empty);
+        Tensor? velocity = Momentum > 0 ? State(index, 0) ?? CreateState(index, 0) : null;
+        Apply<T, OptimizerKernels.KerasSgdRule<T>>(rule, parameter, gradient, velocity);
     }
 }
 
@@ -165,13 +165,13 @@ public sealed class RMSprop : KerasOptimizer
 
     private protected override void Update<T>(int index, ParameterGroup group, Tensor parameter, Tensor gradient)
     {
-        var rule = new KerasOptimizerKernels.RmsPropRule<T>(new RmsPropScalars<T>(T.CreateChecked(group.LearningRate), T.CreateChecked(Rho),
+        var rule = new OptimizerKernels.RmsPropRule<T>(new RmsPropScalars<T>(T.CreateChecked(group.LearningRate), T.CreateChecked(Rho),
             T.CreateChecked(Momentum), T.CreateChecked(Epsilon), T.CreateChecked(DecayFactor(group)), Centered));
         // State slots follow StateNames: velocity, then momentum if used, then the average gradient if centred.
         int averageSlot = Momentum > 0 ? 2 : 1;
-        Span<T> velocity = (State(index, 0) ?? CreateState(index, 0)).Span<T>();
-        Span<T> momentum = Momentum > 0 ? (State(index, 1) ?? CreateState(index, 1)).Span<T>() : Span<T>.Empty;
-        Span<T> average = Centered ? (State(index, averageSlot) ?? CreateState(index, averageSlot)).Span<T>() : Span<T>.Empty;
-        KerasOptimizerKernels.Run(rule, parameter.Span<T>(), gradient.Span<T>(), velocity, momentum, average);
+        Tensor velocity = State(index, 0) ?? CreateState(index, 0);
+        Tensor? momentum = Momentum > 0 ? State(index, 1) ?? CreateState(index, 1) : null;
+        Tensor? average = Centered ? State(index, averageSlot) ?? CreateState(index, averageSlot) : null;
+        Apply<T, OptimizerKernels.RmsPropRule<T>>(rule, parameter, gradient, velocity, momentum, average);
     }
 }

@@ -8,33 +8,33 @@ using System.Runtime.Intrinsics;
 namespace NormSharp.Kernels;
 
 /// <summary>
-/// Activation functions and their derivatives. Point-wise ones are operators for <see cref="Pointwise"/> or calls
-/// to <see cref="TensorPrimitives"/>; the softmax family works on data viewed as (outer, n, inner) and normalizes
+/// Activation functions and their derivatives. Point-wise ones are width-generic operators for <see cref="Pointwise"/>
+/// or calls to <see cref="TensorPrimitives"/>; the softmax family works on data viewed as (outer, n, inner) and normalizes
 /// over n, with one path for a contiguous axis (inner = 1) and one for a strided axis (inner &gt; 1).
 /// </summary>
 internal static class ActivationKernels
 {
-    // ---- point-wise -------------------------------------------------------------------------------------------
+    // ---- point-wise: operators for Pointwise.Map -----------------------------------------------------------------
 
     /// <summary>y = x for x &gt; 0, else slope·x.</summary>
     public readonly struct LeakyRelu<T>(T slope) : IUnaryOperator<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T Invoke(T x) => x > T.Zero ? x : slope * x;
 
-        public Vector<T> Invoke(Vector<T> x) => Vector.ConditionalSelect(Vector.GreaterThan(x, Vector<T>.Zero), x, x * slope);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TVector Invoke<TVector>(TVector x) where TVector : struct, ISimdVector<TVector, T> =>
+            TVector.ConditionalSelect(TVector.LessThan(TVector.Zero, x), x, x * TVector.Create(slope));
     }
 
-    /// <summary>dx = dy where y &gt; 0, else 0, for the write driver at the widest vector width. PyTorch's
-    /// threshold_backward: tests y ≤ 0, so a NaN output passes its gradient through.</summary>
-    public readonly ref struct ReluBackward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> dy) : IElementwise<T> where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>dx = dy where y &gt; 0, else 0, from the saved output y. PyTorch's threshold_backward: tests y ≤ 0, so
+    /// a NaN output passes its gradient through.</summary>
+    public readonly struct ReluBackward<T> : IBinaryOperator<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        private readonly ReadOnlySpan<T> _y = y, _dy = dy;
-
-        public T At(int i) => _y[i] <= T.Zero ? T.Zero : _dy[i];
+        public T Invoke(T y, T dy) => y <= T.Zero ? T.Zero : dy;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T> =>
-            TVector.ConditionalSelect(TVector.LessThanOrEqual(NormalizationSimd.Load<T, TVector>(_y, i), TVector.Zero), TVector.Zero, NormalizationSimd.Load<T, TVector>(_dy, i));
+        public TVector Invoke<TVector>(TVector y, TVector dy) where TVector : struct, ISimdVector<TVector, T> =>
+            TVector.ConditionalSelect(TVector.LessThanOrEqual(y, TVector.Zero), TVector.Zero, dy);
     }
 
     /// <summary>dx = dy where x &gt; 0, else slope·dy.</summary>
@@ -42,7 +42,30 @@ internal static class ActivationKernels
     {
         public T Invoke(T x, T dy) => x > T.Zero ? dy : slope * dy;
 
-        public Vector<T> Invoke(Vector<T> x, Vector<T> dy) => Vector.ConditionalSelect(Vector.GreaterThan(x, Vector<T>.Zero), dy, dy * slope);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TVector Invoke<TVector>(TVector x, TVector dy) where TVector : struct, ISimdVector<TVector, T> =>
+            TVector.ConditionalSelect(TVector.LessThan(TVector.Zero, x), dy, dy * TVector.Create(slope));
+    }
+
+    /// <summary>σ(x) = 1 / (1 + e^−x), from e = e^−|x| so that no exponent is positive: 1 / (1 + e) for x ≥ 0 and
+    /// e / (1 + e) for x &lt; 0 (the same value, without overflow). The vector form uses
+    /// <see cref="SimdMath.ExpOfNonPositive"/> in the element type (within 2 ulp in float32; σ is 0 below x = −86.6,
+    /// where it is less than 2.6·10⁻³⁸), the scalar form (spans shorter than one vector) T.Exp.</summary>
+    public readonly struct Sigmoid<T> : IUnaryOperator<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T Invoke(T x)
+        {
+            T e = T.Exp(-T.Abs(x));
+            return (x < T.Zero ? e : T.One) / (T.One + e);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TVector Invoke<TVector>(TVector x) where TVector : struct, ISimdVector<TVector, T>
+        {
+            TVector negative = TVector.LessThan(x, TVector.Zero), one = TVector.Create(T.One);
+            TVector e = SimdMath.ExpOfNonPositive<T, TVector>(TVector.ConditionalSelect(negative, x, TVector.Zero - x));
+            return TVector.ConditionalSelect(negative, e, one) / (one + e);
+        }
     }
 
     /// <summary>dx = dy·σ'(x) with σ' = y(1 − y), from the saved output y = σ(x).</summary>
@@ -50,7 +73,9 @@ internal static class ActivationKernels
     {
         public T Invoke(T y, T dy) => dy * y * (T.One - y);
 
-        public Vector<T> Invoke(Vector<T> y, Vector<T> dy) => dy * y * (Vector<T>.One - y);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TVector Invoke<TVector>(TVector y, TVector dy) where TVector : struct, ISimdVector<TVector, T> =>
+            dy * y * (TVector.Create(T.One) - y);
     }
 
     /// <summary>dx = dy·(1 − y²), from the saved output y = tanh(x).</summary>
@@ -58,7 +83,9 @@ internal static class ActivationKernels
     {
         public T Invoke(T y, T dy) => dy * (T.One - y * y);
 
-        public Vector<T> Invoke(Vector<T> y, Vector<T> dy) => dy * (Vector<T>.One - y * y);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TVector Invoke<TVector>(TVector y, TVector dy) where TVector : struct, ISimdVector<TVector, T> =>
+            dy * (TVector.Create(T.One) - y * y);
     }
 
     // ---- softmax and log-softmax over the middle axis of (outer, n, inner) ----------------------------------------
@@ -99,6 +126,45 @@ internal static class ActivationKernels
         }
     }
 
+    /// <summary>The largest element of a non-empty span, at the widest vector width the machine has. A lane compare
+    /// keeps the first operand where either is NaN, one instruction or two where TensorPrimitives.Max's NaN-propagating
+    /// maximum takes several below AVX-512 (a softmax's row maximum took three times as long at 256 bits as at 512).
+    /// The softmax family needs no NaN from it: a NaN element makes its exponential, and so the row's normalizer and
+    /// every output of the row, NaN anyway.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T RowMax<T>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Vector512.IsHardwareAccelerated ? RowMax<T, Simd512<T>>(x)
+        : Vector256.IsHardwareAccelerated ? RowMax<T, Simd256<T>>(x)
+        : RowMax<T, Simd128<T>>(x);
+
+    /// <inheritdoc cref="RowMax{T}"/>
+    public static T RowMax<T, TVector>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
+    {
+        int width = TVector.Count, last = x.Length - width;
+        T max = x[0];
+        if (last < 0)
+        {
+            foreach (T value in x) max = max < value ? value : max;
+            return max;
+        }
+        // Two chains of compares, and the last vector overlapping the others (counting an element twice does not change
+        // a maximum).
+        TVector even = NormalizationSimd.Load<T, TVector>(x, 0), odd = NormalizationSimd.Load<T, TVector>(x, last);
+        int i = width;
+        for (; i + width < last; i += 2 * width)
+        {
+            even = Larger(even, NormalizationSimd.Load<T, TVector>(x, i));
+            odd = Larger(odd, NormalizationSimd.Load<T, TVector>(x, i + width));
+        }
+        if (i < last) even = Larger(even, NormalizationSimd.Load<T, TVector>(x, i));
+        Span<T> lanes = stackalloc T[width];
+        Larger(even, odd).StoreUnsafe(ref MemoryMarshal.GetReference(lanes), 0);
+        foreach (T value in lanes) max = max < value ? value : max;
+        return max;
+
+        static TVector Larger(TVector a, TVector b) => TVector.ConditionalSelect(TVector.LessThan(a, b), b, a);
+    }
+
     /// <summary>
     /// y = softmax(x) or log-softmax(x) over n, for every (outer, inner) position of <paramref name="x"/> (a whole
     /// number of (n, inner) blocks). Numerically stable: with m = max x, softmax = e^(x−m) / Σ e^(x−m) and
@@ -110,14 +176,18 @@ internal static class ActivationKernels
         int block = n * inner;
         if (inner == 1)
         {
+            if (!log)
+            {
+                SoftmaxRows(x, y, default, n);
+                return;
+            }
             for (int start = 0; start < x.Length; start += block)
             {
                 ReadOnlySpan<T> row = x.Slice(start, n);
                 Span<T> output = y.Slice(start, n);
-                T rowMax = TensorPrimitives.Max(row);
+                T rowMax = RowMax(row);
                 T expSum = ExpAffine(row, -rowMax, T.One, new Uniform<T>(T.Zero), output);
-                if (log) TensorPrimitives.Subtract(row, rowMax + T.Log(expSum), output);
-                else TensorPrimitives.Multiply(output, T.One / expSum, output);
+                TensorPrimitives.Subtract(row, rowMax + T.Log(expSum), output);
             }
             return;
         }
@@ -150,6 +220,22 @@ internal static class ActivationKernels
         }
         BufferPool<T>.Shared.Return(maxRented);
         BufferPool<T>.Shared.Return(sumRented);
+    }
+
+    /// <summary>The softmax of each contiguous row of n elements, and each row's log-normalizer m + log Σ e^(x−m)
+    /// (m = the row's maximum) in <paramref name="logNormalizers"/> unless that is empty: log-softmax = x − that.</summary>
+    public static void SoftmaxRows<T>(ReadOnlySpan<T> x, Span<T> probabilities, Span<T> logNormalizers, int n)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int start = 0, row = 0; start < x.Length; start += n, row++)
+        {
+            ReadOnlySpan<T> values = x.Slice(start, n);
+            Span<T> output = probabilities.Slice(start, n);
+            T rowMax = RowMax(values);
+            T expSum = ExpAffine(values, -rowMax, T.One, new Uniform<T>(T.Zero), output);
+            TensorPrimitives.Multiply(output, T.One / expSum, output);
+            if (!logNormalizers.IsEmpty) logNormalizers[row] = rowMax + T.Log(expSum);
+        }
     }
 
     /// <summary>

@@ -25,9 +25,12 @@ internal static class LossKernels
 
     /// <summary>
     /// ℓ = −Σ_c q_c·logp_c per row, where q is the label-smoothed one-hot target, q_c = (1−ε)·[c = t] + ε/C
-    /// (Szegedy et al. 2016, §7); rows whose target is <paramref name="ignoreIndex"/> get 0.
+    /// (Szegedy et al. 2016, §7); rows whose target is <paramref name="ignoreIndex"/> get 0. The log-probabilities
+    /// are <paramref name="scores"/> less each row's <paramref name="logNormalizers"/> (logits and their
+    /// m + log Σ e^(x−m)), or the scores themselves when that span is empty.
     /// </summary>
-    public static void ClassIndexForward<T>(ReadOnlySpan<T> logp, ReadOnlySpan<int> target, Span<T> loss, int classes, int inner, T smoothing, int ignoreIndex)
+    public static void ClassIndexForward<T>(ReadOnlySpan<T> scores, ReadOnlySpan<T> logNormalizers, ReadOnlySpan<int> target, Span<T> loss,
+        int classes, int inner, T smoothing, int ignoreIndex)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         T uniform = smoothing / T.CreateChecked(classes);
@@ -40,12 +43,13 @@ internal static class LossKernels
                 continue;
             }
             int first = RowStart(row, classes, inner);
-            T value = -(T.One - smoothing) * logp[first + t * inner];
+            T normalizer = logNormalizers.IsEmpty ? T.Zero : logNormalizers[row];
+            T value = -(T.One - smoothing) * (scores[first + t * inner] - normalizer);
             if (smoothing != T.Zero)
             {
                 T sum = T.Zero;
-                for (int c = 0; c < classes; c++) sum += logp[first + c * inner];
-                value -= uniform * sum;
+                for (int c = 0; c < classes; c++) sum += scores[first + c * inner];
+                value -= uniform * (sum - T.CreateChecked(classes) * normalizer);
             }
             loss[row] = value;
         }
@@ -53,25 +57,27 @@ internal static class LossKernels
 
     /// <summary>
     /// The gradient of <see cref="ClassIndexForward"/> scaled by each row's upstream gradient. With
-    /// <paramref name="throughLogSoftmax"/> (cross-entropy on logits) it is upstream·(softmax − q), softmax = e^logp;
-    /// without it (NLL on log-probabilities) upstream·(−q). Ignored rows get 0.
+    /// <paramref name="throughLogSoftmax"/> (cross-entropy on logits) it is upstream·(softmax − q): on contiguous rows
+    /// (inner = 1) the <paramref name="probabilities"/> that the forward kept, otherwise e^logp; without it (NLL on
+    /// log-probabilities) upstream·(−q). Ignored rows get 0.
     /// </summary>
-    public static void ClassIndexBackward<T>(ReadOnlySpan<T> logp, ReadOnlySpan<int> target, ReadOnlySpan<T> upstream, Span<T> dx,
+    public static void ClassIndexBackward<T>(ReadOnlySpan<T> logp, ReadOnlySpan<T> probabilities, ReadOnlySpan<int> target, ReadOnlySpan<T> upstream, Span<T> dx,
         int classes, int inner, T smoothing, int ignoreIndex, bool throughLogSoftmax)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         T uniform = smoothing / T.CreateChecked(classes);
         if (inner == 1)
         {
-            // Contiguous rows: u·softmax − u·ε/C over the whole row in one pass (softmax = e^logp, logp ≤ 0), then
-            // the target's own −u·(1 − ε).
+            if (throughLogSoftmax && probabilities.Length != dx.Length)
+                throw new ArgumentException($"ClassIndexBackward: contiguous rows through the log-softmax need the {dx.Length} probabilities of the forward, got {probabilities.Length}.");
+            // Contiguous rows: u·softmax − u·ε/C over the whole row in one pass, then the target's own −u·(1 − ε).
             for (int row = 0; row < target.Length; row++)
             {
                 int t = target[row];
                 T u = t == ignoreIndex ? T.Zero : upstream[row];
                 Span<T> d = dx.Slice(row * classes, classes);
                 if (!throughLogSoftmax) d.Fill(-u * uniform);
-                else ActivationKernels.ExpAffine(logp.Slice(row * classes, classes), T.Zero, u, new Uniform<T>(-u * uniform), d);
+                else NormalizationSimd.Write(d, new ShiftScale<T, Uniform<T>>(probabilities.Slice(row * classes, classes), new(T.Zero), new(u), new(-u * uniform)));
                 if (t != ignoreIndex) d[t] -= u * (T.One - smoothing);
             }
             return;

@@ -20,13 +20,14 @@ internal static class SimdMath
     public static TVector ExpOfNonPositive<T, TVector>(TVector x) where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
         bool single = typeof(T) == typeof(float);
-        // Below e^-86.6 (float32) or e^-707 (float64) 2ⁿ·e^r would leave the normal numbers.
+        // Below e^-86.6 (float32) or e^-707 (float64) 2ⁿ·e^r would leave the normal numbers: those lanes (−∞
+        // included) are replaced by 0 at the end, so whatever the steps make of them does not matter, and x needs no
+        // clamping (a NaN stays NaN through every step).
         TVector lowest = TVector.Create(T.CreateTruncating(single ? -86.6 : -707.0));
-        TVector clamped = TVector.Max(x, lowest);
         // Adding and subtracting 1.5·2^(mantissa bits) rounds to the nearest whole number.
         TVector rounding = TVector.Create(T.CreateTruncating(single ? 12582912.0 : 6755399441055744.0));
-        TVector n = TVector.MultiplyAdd(clamped, TVector.Create(T.CreateTruncating(1.4426950408889634)), rounding) - rounding;
-        TVector r = TVector.MultiplyAdd(n, TVector.Create(T.CreateTruncating(single ? -0.693359375 : -6.93147180369123816490e-01)), clamped);
+        TVector n = TVector.MultiplyAdd(x, TVector.Create(T.CreateTruncating(1.4426950408889634)), rounding) - rounding;
+        TVector r = TVector.MultiplyAdd(n, TVector.Create(T.CreateTruncating(single ? -0.693359375 : -6.93147180369123816490e-01)), x);
         r = TVector.MultiplyAdd(n, TVector.Create(T.CreateTruncating(single ? 2.12194440e-4 : -1.90821492927058770002e-10)), r);
         TVector p = single ? SinglePolynomial<T, TVector>(r) : DoublePolynomial<T, TVector>(r);
         return TVector.ConditionalSelect(TVector.LessThan(x, lowest), TVector.Zero, TVector.MultiplyByPowerOfTwo(p, n));

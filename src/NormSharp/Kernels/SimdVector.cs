@@ -48,6 +48,12 @@ internal interface ISimdVector<TSelf, T> where TSelf : struct, ISimdVector<TSelf
 
     static abstract TSelf operator ~(TSelf mask);
 
+    /// <summary>Lane-wise division, correctly rounded as the scalar division is.</summary>
+    static abstract TSelf operator /(TSelf left, TSelf right);
+
+    /// <summary>Lane-wise square root, correctly rounded as the scalar square root is.</summary>
+    static abstract TSelf Sqrt(TSelf v);
+
     /// <summary>a·b + c, fused where the hardware has FMA (as T.MultiplyAddEstimate is).</summary>
     static abstract TSelf MultiplyAdd(TSelf a, TSelf b, TSelf c);
 
@@ -71,7 +77,8 @@ internal interface ISimdVector<TSelf, T> where TSelf : struct, ISimdVector<TSelf
     static abstract TSelf LessThanOrEqual(TSelf left, TSelf right);
 
     /// <summary>v·2ⁿ for lanes n holding whole numbers, by adding n to the exponent field: exact while the result is a
-    /// normal number (the caller keeps it there).</summary>
+    /// normal number. n is converted with the hardware's own instruction (one, where the saturating conversion takes
+    /// four), so a lane whose n is out of the integer range or NaN is unspecified: the caller masks it.</summary>
     static abstract TSelf MultiplyByPowerOfTwo(TSelf v, TSelf n);
 }
 
@@ -125,6 +132,10 @@ internal readonly struct Simd512<T>(Vector512<T> value) : IWideningVector<Simd51
     public static Simd512<T> operator -(Simd512<T> left, Simd512<T> right) => new(left.Value - right.Value);
     public static Simd512<T> operator *(Simd512<T> left, Simd512<T> right) => new(left.Value * right.Value);
     public static Simd512<T> operator ~(Simd512<T> mask) => new(~mask.Value);
+    public static Simd512<T> operator /(Simd512<T> left, Simd512<T> right) => new(left.Value / right.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> Sqrt(Simd512<T> v) => new(Vector512.Sqrt(v.Value));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd512<T> MultiplyAdd(Simd512<T> a, Simd512<T> b, Simd512<T> c)
@@ -163,8 +174,8 @@ internal readonly struct Simd512<T>(Vector512<T> value) : IWideningVector<Simd51
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd512<T> MultiplyByPowerOfTwo(Simd512<T> v, Simd512<T> n)
     {
-        if (typeof(T) == typeof(float)) return new((v.Value.AsInt32() + (Vector512.ConvertToInt32(n.Value.AsSingle()) << 23)).As<int, T>());
-        return new((v.Value.AsInt64() + (Vector512.ConvertToInt64(n.Value.AsDouble()) << 52)).As<long, T>());
+        if (typeof(T) == typeof(float)) return new((v.Value.AsInt32() + (Vector512.ConvertToInt32Native(n.Value.AsSingle()) << 23)).As<int, T>());
+        return new((v.Value.AsInt64() + (Vector512.ConvertToInt64Native(n.Value.AsDouble()) << 52)).As<long, T>());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -213,6 +224,10 @@ internal readonly struct Simd256<T>(Vector256<T> value) : IWideningVector<Simd25
     public static Simd256<T> operator -(Simd256<T> left, Simd256<T> right) => new(left.Value - right.Value);
     public static Simd256<T> operator *(Simd256<T> left, Simd256<T> right) => new(left.Value * right.Value);
     public static Simd256<T> operator ~(Simd256<T> mask) => new(~mask.Value);
+    public static Simd256<T> operator /(Simd256<T> left, Simd256<T> right) => new(left.Value / right.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> Sqrt(Simd256<T> v) => new(Vector256.Sqrt(v.Value));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd256<T> MultiplyAdd(Simd256<T> a, Simd256<T> b, Simd256<T> c)
@@ -251,8 +266,8 @@ internal readonly struct Simd256<T>(Vector256<T> value) : IWideningVector<Simd25
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd256<T> MultiplyByPowerOfTwo(Simd256<T> v, Simd256<T> n)
     {
-        if (typeof(T) == typeof(float)) return new((v.Value.AsInt32() + (Vector256.ConvertToInt32(n.Value.AsSingle()) << 23)).As<int, T>());
-        return new((v.Value.AsInt64() + (Vector256.ConvertToInt64(n.Value.AsDouble()) << 52)).As<long, T>());
+        if (typeof(T) == typeof(float)) return new((v.Value.AsInt32() + (Vector256.ConvertToInt32Native(n.Value.AsSingle()) << 23)).As<int, T>());
+        return new((v.Value.AsInt64() + (Vector256.ConvertToInt64Native(n.Value.AsDouble()) << 52)).As<long, T>());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -304,6 +319,10 @@ internal readonly struct Simd128<T>(Vector128<T> value) : IWideningVector<Simd12
     public static Simd128<T> operator -(Simd128<T> left, Simd128<T> right) => new(left.Value - right.Value);
     public static Simd128<T> operator *(Simd128<T> left, Simd128<T> right) => new(left.Value * right.Value);
     public static Simd128<T> operator ~(Simd128<T> mask) => new(~mask.Value);
+    public static Simd128<T> operator /(Simd128<T> left, Simd128<T> right) => new(left.Value / right.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> Sqrt(Simd128<T> v) => new(Vector128.Sqrt(v.Value));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd128<T> MultiplyAdd(Simd128<T> a, Simd128<T> b, Simd128<T> c)
@@ -342,8 +361,8 @@ internal readonly struct Simd128<T>(Vector128<T> value) : IWideningVector<Simd12
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd128<T> MultiplyByPowerOfTwo(Simd128<T> v, Simd128<T> n)
     {
-        if (typeof(T) == typeof(float)) return new((v.Value.AsInt32() + (Vector128.ConvertToInt32(n.Value.AsSingle()) << 23)).As<int, T>());
-        return new((v.Value.AsInt64() + (Vector128.ConvertToInt64(n.Value.AsDouble()) << 52)).As<long, T>());
+        if (typeof(T) == typeof(float)) return new((v.Value.AsInt32() + (Vector128.ConvertToInt32Native(n.Value.AsSingle()) << 23)).As<int, T>());
+        return new((v.Value.AsInt64() + (Vector128.ConvertToInt64Native(n.Value.AsDouble()) << 52)).As<long, T>());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -11,8 +11,8 @@ public static partial class Functional
     public static Tensor Relu(Tensor input) => PointwiseActivation(input, "ReLU", backwardFromOutput: true,
         static (x, y) => TensorPrimitives.Max(x, 0f, y),
         static (x, y) => TensorPrimitives.Max(x, 0.0, y),
-        static (y, dy, dx) => NormalizationSimd.Write(dx, new ActivationKernels.ReluBackward<float>(y, dy)),
-        static (y, dy, dx) => NormalizationSimd.Write(dx, new ActivationKernels.ReluBackward<double>(y, dy)));
+        static (y, dy, dx) => Pointwise.Map(new ActivationKernels.ReluBackward<float>(), y, dy, dx),
+        static (y, dy, dx) => Pointwise.Map(new ActivationKernels.ReluBackward<double>(), y, dy, dx));
 
     /// <summary>x for x &gt; 0, else <paramref name="negativeSlope"/>·x, element-wise (PyTorch's default slope 0.01).</summary>
     public static Tensor LeakyRelu(Tensor input, double negativeSlope = 0.01)
@@ -34,8 +34,8 @@ public static partial class Functional
 
     /// <summary>The logistic function σ(x) = 1 / (1 + e^−x), element-wise.</summary>
     public static Tensor Sigmoid(Tensor input) => PointwiseActivation(input, "Sigmoid", backwardFromOutput: true,
-        static (x, y) => TensorPrimitives.Sigmoid(x, y),
-        static (x, y) => TensorPrimitives.Sigmoid(x, y),
+        static (x, y) => Pointwise.Map(new ActivationKernels.Sigmoid<float>(), x, y),
+        static (x, y) => Pointwise.Map(new ActivationKernels.Sigmoid<double>(), x, y),
         static (y, dy, dx) => Pointwise.Map(new ActivationKernels.SigmoidBackward<float>(), y, dy, dx),
         static (y, dy, dx) => Pointwise.Map(new ActivationKernels.SigmoidBackward<double>(), y, dy, dx));
 

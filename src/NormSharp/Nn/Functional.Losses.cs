@@ -114,12 +114,20 @@ public static partial class Functional
         int[] labels = (int[])target.Clone();
 
         Tensor x = input.Contiguous();
-        Tensor logp = fromLogits ? LogSoftmaxUnrecorded(x, layout) : x;
+        // On logits over a contiguous class axis the forward keeps the softmax and each row's log-normalizer instead
+        // of the log-softmax: the loss reads the logits less the normalizer, the backward the softmax, and no
+        // exponential is computed twice (an exponential per element was most of the backward's time).
+        bool keepSoftmax = fromLogits && layout.Inner == 1;
+        Tensor? probabilities = keepSoftmax ? Tensor.Allocate(x.DType, x.Dims, clear: false) : null;
+        Tensor? logNormalizers = keepSoftmax ? Tensor.Allocate(x.DType, layout.RowDims, clear: false) : null;
+        if (keepSoftmax) SoftmaxRowsUnrecorded(x, probabilities!, logNormalizers!, layout);
+        // Log-probabilities, or the logits when their log-normalizers are kept.
+        Tensor scores = fromLogits && !keepSoftmax ? LogSoftmaxUnrecorded(x, layout) : x;
         Tensor perRow = Tensor.Allocate(x.DType, layout.RowDims, clear: false);
         if (x.DType == DType.Float32)
-            LossKernels.ClassIndexForward(logp.SpanF, labels, perRow.SpanF, layout.Classes, layout.Inner, (float)labelSmoothing, ignoreIndex);
+            LossKernels.ClassIndexForward(scores.SpanF, logNormalizers is null ? default : logNormalizers.SpanF, labels, perRow.SpanF, layout.Classes, layout.Inner, (float)labelSmoothing, ignoreIndex);
         else
-            LossKernels.ClassIndexForward(logp.SpanD, labels, perRow.SpanD, layout.Classes, layout.Inner, labelSmoothing, ignoreIndex);
+            LossKernels.ClassIndexForward(scores.SpanD, logNormalizers is null ? default : logNormalizers.SpanD, labels, perRow.SpanD, layout.Classes, layout.Inner, labelSmoothing, ignoreIndex);
         Tensor loss = Reduce(perRow, reduction, counted);
 
         AutogradEngine.Record(loss, who, new[] { input }, g =>
@@ -132,9 +140,11 @@ public static partial class Functional
             {
                 Range elements = (start * block)..(end * block), rows = (start * layout.Inner)..(end * layout.Inner);
                 if (x.DType == DType.Float32)
-                    LossKernels.ClassIndexBackward(logp.SpanF[elements], labels.AsSpan(rows), upstream.SpanF[rows], dx.SpanF[elements], layout.Classes, layout.Inner, (float)labelSmoothing, ignoreIndex, fromLogits);
+                    LossKernels.ClassIndexBackward(scores.SpanF[elements], probabilities is null ? default : probabilities.SpanF[elements], labels.AsSpan(rows),
+                        upstream.SpanF[rows], dx.SpanF[elements], layout.Classes, layout.Inner, (float)labelSmoothing, ignoreIndex, fromLogits);
                 else
-                    LossKernels.ClassIndexBackward(logp.SpanD[elements], labels.AsSpan(rows), upstream.SpanD[rows], dx.SpanD[elements], layout.Classes, layout.Inner, labelSmoothing, ignoreIndex, fromLogits);
+                    LossKernels.ClassIndexBackward(scores.SpanD[elements], probabilities is null ? default : probabilities.SpanD[elements], labels.AsSpan(rows),
+                        upstream.SpanD[rows], dx.SpanD[elements], layout.Classes, layout.Inner, labelSmoothing, ignoreIndex, fromLogits);
             }, 2L * block);
             return new[] { dx };
         });
@@ -230,6 +240,19 @@ public static partial class Functional
         if (x.DType == DType.Float32) SoftmaxForward<float>(x, logp, layout.Outer, layout.Classes, layout.Inner, log: true);
         else SoftmaxForward<double>(x, logp, layout.Outer, layout.Classes, layout.Inner, log: true);
         return logp;
+    }
+
+    /// <summary>The softmax over a contiguous class axis and each row's log-normalizer, not recorded; threads take
+    /// whole rows.</summary>
+    private static void SoftmaxRowsUnrecorded(Tensor x, Tensor probabilities, Tensor logNormalizers, ClassLayout layout)
+    {
+        int n = layout.Classes;
+        Parallelism.For(layout.Outer, (start, end) =>
+        {
+            Range elements = (start * n)..(end * n);
+            if (x.DType == DType.Float32) ActivationKernels.SoftmaxRows(x.SpanF[elements], probabilities.SpanF[elements], logNormalizers.SpanF[start..end], n);
+            else ActivationKernels.SoftmaxRows(x.SpanD[elements], probabilities.SpanD[elements], logNormalizers.SpanD[start..end], n);
+        }, workPerItem: 4L * n);
     }
 
     /// <summary>Reads a target tensor of whole numbers as class indices.</summary>

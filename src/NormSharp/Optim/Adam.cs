@@ -54,7 +54,7 @@ public class Adam : Optimizer
     {
         Tensor expAvg = State(index, 0) ?? CreateState(index, 0);
         Tensor expAvgSq = State(index, 1) ?? CreateState(index, 1);
-        Span<T> maxExpAvgSq = AmsGrad ? (State(index, 2) ?? CreateState(index, 2)).Span<T>() : Span<T>.Empty;
+        Tensor? maxExpAvgSq = AmsGrad ? State(index, 2) ?? CreateState(index, 2) : null;
         // Scalars in double, as PyTorch computes them in Python before the tensor kernel.
         double step = StepCount(index), lr = group.LearningRate;
         double biasCorrection1 = 1 - Math.Pow(Beta1, step), biasCorrection2 = 1 - Math.Pow(Beta2, step);
@@ -68,7 +68,7 @@ public class Adam : Optimizer
             DecoupledDecayFactor: T.CreateChecked(1 - lr * group.WeightDecay),
             Decoupled: _decoupled,
             AmsGrad: AmsGrad);
-        OptimizerKernels.Adam(parameter.Span<T>(), gradient.Span<T>(), expAvg.Span<T>(), expAvgSq.Span<T>(), maxExpAvgSq, scalars);
+        Apply<T, OptimizerKernels.AdamRule<T>>(new(scalars), parameter, gradient, expAvg, expAvgSq, maxExpAvgSq);
     }
 }
 

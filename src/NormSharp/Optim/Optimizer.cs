@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics;
+using NormSharp.Kernels;
 
 namespace NormSharp.Optim;
 
@@ -159,6 +160,31 @@ public abstract class Optimizer
     {
         Tensor p = _parameters[index];
         return _state[index][slot] = Tensor.Allocate(p.DType, p.Dims, clear: true, scoped: false);
+    }
+
+    /// <summary>Applies <paramref name="rule"/> in place to a parameter and the states it uses (null: unused), split over
+    /// <see cref="Parallelism.ThreadCount"/> threads at whole vectors of 512 bits, so that every thread's part but the
+    /// last is whole vectors at every width. Allocates nothing.</summary>
+    private protected static void Apply<T, TRule>(TRule rule, Tensor parameter, Tensor gradient, Tensor? state0 = null, Tensor? state1 = null, Tensor? state2 = null)
+        where T : unmanaged, IFloatingPointIeee754<T> where TRule : struct, IUpdateRule<T>
+    {
+        int blockLength = 64 / System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        var body = new UpdateBody<T, TRule>(rule, parameter, gradient, state0, state1, state2, blockLength);
+        Parallelism.For((parameter.Length + blockLength - 1) / blockLength, body, workPerItem: blockLength);
+    }
+
+    /// <summary>The elements of blocks [start, end) of <see cref="Apply"/>, updated by one thread.</summary>
+    private readonly struct UpdateBody<T, TRule>(TRule rule, Tensor parameter, Tensor gradient, Tensor? state0, Tensor? state1, Tensor? state2, int blockLength)
+        : IChunkBody where T : unmanaged, IFloatingPointIeee754<T> where TRule : struct, IUpdateRule<T>
+    {
+        public void Run(int start, int end)
+        {
+            Range elements = (start * blockLength)..Math.Min(end * blockLength, parameter.Length);
+            OptimizerKernels.Update(rule, parameter.Span<T>()[elements], gradient.Span<T>()[elements],
+                Part(state0, elements), Part(state1, elements), Part(state2, elements));
+        }
+
+        private static Span<T> Part(Tensor? state, Range elements) => state is null ? default : state.Span<T>()[elements];
     }
 
     /// <summary>How many updates parameter <paramref name="index"/> has received.</summary>

@@ -42,12 +42,12 @@ public sealed class SGD : Optimizer
         var scalars = new SgdScalars<T>(T.CreateChecked(group.LearningRate), T.CreateChecked(Momentum), T.CreateChecked(Dampening), T.CreateChecked(group.WeightDecay), Nesterov);
         if (Momentum == 0)
         {
-            OptimizerKernels.Sgd(parameter.Span<T>(), gradient.Span<T>(), Span<T>.Empty, scalars, firstStep: false);
+            Apply<T, OptimizerKernels.SgdRule<T>>(new(scalars, firstStep: false), parameter, gradient);
             return;
         }
         Tensor? buffer = State(index, 0);
         bool first = buffer is null;
         buffer ??= CreateState(index, 0);
-        OptimizerKernels.Sgd(parameter.Span<T>(), gradient.Span<T>(), buffer.Span<T>(), scalars, first);
+        Apply<T, OptimizerKernels.SgdRule<T>>(new(scalars, first), parameter, gradient, buffer);
     }
 }

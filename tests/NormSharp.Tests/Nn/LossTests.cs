@@ -77,6 +77,36 @@ public class LossTests
     }
 
     [Fact]
+    public void CrossEntropy_of_float32_rows_of_several_vectors_and_its_gradient_match_float64()
+    {
+        // 1000 classes: whole vectors and a partial last one at every width, on the path that keeps the softmax for
+        // the backward; one ignored row.
+        const int rows = 4, classes = 1000;
+        const double eps = 0.1;
+        var random = new Random(3);
+        float[] x = Enumerable.Range(0, rows * classes).Select(_ => (float)(random.NextDouble() * 20 - 10)).ToArray();
+        int[] target = { 17, 999, -100, 0 };
+        double loss = 0;
+        double[] gradient = new double[x.Length];
+        for (int n = 0; n < rows; n++)
+        {
+            if (target[n] < 0) continue;
+            double[] logp = LogSoftmaxRow(x.Skip(n * classes).Take(classes).Select(v => (double)v).ToArray());
+            for (int c = 0; c < classes; c++)
+            {
+                double q = (c == target[n] ? 1 - eps : 0) + eps / classes;
+                loss -= q * logp[c] / 3;
+                gradient[n * classes + c] = (Math.Exp(logp[c]) - q) / 3;
+            }
+        }
+        Tensor logits = Tensor.FromArray(x, rows, classes);
+        logits.RequiresGrad = true;
+        Tensor result = Functional.CrossEntropy(logits, target, labelSmoothing: eps);
+        TensorAssert.Close(new[] { loss }, result, rtol: 1e-5, atol: 0);
+        TensorAssert.Close(gradient, result.GradFn!.Backward!(Tensor.Ones(result.Shape))[0]!, rtol: 1e-4, atol: 1e-9);
+    }
+
+    [Fact]
     public void Ignored_samples_are_left_out_of_the_loss_and_the_mean()
     {
         var logits = R(2, 3, 4);

@@ -131,42 +131,6 @@ public class ConvolutionTests
         }
     }
 
-    // 37 images of 10×10 in float32 (the implicit GEMM): five forward groups, the last of two images, tiles that
-    // straddle images, and a weight pass in 16 groups; one input channel takes the masked dot products for dW, 24 the
-    // implicit GEMM (14 output channels leave a two-row panel), three and five im2col + GEMM.
-    [Theory]
-    [InlineData(24, 14)]
-    [InlineData(3, 8)]
-    [InlineData(1, 6)]
-    [InlineData(5, 14)]
-    public void Result_does_not_depend_on_the_thread_count(int inChannels, int outChannels)
-    {
-        var conv = new Conv2d(inChannels, outChannels, 3, padding: 1, generator: new RandomGenerator(8));
-        Tensor x = Tensor.Normal(new[] { 37, inChannels, 10, 10 }, generator: new RandomGenerator(9));
-        Tensor dy = Tensor.Normal(new[] { 37, outChannels, 10, 10 }, generator: new RandomGenerator(10));
-        int saved = Parallelism.ThreadCount;
-        try
-        {
-            (float[] Y, float[] Dw, float[] Db, float[] Dx) Run(int threads)
-            {
-                Parallelism.ThreadCount = threads;
-                conv.ZeroGrad();
-                Tensor input = x.Detach();
-                input.RequiresGrad = true;
-                Tensor y = conv.Forward(input);
-                y.Backward(dy);
-                return (y.ToArray(), conv.Weight.Grad!.ToArray(), conv.Bias!.Grad!.ToArray(), input.Grad!.ToArray());
-            }
-            var one = Run(1);
-            var three = Run(3);
-            Assert.Equal(one.Y, three.Y);
-            Assert.Equal(one.Dw, three.Dw);
-            Assert.Equal(one.Db, three.Db);
-            Assert.Equal(one.Dx, three.Dx);
-        }
-        finally { Parallelism.ThreadCount = saved; }
-    }
-
     // ---- gradients ------------------------------------------------------------------------------------------------
 
     [Fact] public void Backward_matches_finite_differences() => GradCheck.CheckModule(new Conv2d(3, 4, 3), GradCheck.Random(1, 2, 3, 6, 5));
@@ -371,5 +335,47 @@ internal static class Reference
                                         y[((b0 * cout + o) * outH + r) * outW + s] += x[((b0 * cin + c) * h + i) * wd + j] * w[((c * cout + o) * kh + p) * kw + q];
                                 }
         return y;
+    }
+}
+
+/// <summary>Convolution results at different thread counts; in the collection that runs alone, because it changes
+/// <see cref="Parallelism.ThreadCount"/> for the whole process.</summary>
+[Collection("Parallelism")]
+public class ConvolutionThreadingTests
+{
+    // 37 images of 10×10 in float32 (the implicit GEMM): five forward groups, the last of two images, tiles that
+    // straddle images, and a weight pass in 16 groups; one input channel takes the masked dot products for dW, 24 the
+    // implicit GEMM (14 output channels leave a two-row panel), three and five im2col + GEMM.
+    [Theory]
+    [InlineData(24, 14)]
+    [InlineData(3, 8)]
+    [InlineData(1, 6)]
+    [InlineData(5, 14)]
+    public void Result_does_not_depend_on_the_thread_count(int inChannels, int outChannels)
+    {
+        var conv = new Conv2d(inChannels, outChannels, 3, padding: 1, generator: new RandomGenerator(8));
+        Tensor x = Tensor.Normal(new[] { 37, inChannels, 10, 10 }, generator: new RandomGenerator(9));
+        Tensor dy = Tensor.Normal(new[] { 37, outChannels, 10, 10 }, generator: new RandomGenerator(10));
+        int saved = Parallelism.ThreadCount;
+        try
+        {
+            (float[] Y, float[] Dw, float[] Db, float[] Dx) Run(int threads)
+            {
+                Parallelism.ThreadCount = threads;
+                conv.ZeroGrad();
+                Tensor input = x.Detach();
+                input.RequiresGrad = true;
+                Tensor y = conv.Forward(input);
+                y.Backward(dy);
+                return (y.ToArray(), conv.Weight.Grad!.ToArray(), conv.Bias!.Grad!.ToArray(), input.Grad!.ToArray());
+            }
+            var one = Run(1);
+            var three = Run(3);
+            Assert.Equal(one.Y, three.Y);
+            Assert.Equal(one.Dw, three.Dw);
+            Assert.Equal(one.Db, three.Db);
+            Assert.Equal(one.Dx, three.Dx);
+        }
+        finally { Parallelism.ThreadCount = saved; }
     }
 }

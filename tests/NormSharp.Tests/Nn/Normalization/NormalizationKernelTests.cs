@@ -122,10 +122,7 @@ public class NormalizationKernelTests
 }
 
 /// <summary>Changes the global thread count, so it runs alone.</summary>
-[CollectionDefinition(nameof(ThreadCountCollection), DisableParallelization = true)]
-public class ThreadCountCollection;
-
-[Collection(nameof(ThreadCountCollection))]
+[Collection("Parallelism")]
 public class NormalizationDeterminismTests
 {
     public static TheoryData<string> Operations => NormalizationKernelTests.Operations;

@@ -142,7 +142,7 @@ public class NormalizationPathTests
 
 /// <summary>The new paths' results for one and two threads (BatchNorm pieces, odd column strips, rows written past
 /// the cache).</summary>
-[Collection(nameof(ThreadCountCollection))]
+[Collection("Parallelism")]
 public class NormalizationPathDeterminismTests
 {
     [Theory]

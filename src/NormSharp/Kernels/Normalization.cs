@@ -146,10 +146,11 @@ internal static partial class NormalizationKernels
                 }
                 if (dx.IsEmpty) continue;
                 var (meanDy, meanDyXhat) = GradientMeans(plan.Centered, statisticsFromBatch, weightedDy, weightedDyXhat, layout.GroupSize);
-                for (int s = 0; s < layout.Segments; s++)
+                // Backwards: the runs the sums read last are still in L2 and are read again first.
+                for (int s = layout.Segments - 1; s >= 0; s--)
                 {
                     var (center, a, k, l) = GradientCoefficients<T>(mean, invStd, Gamma(w, layout.Channel(g, s)), meanDy, meanDyXhat);
-                    for (int o = 0; o < layout.Outer; o++)
+                    for (int o = layout.Outer - 1; o >= 0; o--)
                     {
                         int start = layout.RunStart(o, g) + s * length;
                         NormalizationSimd.Write(dx.Slice(start, length),

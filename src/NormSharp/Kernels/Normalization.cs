@@ -110,6 +110,8 @@ internal static partial class NormalizationKernels
         double[] unitSums = BufferPool<double>.Shared.Rent(2 * units);
         if (layout.ChannelsAreContiguous)
             ColumnsBackward(input, gradOutput, gradInput, layout, plan.Centered, statisticsFromBatch, weight, statistics, unitSums);
+        else if (layout.Outer > 1 && layout.Run >= MemoryOrderRun && plan.Centered && statisticsFromBatch)
+            BatchBackward(input, gradOutput, gradInput, layout, weight, statistics, unitSums);
         else
             GroupsBackward(input, gradOutput, gradInput, plan, statisticsFromBatch, weight, statistics, unitSums);
         ReduceUnitsToChannels(layout, unitSums, gradWeight, gradBias);

@@ -147,6 +147,13 @@ internal static class NormalizationSimd
     /// added at the end, so each lane holds at most BlockVectors terms).</summary>
     private const int BlockVectors = 16;
 
+    /// <summary>Type arguments for a choice made when a kernel is compiled (typeof(TChoice) == typeof(Yes) is a
+    /// constant to the JIT, which drops the branch not taken).</summary>
+    private readonly struct Yes;
+
+    /// <inheritdoc cref="Yes"/>
+    private readonly struct No;
+
     /// <summary>Rows a column sum adds in the element type before it moves to float64.</summary>
     public const int BlockRows = 16;
 
@@ -418,8 +425,20 @@ internal static class NormalizationSimd
         int rows, int stride, Span<double> sum, Span<double> products)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TCenterA : ICoefficient<T>, allows ref struct where TCenterB : ICoefficient<T>, allows ref struct
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double> =>
+        ColumnSums<T, TCenterA, TCenterB, No, TVector, TWide>(a, centerA, b, centerB, rows, stride, sum, products);
+
+    /// <summary><see cref="ColumnCenteredSums{T, TCenterA, TCenterB, TVector, TWide}"/>, or when
+    /// <typeparamref name="TSquares"/> is <see cref="Yes"/> the sums Σ(a − p) and Σ(a − p)² (b and q unused), which
+    /// read each element once. The choice is a type so that the JIT compiles each loop without the other's branch.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ColumnSums<T, TCenterA, TCenterB, TSquares, TVector, TWide>(ReadOnlySpan<T> a, TCenterA centerA, ReadOnlySpan<T> b, TCenterB centerB,
+        int rows, int stride, Span<double> sum, Span<double> products)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where TCenterA : ICoefficient<T>, allows ref struct where TCenterB : ICoefficient<T>, allows ref struct where TSquares : struct
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
+        bool squares = typeof(TSquares) == typeof(Yes);
         int width = TVector.Count, columns = sum.Length;
         bool wantProducts = !products.IsEmpty;
         if (columns < width)
@@ -429,7 +448,7 @@ internal static class NormalizationSimd
                 {
                     double aj = Wide(a[n * stride + j] - centerA.At(j));
                     sum[j] += aj;
-                    if (wantProducts) products[j] += aj * Wide(b[n * stride + j] - centerB.At(j));
+                    if (wantProducts) products[j] += aj * (squares ? aj : Wide(b[n * stride + j] - centerB.At(j)));
                 }
             return;
         }
@@ -440,7 +459,8 @@ internal static class NormalizationSimd
             int last = columns - width;
             int j0 = Math.Min(first, last), j1 = Math.Min(first + width, last), j2 = Math.Min(first + 2 * width, last), j3 = Math.Min(first + 3 * width, last);
             TVector p0 = centerA.VectorAt<TVector>(j0), p1 = centerA.VectorAt<TVector>(j1), p2 = centerA.VectorAt<TVector>(j2), p3 = centerA.VectorAt<TVector>(j3);
-            TVector q0 = centerB.VectorAt<TVector>(j0), q1 = centerB.VectorAt<TVector>(j1), q2 = centerB.VectorAt<TVector>(j2), q3 = centerB.VectorAt<TVector>(j3);
+            TVector q0 = typeof(TSquares) == typeof(Yes) ? p0 : centerB.VectorAt<TVector>(j0), q1 = typeof(TSquares) == typeof(Yes) ? p1 : centerB.VectorAt<TVector>(j1);
+            TVector q2 = typeof(TSquares) == typeof(Yes) ? p2 : centerB.VectorAt<TVector>(j2), q3 = typeof(TSquares) == typeof(Yes) ? p3 : centerB.VectorAt<TVector>(j3);
             for (int block = 0; block < rows; block += BlockRows)
             {
                 TVector s0 = TVector.Zero, s1 = s0, s2 = s0, s3 = s0, m0 = s0, m1 = s0, m2 = s0, m3 = s0;
@@ -454,6 +474,14 @@ internal static class NormalizationSimd
                     s2 += d2;
                     s3 += d3;
                     if (!wantProducts) continue;
+                    if (typeof(TSquares) == typeof(Yes))
+                    {
+                        m0 = TVector.MultiplyAdd(d0, d0, m0);
+                        m1 = TVector.MultiplyAdd(d1, d1, m1);
+                        m2 = TVector.MultiplyAdd(d2, d2, m2);
+                        m3 = TVector.MultiplyAdd(d3, d3, m3);
+                        continue;
+                    }
                     m0 = TVector.MultiplyAdd(d0, Load<T, TVector>(b, row + j0) - q0, m0);
                     m1 = TVector.MultiplyAdd(d1, Load<T, TVector>(b, row + j1) - q1, m1);
                     m2 = TVector.MultiplyAdd(d2, Load<T, TVector>(b, row + j2) - q2, m2);
@@ -469,12 +497,13 @@ internal static class NormalizationSimd
 
     /// <summary>
     /// Mean and M₂ = Σ(x − mean)² of every column of a strip of a (rows, stride) matrix (the span starts at the
-    /// strip's first column; its width is mean.Length), reading the strip once. Each block of BlockRows rows is summed
-    /// twice while it is in L1: once for its centre c (the block mean rounded to T), once for S₁ = Σ(x − c) and
-    /// S₂ = Σ(x − c)², the corrected two-pass algorithm inside the block, exact however large the mean is against the
-    /// spread. The blocks are merged in float64 by Chan, Golub &amp; LeVeque's (1979) pairwise update:
-    /// δ = mean_B − mean_A, mean += δ·n_B/n, M₂ += M₂_B + δ²·n_A·n_B/n. Four vectors of columns walk down the rows
-    /// together, as in <see cref="ColumnCenteredSums{T, TCenterA, TCenterB}"/>.
+    /// strip's first column; its width is mean.Length), in one pass when it can: the group path's shifted-data
+    /// algorithm (Chan, Golub &amp; LeVeque 1983, section 3) column by column, with S₁ = Σ(x − c) and
+    /// S₂ = Σ(x − c)² about a pilot c per column (the mean of its first <see cref="PilotRows"/> rows, rounded to T),
+    /// mean = c + S₁/n and M₂ = S₂ − S₁²/n; when some column's pilot lies more than one standard deviation from its
+    /// mean the sums are taken again about the means found (the second pass of the corrected two-pass algorithm), so
+    /// the result stays exact however large the mean is against the spread, and a constant column gives exactly 0.
+    /// The sums walk down the rows as in <see cref="ColumnCenteredSums{T, TCenterA, TCenterB}"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ColumnMeanAndM2<T>(ReadOnlySpan<T> x, int rows, int stride, Span<double> mean, Span<double> m2)
@@ -485,96 +514,45 @@ internal static class NormalizationSimd
         else ColumnMeanAndM2<T, Simd128<T>, Simd128<double>>(x, rows, stride, mean, m2);
     }
 
+    /// <summary>Rows whose mean is a column's pilot centre in <see cref="ColumnMeanAndM2{T}"/>.</summary>
+    private const int PilotRows = 16;
+
     /// <inheritdoc cref="ColumnMeanAndM2{T}(ReadOnlySpan{T}, int, int, Span{double}, Span{double})"/>
     public static void ColumnMeanAndM2<T, TVector, TWide>(ReadOnlySpan<T> x, int rows, int stride, Span<double> mean, Span<double> m2)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
-        int width = TVector.Count, columns = mean.Length;
-        if (columns < width)
+        int columns = mean.Length, pilotRows = Math.Min(rows, PilotRows);
+        T[]? rented = columns > MaxStackColumns ? BufferPool<T>.Shared.Rent(columns) : null;
+        Span<T> center = rented is null ? stackalloc T[MaxStackColumns] : rented;
+        center = center[..columns];
+        // The pilot: row 0 plus the mean of (x − row 0) over the first rows, in float64, rounded to T.
+        ReadOnlySpan<T> first = x[..columns];
+        mean.Clear();
+        ColumnSums<T, PerElement<T>, PerElement<T>, No, TVector, TWide>(x, new(first), x, new(first), pilotRows, stride, mean, default);
+        for (int j = 0; j < columns; j++) center[j] = T.CreateTruncating(Wide(first[j]) + mean[j] / pilotRows);
+        for (int pass = 0; ; pass++)
         {
-            for (int j = 0; j < columns; j++)
-            {
-                double sum = 0, squares = 0;
-                for (int n = 0; n < rows; n++) sum += Wide(x[n * stride + j]);
-                mean[j] = sum / rows;
-                for (int n = 0; n < rows; n++) squares += (Wide(x[n * stride + j]) - mean[j]) * (Wide(x[n * stride + j]) - mean[j]);
-                m2[j] = squares;
-            }
-            return;
+            // mean and m2 hold S₁ and S₂ about the centres until the end.
+            mean.Clear();
+            m2.Clear();
+            ColumnSums<T, PerElement<T>, PerElement<T>, Yes, TVector, TWide>(x, new(center), x, new(center), rows, stride, mean, m2);
+            bool far = false;
+            for (int j = 0; j < columns && !far; j++) far = mean[j] / rows * (mean[j] / rows) > m2[j] / rows / 2;
+            if (!far || pass == 1) break;
+            for (int j = 0; j < columns; j++) center[j] = T.CreateTruncating(Wide(center[j]) + mean[j] / rows);
         }
-        for (int first = 0; first < columns; first += 4 * width)
+        for (int j = 0; j < columns; j++)
         {
-            int last = columns - width;
-            int j0 = Math.Min(first, last), j1 = Math.Min(first + width, last), j2 = Math.Min(first + 2 * width, last), j3 = Math.Min(first + 3 * width, last);
-            for (int block = 0; block < rows; block += BlockRows)
-            {
-                int end = Math.Min(rows, block + BlockRows);
-                TVector c0 = TVector.Zero, c1 = c0, c2 = c0, c3 = c0;
-                for (int n = block; n < end; n++)
-                {
-                    int row = n * stride;
-                    c0 += Load<T, TVector>(x, row + j0);
-                    c1 += Load<T, TVector>(x, row + j1);
-                    c2 += Load<T, TVector>(x, row + j2);
-                    c3 += Load<T, TVector>(x, row + j3);
-                }
-                TVector inverseCount = TVector.Create(T.One / T.CreateTruncating(end - block));
-                c0 *= inverseCount;
-                c1 *= inverseCount;
-                c2 *= inverseCount;
-                c3 *= inverseCount;
-                TVector s0 = TVector.Zero, s1 = s0, s2 = s0, s3 = s0, q0 = s0, q1 = s0, q2 = s0, q3 = s0;
-                for (int n = block; n < end; n++)
-                {
-                    int row = n * stride;
-                    TVector d0 = Load<T, TVector>(x, row + j0) - c0, d1 = Load<T, TVector>(x, row + j1) - c1;
-                    TVector d2 = Load<T, TVector>(x, row + j2) - c2, d3 = Load<T, TVector>(x, row + j3) - c3;
-                    s0 += d0;
-                    s1 += d1;
-                    s2 += d2;
-                    s3 += d3;
-                    q0 = TVector.MultiplyAdd(d0, d0, q0);
-                    q1 = TVector.MultiplyAdd(d1, d1, q1);
-                    q2 = TVector.MultiplyAdd(d2, d2, q2);
-                    q3 = TVector.MultiplyAdd(d3, d3, q3);
-                }
-                MergeColumnBlock<T, TVector, TWide>(mean, m2, j0, first - j0, block, end - block, c0, s0, q0);
-                MergeColumnBlock<T, TVector, TWide>(mean, m2, j1, first + width - j1, block, end - block, c1, s1, q1);
-                MergeColumnBlock<T, TVector, TWide>(mean, m2, j2, first + 2 * width - j2, block, end - block, c2, s2, q2);
-                MergeColumnBlock<T, TVector, TWide>(mean, m2, j3, first + 3 * width - j3, block, end - block, c3, s3, q3);
-            }
+            double shift = mean[j] / rows;
+            m2[j] = Math.Max(m2[j] - mean[j] * shift, 0);
+            mean[j] = Wide(center[j]) + shift;
         }
+        if (rented is not null) BufferPool<T>.Shared.Return(rented);
     }
 
-    /// <summary>Merges one block's (centre, S₁, S₂) of the columns from <paramref name="j"/> + firstLane on into the
-    /// running float64 mean and M₂ of the rows before it.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MergeColumnBlock<T, TVector, TWide>(Span<double> mean, Span<double> m2, int j, int firstLane, int before, int count,
-        TVector center, TVector sum, TVector squares) where T : unmanaged
-        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
-    {
-        if (firstLane >= TVector.Count) return;
-        MergeColumnBlock(mean, m2, j, TWide.LanesFrom(firstLane), before, count, TVector.WidenLower(center), TVector.WidenLower(sum), TVector.WidenLower(squares));
-        if (TVector.Count > TWide.Count)
-            MergeColumnBlock(mean, m2, j + TWide.Count, TWide.LanesFrom(firstLane - TWide.Count), before, count,
-                TVector.WidenUpper(center), TVector.WidenUpper(sum), TVector.WidenUpper(squares));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MergeColumnBlock<TWide>(Span<double> mean, Span<double> m2, int j, TWide lanes, int before, int count,
-        TWide center, TWide sum, TWide squares) where TWide : struct, ISimdVector<TWide, double>
-    {
-        ref double meanAt = ref MemoryMarshal.GetReference(mean), m2At = ref MemoryMarshal.GetReference(m2);
-        TWide shift = sum * TWide.Create(1.0 / count), blockMean = center + shift, blockM2 = squares - sum * shift;
-        TWide oldMean = TWide.LoadUnsafe(in meanAt, (nuint)j), oldM2 = TWide.LoadUnsafe(in m2At, (nuint)j);
-        TWide delta = blockMean - oldMean;
-        double total = before + count;
-        TWide newMean = before == 0 ? blockMean : oldMean + delta * TWide.Create(count / total);
-        TWide newM2 = before == 0 ? blockM2 : oldM2 + blockM2 + delta * delta * TWide.Create(before * (double)count / total);
-        TWide.ConditionalSelect(lanes, newMean, oldMean).StoreUnsafe(ref meanAt, (nuint)j);
-        TWide.ConditionalSelect(lanes, newM2, oldM2).StoreUnsafe(ref m2At, (nuint)j);
-    }
+    /// <summary>Columns whose centres <see cref="ColumnMeanAndM2{T}"/> keeps on the stack.</summary>
+    private const int MaxStackColumns = 256;
 
     /// <summary>Adds the lanes from <paramref name="firstLane"/> on of one vector's column sums (and products,
     /// unless that span is empty) into the float64 totals at column <paramref name="j"/>.</summary>
@@ -598,18 +576,25 @@ internal static class NormalizationSimd
         else Write<T, TOp, Simd128<T>>(output, op, streaming);
     }
 
-    /// <summary>Writes out[i] = op(i) for every i. The whole vectors start on a boundary of the vector's size (a
-    /// store that straddles two cache lines costs about twice as much), and with <paramref name="streaming"/> they
-    /// bypass the cache (an output larger than the cache is not read back soon, and this saves reading each line
-    /// before writing it). When streaming where the hardware has masked stores, the elements before the first
-    /// boundary and after the last whole vector come from the vectors that start and end the span, moved into place
-    /// and written with a masked store to their own line: a store that only touches a line that a streaming store has
-    /// written costs a round trip to memory. Otherwise the first and last vectors of the span are stored whole,
-    /// overlapping the aligned ones (the same lanes get the same values), and nothing streams, for the same reason:
-    /// cheaper than masked stores, which AVX2 has only as slow microcoded instructions on AMD processors (a 256-bit
-    /// vmaskmovps store measured ten times as long as a plain one on an AMD EPYC). Every vector is formed before any store that
-    /// covers its inputs, so the output may be the input.</summary>
-    public static unsafe void Write<T, TOp, TVector>(Span<T> output, TOp op, bool streaming = false)
+    /// <summary>Writes out[i] = op(i) for every i, through the cache (<see cref="WriteCached"/>) or, with
+    /// <paramref name="streaming"/>, past it (<see cref="WriteStreamed"/>). Every vector is formed before any store
+    /// that covers its inputs, so the output may be the input. The two are separate methods, each the only user of
+    /// its op: a loop in a method that also hands its op to another kept the JIT from holding the op's spans in
+    /// registers, and ran up to six times slower.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Write<T, TOp, TVector>(Span<T> output, TOp op, bool streaming = false)
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : IElementwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
+    {
+        // 128-bit streaming stores measured a third slower than cached ones on an AMD EPYC (BatchNorm2d
+        // 64x64x56x56 evaluation forward), where 256- and 512-bit ones are faster: narrow vectors do not stream.
+        if (streaming && TVector.Count * Unsafe.SizeOf<T>() >= 32) WriteStreamed<T, TOp, TVector>(output, op);
+        else WriteCached<T, TOp, TVector>(output, op);
+    }
+
+    /// <summary>Writes out[i] = op(i) with plain stores. The whole vectors start on a boundary of the vector's size
+    /// (a store that straddles two cache lines costs about twice as much); the first and last vectors of the span are
+    /// stored whole, overlapping the aligned ones (the same lanes get the same values).</summary>
+    private static unsafe void WriteCached<T, TOp, TVector>(Span<T> output, TOp op)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : IElementwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {
         int width = TVector.Count, length = output.Length;
@@ -621,23 +606,72 @@ internal static class NormalizationSimd
         fixed (T* pinned = &MemoryMarshal.GetReference(output)) // the alignment found below must hold for the whole loop
         {
             int bytes = width * sizeof(T), misalignment = (int)((nuint)pinned % (nuint)bytes);
-            int head = misalignment == 0 ? 0 : (bytes - misalignment) / sizeof(T), i = head;
-            if (TVector.HasMaskStore && streaming)
-            {
-                // The line holding the first elements starts before the span; the masked lanes are not touched.
-                if (head > 0) TVector.MoveLanes(op.VectorAt<TVector>(0), width - head).MaskStore(pinned + head - width, TVector.LanesFrom(width - head));
-                for (; i <= length - width; i += width) op.VectorAt<TVector>(i).StoreAligned(pinned + i, streaming);
-                if (i < length) TVector.MoveLanes(op.VectorAt<TVector>(length - width), length - i - width).MaskStore(pinned + i, ~TVector.LanesFrom(length - i));
-                return;
-            }
             // The first and last vectors are formed before and stored after the aligned ones (an in-place output
             // would otherwise feed them written lanes); a span too short for an aligned vector is covered by them.
             TVector first = op.VectorAt<TVector>(0), last = op.VectorAt<TVector>(length - width);
-            for (; i <= length - width; i += width) op.VectorAt<TVector>(i).StoreAligned(pinned + i, streaming: false);
+            for (int i = misalignment == 0 ? 0 : (bytes - misalignment) / sizeof(T); i <= length - width; i += width)
+                op.VectorAt<TVector>(i).StoreAligned(pinned + i, streaming: false);
             first.StoreUnsafe(ref *pinned, 0);
             last.StoreUnsafe(ref *pinned, (nuint)(length - width));
         }
     }
+
+    /// <summary>Writes out[i] = op(i) with the span's whole cache lines stored past the cache (an output larger than
+    /// the cache is not read back soon, and this saves reading each line before writing it). Only whole lines
+    /// stream: a line that a streaming store has partly written and a plain store then touches costs a round trip
+    /// to memory, so the partial lines at the two ends are written first with plain stores alone: one masked vector
+    /// each where a vector is a whole line and masked stores are single instructions (AVX-512), otherwise whole
+    /// vectors (the last one ending with the piece, formed before the others are stored) and, for a piece shorter
+    /// than a vector, single elements. AVX2's masked stores are not used: on AMD processors they are microcoded,
+    /// and a 256-bit vmaskmovps measured ten times as long as a plain store. A span without a whole line is written
+    /// as by <see cref="WriteCached"/>.</summary>
+    private static unsafe void WriteStreamed<T, TOp, TVector>(Span<T> output, TOp op)
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : IElementwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
+    {
+        int width = TVector.Count, length = output.Length;
+        fixed (T* pinned = &MemoryMarshal.GetReference(output))
+        {
+            int line = CacheLineBytes / sizeof(T), misalignment = (int)((nuint)pinned % CacheLineBytes);
+            int head = misalignment == 0 ? 0 : (CacheLineBytes - misalignment) / sizeof(T), body = head + Math.Max(length - head, 0) / line * line;
+            if (body == head)
+            {
+                // No whole line: the cached driver's stores, or single elements below one vector.
+                if (length < width)
+                    for (int i = 0; i < length; i++) pinned[i] = op.At(i);
+                else
+                {
+                    TVector firstOfSpan = op.VectorAt<TVector>(0), lastOfSpan = op.VectorAt<TVector>(length - width);
+                    for (int i = width; i < length - width; i += width) op.VectorAt<TVector>(i).StoreUnsafe(ref *pinned, (nuint)i);
+                    firstOfSpan.StoreUnsafe(ref *pinned, 0);
+                    lastOfSpan.StoreUnsafe(ref *pinned, (nuint)(length - width));
+                }
+                return;
+            }
+            for (int piece = 0; piece < 2; piece++)
+            {
+                int start = piece == 0 ? 0 : body, end = piece == 0 ? head : length, count = end - start;
+                if (count == 0) continue;
+                if (TVector.HasMaskStore && line == width)
+                {
+                    // The vector that starts (ends) the span, its lanes moved onto the piece's line.
+                    if (piece == 0) TVector.MoveLanes(op.VectorAt<TVector>(0), width - count).MaskStore(pinned + end - width, TVector.LanesFrom(width - count));
+                    else TVector.MoveLanes(op.VectorAt<TVector>(end - width), count - width).MaskStore(pinned + start, ~TVector.LanesFrom(count));
+                }
+                else if (count < width)
+                    for (int i = start; i < end; i++) pinned[i] = op.At(i);
+                else
+                {
+                    TVector lastOfPiece = op.VectorAt<TVector>(end - width);
+                    for (int i = start; i <= end - width; i += width) op.VectorAt<TVector>(i).StoreUnsafe(ref *pinned, (nuint)i);
+                    lastOfPiece.StoreUnsafe(ref *pinned, (nuint)(end - width));
+                }
+            }
+            for (int i = head; i < body; i += width) op.VectorAt<TVector>(i).StoreAligned(pinned + i, streaming: true);
+        }
+    }
+
+    /// <summary>The bytes of a cache line on every x86 and ARM64 processor .NET runs on.</summary>
+    private const int CacheLineBytes = 64;
 
     /// <summary>Asks the cache for the lines of <paramref name="run"/> ahead of use.</summary>
     private static unsafe void Prefetch<T>(ReadOnlySpan<T> run) where T : unmanaged

@@ -110,6 +110,8 @@ internal static partial class NormalizationKernels
         double[] unitSums = BufferPool<double>.Shared.Rent(2 * units);
         if (layout.ChannelsAreContiguous)
             ColumnsBackward(input, gradOutput, gradInput, layout, plan.Centered, statisticsFromBatch, weight, statistics, unitSums);
+        else if (layout.Outer > 1 && layout.Run >= MemoryOrderRun && plan.Centered && statisticsFromBatch)
+            BatchBackward(input, gradOutput, gradInput, layout, weight, statistics, unitSums);
         else
             GroupsBackward(input, gradOutput, gradInput, plan, statisticsFromBatch, weight, statistics, unitSums);
         ReduceUnitsToChannels(layout, unitSums, gradWeight, gradBias);
@@ -146,10 +148,11 @@ internal static partial class NormalizationKernels
                 }
                 if (dx.IsEmpty) continue;
                 var (meanDy, meanDyXhat) = GradientMeans(plan.Centered, statisticsFromBatch, weightedDy, weightedDyXhat, layout.GroupSize);
-                for (int s = 0; s < layout.Segments; s++)
+                // Backwards: the runs the sums read last are still in L2 and are read again first.
+                for (int s = layout.Segments - 1; s >= 0; s--)
                 {
                     var (center, a, k, l) = GradientCoefficients<T>(mean, invStd, Gamma(w, layout.Channel(g, s)), meanDy, meanDyXhat);
-                    for (int o = 0; o < layout.Outer; o++)
+                    for (int o = layout.Outer - 1; o >= 0; o--)
                     {
                         int start = layout.RunStart(o, g) + s * length;
                         NormalizationSimd.Write(dx.Slice(start, length),

@@ -43,9 +43,9 @@ public class NormalizationSimdTests
         VectorWidths.Run(bits, new WriteAtEveryOffset(streaming, inPlace: false));
 
     [Theory]
-    [MemberData(nameof(Widths))]
-    public void Write_in_place_matches_the_scalar_formula_at_every_offset_and_length(int bits) =>
-        VectorWidths.Run(bits, new WriteAtEveryOffset(streaming: false, inPlace: true));
+    [MemberData(nameof(WidthsAndStreaming))]
+    public void Write_in_place_matches_the_scalar_formula_at_every_offset_and_length(int bits, bool streaming) =>
+        VectorWidths.Run(bits, new WriteAtEveryOffset(streaming, inPlace: true));
 
     private readonly struct WriteAtEveryOffset(bool streaming, bool inPlace) : IWidthCase
     {

@@ -2,7 +2,6 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace NormSharp.Kernels;
 
@@ -180,48 +179,6 @@ internal static class NormalizationSimd
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static double Wide<T>(T value) where T : IFloatingPointIeee754<T> => double.CreateTruncating(value);
-
-    /// <summary>Σ xᵢ over the runs of a group, prefetching each run while the one before it is summed: the runs of a
-    /// BatchNorm channel are far apart in memory and the hardware prefetcher would restart at each.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static double Sum<T>(ReadOnlySpan<T> x, Runs runs) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Vector512.IsHardwareAccelerated ? Sum<T, Simd512<T>, Simd512<double>>(x, runs)
-        : Vector256.IsHardwareAccelerated ? Sum<T, Simd256<T>, Simd256<double>>(x, runs)
-        : Sum<T, Simd128<T>, Simd128<double>>(x, runs);
-
-    /// <inheritdoc cref="Sum{T}(ReadOnlySpan{T}, Runs)"/>
-    public static double Sum<T, TVector, TWide>(ReadOnlySpan<T> x, Runs runs) where T : unmanaged, IFloatingPointIeee754<T>
-        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
-    {
-        int width = TVector.Count, whole = runs.Length - runs.Length % width;
-        double scalarTotal = 0;
-        TWide total = TWide.Zero;
-        for (int r = 0; r < runs.Count; r++)
-        {
-            ReadOnlySpan<T> run = x.Slice(runs.Start(r), runs.Length);
-            if (r + 1 < runs.Count) Prefetch(x.Slice(runs.Start(r + 1), runs.Length));
-            if (run.Length < width)
-            {
-                foreach (T value in run) scalarTotal += Wide(value);
-                continue;
-            }
-            for (int block = 0; block < whole; block += BlockVectors * width)
-            {
-                int end = Math.Min(whole, block + BlockVectors * width), i = block;
-                TVector s0 = TVector.Zero, s1 = s0;
-                for (; i < end - width; i += 2 * width)
-                {
-                    s0 += Load<T, TVector>(run, i);
-                    s1 += Load<T, TVector>(run, i + width);
-                }
-                if (i < end) s0 += Load<T, TVector>(run, i);
-                total += Widened<T, TVector, TWide>(s0 + s1);
-            }
-            if (whole < run.Length)
-                total += Widened<T, TVector, TWide>(TVector.ConditionalSelect(TVector.LanesFrom(whole - run.Length + width), Load<T, TVector>(run, run.Length - width), TVector.Zero));
-        }
-        return scalarTotal + TWide.Sum(total);
-    }
 
     /// <summary>
     /// (Σ (aᵢ − p), Σ (aᵢ − p)·(bᵢ − q)) over the runs of a group. With a = b = x and p = q = c close to the mean it
@@ -672,12 +629,4 @@ internal static class NormalizationSimd
 
     /// <summary>The bytes of a cache line on every x86 and ARM64 processor .NET runs on.</summary>
     private const int CacheLineBytes = 64;
-
-    /// <summary>Asks the cache for the lines of <paramref name="run"/> ahead of use.</summary>
-    private static unsafe void Prefetch<T>(ReadOnlySpan<T> run) where T : unmanaged
-    {
-        if (!Sse.IsSupported) return;
-        byte* start = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(run));
-        for (long offset = 0; offset < (long)run.Length * sizeof(T); offset += 64) Sse.Prefetch0(start + offset);
-    }
 }

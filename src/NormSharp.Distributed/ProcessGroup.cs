@@ -213,12 +213,19 @@ public sealed class ProcessGroup : IDisposable
     /// machine has a core of its own, so that spinning takes no core from a process it waits for (the wake-up from a
     /// sleep, 0.1 ms and more with the kernel's default timer slack, would otherwise be paid at most of a step's
     /// meetings, which one process reaches a fraction of a millisecond before the other), 200 µs when they share the
-    /// cores.</summary>
+    /// cores. The machine's cores are counted with get_nprocs, because Environment.ProcessorCount counts only the
+    /// cores this process may run on: one for a process that mpirun binds to a core, the case where every process
+    /// does have its own.</summary>
     private long SpinMicroseconds() =>
-        _processesOnThisMachine * Parallelism.ThreadCount <= Environment.ProcessorCount ? 10_000 : 200;
+        Parallelism.ThreadCount <= Environment.ProcessorCount && _processesOnThisMachine * Parallelism.ThreadCount <= get_nprocs()
+            ? 10_000 : 200;
 
     [DllImport("libc")]
     private static extern int usleep(uint microseconds);
+
+    /// <summary>The processors online on this machine, whatever this process's affinity.</summary>
+    [DllImport("libc")]
+    private static extern int get_nprocs();
 
     private unsafe delegate int StartCall(nint* addresses, nint* request);
 

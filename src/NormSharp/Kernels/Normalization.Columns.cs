@@ -39,16 +39,22 @@ internal static partial class NormalizationKernels
             }
         }, fromBatch ? 2L * rows * ColumnStrip : ColumnStrip);
         bool streaming = Streams<T>(input.Length);
-        Parallelism.For(rows, (first, end) =>
-        {
-            ReadOnlySpan<T> x = input.Span;
-            Span<T> y = output.Span;
-            var center = new PerElement<T>(coefficients.AsSpan(0, columns));
-            var scale = new PerElement<T>(coefficients.AsSpan(columns, columns));
-            var shift = new PerElement<T>(coefficients.AsSpan(2 * columns, columns));
-            for (int n = first; n < end; n++)
-                NormalizationSimd.Write(y.Slice(n * columns, columns), new ShiftScale<T, PerElement<T>>(x.Slice(n * columns, columns), center, scale, shift), streaming);
-        }, columns);
+        // Within the cache, blocks of rows share each column's coefficient loads; an output streamed past the cache
+        // is bound by memory, not by those loads.
+        if (!streaming)
+            Parallelism.For(rows, (first, end) => NormalizationSimd.ShiftScaleRows(input.Span[(first * columns)..(end * columns)], output.Span[(first * columns)..(end * columns)],
+                columns, coefficients.AsSpan(0, columns), coefficients.AsSpan(columns, columns), coefficients.AsSpan(2 * columns, columns)), columns);
+        else
+            Parallelism.For(rows, (first, end) =>
+            {
+                ReadOnlySpan<T> x = input.Span;
+                Span<T> y = output.Span;
+                var center = new PerElement<T>(coefficients.AsSpan(0, columns));
+                var scale = new PerElement<T>(coefficients.AsSpan(columns, columns));
+                var shift = new PerElement<T>(coefficients.AsSpan(2 * columns, columns));
+                for (int n = first; n < end; n++)
+                    NormalizationSimd.Write(y.Slice(n * columns, columns), new ShiftScale<T, PerElement<T>>(x.Slice(n * columns, columns), center, scale, shift), streaming: true);
+            }, columns);
         BufferPool<T>.Shared.Return(coefficients);
     }
 
@@ -102,20 +108,25 @@ internal static partial class NormalizationKernels
         if (!gradInput.IsEmpty)
         {
             bool streaming = Streams<T>(input.Length);
-            Parallelism.For(rows, (first, end) =>
-            {
-                ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span;
-                Span<T> dx = gradInput.Span;
-                var center = new PerElement<T>(coefficients.AsSpan(0, columns));
-                var a = new PerElement<T>(coefficients.AsSpan(columns, columns));
-                var k = new PerElement<T>(coefficients.AsSpan(2 * columns, columns));
-                var l = new PerElement<T>(coefficients.AsSpan(3 * columns, columns));
-                for (int n = first; n < end; n++)
+            if (!streaming)
+                Parallelism.For(rows, (first, end) => NormalizationSimd.GradientRows(gradOutput.Span[(first * columns)..(end * columns)], input.Span[(first * columns)..(end * columns)],
+                    gradInput.Span[(first * columns)..(end * columns)], columns, coefficients.AsSpan(columns, columns), coefficients.AsSpan(0, columns),
+                    coefficients.AsSpan(2 * columns, columns), coefficients.AsSpan(3 * columns, columns)), 2L * columns);
+            else
+                Parallelism.For(rows, (first, end) =>
                 {
-                    int start = n * columns;
-                    NormalizationSimd.Write(dx.Slice(start, columns), new GradientFromSums<T, PerElement<T>>(dy.Slice(start, columns), x.Slice(start, columns), a, center, k, l), streaming);
-                }
-            }, 2L * columns);
+                    ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span;
+                    Span<T> dx = gradInput.Span;
+                    var center = new PerElement<T>(coefficients.AsSpan(0, columns));
+                    var a = new PerElement<T>(coefficients.AsSpan(columns, columns));
+                    var k = new PerElement<T>(coefficients.AsSpan(2 * columns, columns));
+                    var l = new PerElement<T>(coefficients.AsSpan(3 * columns, columns));
+                    for (int n = first; n < end; n++)
+                    {
+                        int start = n * columns;
+                        NormalizationSimd.Write(dx.Slice(start, columns), new GradientFromSums<T, PerElement<T>>(dy.Slice(start, columns), x.Slice(start, columns), a, center, k, l), streaming: true);
+                    }
+                }, 2L * columns);
         }
         BufferPool<T>.Shared.Return(coefficients);
     }

@@ -136,6 +136,63 @@ internal readonly ref struct RowGradient<T, TWeight>(ReadOnlySpan<T> dy, ReadOnl
 }
 
 
+/// <summary>Up to four coefficient vectors of the columns from one index on, loaded once for a block of rows.</summary>
+internal readonly struct ColumnCoefficients<TVector>(TVector center, TVector scale, TVector shift, TVector dyScale) where TVector : struct
+{
+    public readonly TVector Center = center, Scale = scale, Shift = shift, DyScale = dyScale;
+}
+
+/// <summary>An element-wise step over the rows of a (rows, columns) matrix whose coefficients are per column (the
+/// column path), for <see cref="NormalizationSimd.WriteRows{T, TOp, TVector}"/>: the element at flat index i in
+/// column j, and in vector form the elements from flat index i given their columns' coefficient vectors.</summary>
+internal interface IColumnwise<T> where T : unmanaged
+{
+    T At(int i, int j);
+
+    ColumnCoefficients<TVector> CoefficientsAt<TVector>(nuint j) where TVector : struct, ISimdVector<TVector, T>;
+
+    TVector VectorAt<TVector>(nuint i, in ColumnCoefficients<TVector> coefficients) where TVector : struct, ISimdVector<TVector, T>;
+}
+
+/// <summary>y = (x − center)·scale + shift with per-column coefficients (<see cref="ShiftScale{T, TCoefficient}"/>'s arithmetic).</summary>
+internal readonly ref struct ShiftScaleColumns<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> center, ReadOnlySpan<T> scale, ReadOnlySpan<T> shift)
+    : IColumnwise<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly ReadOnlySpan<T> _x = x, _center = center, _scale = scale, _shift = shift;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public T At(int i, int j) => T.MultiplyAddEstimate(_x[i] - _center[j], _scale[j], _shift[j]);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ColumnCoefficients<TVector> CoefficientsAt<TVector>(nuint j) where TVector : struct, ISimdVector<TVector, T> =>
+        new(NormalizationSimd.Load<T, TVector>(_center, (int)j), NormalizationSimd.Load<T, TVector>(_scale, (int)j), NormalizationSimd.Load<T, TVector>(_shift, (int)j), default);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TVector VectorAt<TVector>(nuint i, in ColumnCoefficients<TVector> c) where TVector : struct, ISimdVector<TVector, T> =>
+        TVector.MultiplyAdd(TVector.LoadUnsafe(in MemoryMarshal.GetReference(_x), i) - c.Center, c.Scale, c.Shift);
+}
+
+/// <summary>dx = dy·a + (x − center)·k + l with per-column coefficients (<see cref="GradientFromSums{T, TCoefficient}"/>'s arithmetic).</summary>
+internal readonly ref struct GradientColumns<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, ReadOnlySpan<T> a, ReadOnlySpan<T> center, ReadOnlySpan<T> k, ReadOnlySpan<T> l)
+    : IColumnwise<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly ReadOnlySpan<T> _dy = dy, _x = x, _a = a, _center = center, _k = k, _l = l;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public T At(int i, int j) => T.MultiplyAddEstimate(_dy[i], _a[j], T.MultiplyAddEstimate(_x[i] - _center[j], _k[j], _l[j]));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ColumnCoefficients<TVector> CoefficientsAt<TVector>(nuint j) where TVector : struct, ISimdVector<TVector, T> =>
+        new(NormalizationSimd.Load<T, TVector>(_center, (int)j), NormalizationSimd.Load<T, TVector>(_k, (int)j), NormalizationSimd.Load<T, TVector>(_l, (int)j),
+            NormalizationSimd.Load<T, TVector>(_a, (int)j));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TVector VectorAt<TVector>(nuint i, in ColumnCoefficients<TVector> c) where TVector : struct, ISimdVector<TVector, T> =>
+        TVector.MultiplyAdd(TVector.LoadUnsafe(in MemoryMarshal.GetReference(_dy), i), c.DyScale,
+        TVector.MultiplyAdd(TVector.LoadUnsafe(in MemoryMarshal.GetReference(_x), i) - c.Center, c.Scale, c.Shift));
+}
+
+
 /// <summary>The reductions and the write driver of the normalization kernels. Each public method without vector type
 /// parameters runs its width-generic form at the widest width the machine accelerates (inlined, so the choice costs
 /// nothing: the JIT knows the width, and a caller that walks thousands of short runs pays no extra call); the generic
@@ -521,6 +578,145 @@ internal static class NormalizationSimd
         TVector lanes = TVector.LanesFrom(firstLane);
         AddWidened<T, TVector, TWide>(sum, j, TVector.ConditionalSelect(lanes, s, TVector.Zero));
         if (!products.IsEmpty) AddWidened<T, TVector, TWide>(products, j, TVector.ConditionalSelect(lanes, m, TVector.Zero));
+    }
+
+    /// <summary>Rows of a (rows, columns) matrix that <see cref="WriteRows{T, TOp, TVector}"/> takes together.</summary>
+    private const int RowBlock = 4;
+
+    /// <summary>y[n, j] = (x[n, j] − center[j])·scale[j] + shift[j] over the rows of a (rows, columns) matrix (the
+    /// column path's <see cref="ShiftScale{T, TCoefficient}"/>, written by <see cref="WriteRows{T, TOp, TVector}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ShiftScaleRows<T>(ReadOnlySpan<T> x, Span<T> y, int columns, ReadOnlySpan<T> center, ReadOnlySpan<T> scale, ReadOnlySpan<T> shift)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var op = new ShiftScaleColumns<T>(x, center, scale, shift);
+        if (Vector512.IsHardwareAccelerated) WriteRows<T, ShiftScaleColumns<T>, Simd512<T>>(y, columns, op);
+        else if (Vector256.IsHardwareAccelerated) WriteRows<T, ShiftScaleColumns<T>, Simd256<T>>(y, columns, op);
+        else WriteRows<T, ShiftScaleColumns<T>, Simd128<T>>(y, columns, op);
+    }
+
+    /// <summary>dx[n, j] = dy[n, j]·a[j] + (x[n, j] − center[j])·k[j] + l[j] over the rows of a (rows, columns) matrix
+    /// (the column path's <see cref="GradientFromSums{T, TCoefficient}"/>, written by
+    /// <see cref="WriteRows{T, TOp, TVector}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GradientRows<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, Span<T> dx, int columns, ReadOnlySpan<T> a, ReadOnlySpan<T> center, ReadOnlySpan<T> k, ReadOnlySpan<T> l)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var op = new GradientColumns<T>(dy, x, a, center, k, l);
+        if (Vector512.IsHardwareAccelerated) WriteRows<T, GradientColumns<T>, Simd512<T>>(dx, columns, op);
+        else if (Vector256.IsHardwareAccelerated) WriteRows<T, GradientColumns<T>, Simd256<T>>(dx, columns, op);
+        else WriteRows<T, GradientColumns<T>, Simd128<T>>(dx, columns, op);
+    }
+
+    /// <summary>Writes out[n, j] = op(n·columns + j) over the rows of a (rows, columns) matrix whose coefficients are
+    /// per column, through the cache, <see cref="RowBlock"/> rows at a time so that each column's coefficient vectors
+    /// are loaded once per block instead of once per row, which leaves each element little more than the loads of its
+    /// data; and when every row starts at the same misalignment (columns a multiple of the vector) the stores start on
+    /// a boundary of the vector's size, as in <see cref="WriteCached"/>. Against <see cref="Write{T, TOp}"/> row by
+    /// row (256x1024, one thread, thread CPU time on a loaded AMD EPYC) the evaluation forward's writes measured
+    /// 17–36 % faster and the backward's dx 14–25 %, at each of the three widths. The first and last vectors of each row, which overlap the others, are formed before
+    /// the block's stores, so the output may be an input. Results are those of <see cref="Write{T, TOp}"/> row by row.</summary>
+    public static unsafe void WriteRows<T, TOp, TVector>(Span<T> output, int columns, TOp op)
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : IColumnwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
+    {
+        int width = TVector.Count, rows = output.Length / columns, n = 0;
+        if (columns < width)
+        {
+            for (int i = 0; i < output.Length; i++) output[i] = op.At(i, i % columns);
+            return;
+        }
+        fixed (T* pinned = &MemoryMarshal.GetReference(output)) // the alignment found below must hold for the whole loop
+        {
+            ref T o = ref *pinned;
+            int misalignment = columns % width == 0 ? (int)((nuint)pinned % (nuint)(width * sizeof(T))) / sizeof(T) : 0;
+            nuint head = misalignment == 0 ? 0 : (nuint)(width - misalignment), last = (nuint)(columns - width), stride = (nuint)columns;
+            for (; n <= rows - RowBlock; n += RowBlock)
+            {
+                nuint r0 = (nuint)n * stride, r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride;
+                ColumnCoefficients<TVector> c = op.CoefficientsAt<TVector>(last);
+                TVector e0 = op.VectorAt(r0 + last, c), e1 = op.VectorAt(r1 + last, c), e2 = op.VectorAt(r2 + last, c), e3 = op.VectorAt(r3 + last, c);
+                TVector f0 = default, f1 = default, f2 = default, f3 = default;
+                if (head != 0)
+                {
+                    c = op.CoefficientsAt<TVector>(0);
+                    (f0, f1, f2, f3) = (op.VectorAt(r0, c), op.VectorAt(r1, c), op.VectorAt(r2, c), op.VectorAt(r3, c));
+                }
+                for (nuint j = head; j < last; j += (nuint)width)
+                {
+                    c = op.CoefficientsAt<TVector>(j);
+                    op.VectorAt(r0 + j, c).StoreUnsafe(ref o, r0 + j);
+                    op.VectorAt(r1 + j, c).StoreUnsafe(ref o, r1 + j);
+                    op.VectorAt(r2 + j, c).StoreUnsafe(ref o, r2 + j);
+                    op.VectorAt(r3 + j, c).StoreUnsafe(ref o, r3 + j);
+                }
+                if (head != 0)
+                {
+                    f0.StoreUnsafe(ref o, r0);
+                    f1.StoreUnsafe(ref o, r1);
+                    f2.StoreUnsafe(ref o, r2);
+                    f3.StoreUnsafe(ref o, r3);
+                }
+                e0.StoreUnsafe(ref o, r0 + last);
+                e1.StoreUnsafe(ref o, r1 + last);
+                e2.StoreUnsafe(ref o, r2 + last);
+                e3.StoreUnsafe(ref o, r3 + last);
+            }
+            for (; n < rows; n++)
+            {
+                nuint r = (nuint)n * stride;
+                TVector first = op.VectorAt(r, op.CoefficientsAt<TVector>(0)), end = op.VectorAt(r + last, op.CoefficientsAt<TVector>(last));
+                for (nuint j = head; j < last; j += (nuint)width) op.VectorAt(r + j, op.CoefficientsAt<TVector>(j)).StoreUnsafe(ref o, r + j);
+                first.StoreUnsafe(ref o, r);
+                end.StoreUnsafe(ref o, r + last);
+            }
+        }
+    }
+
+    /// <summary>y = (x − center)·scale + shift over one run with the same coefficients throughout (a channel's run in
+    /// evaluation mode), through the cache, with the results of <see cref="Write{T, TOp}"/> and
+    /// <see cref="ShiftScale{T, TCoefficient}"/>. At 128 bits it runs its own loop, with the coefficient vectors held
+    /// in registers and two vectors a turn: there the generic driver's loop copies each coefficient vector every turn,
+    /// and this loop measured 15–20 % faster (BatchNorm2d 128x32x28x28 evaluation forward, one thread, AMD EPYC); at
+    /// 256 and 512 bits the same loop measured 10–15 % slower than the generic driver, which those widths keep.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ShiftScaleRun<T>(ReadOnlySpan<T> x, Span<T> y, T center, T scale, T shift) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var op = new ShiftScale<T, Uniform<T>>(x, new(center), new(scale), new(shift));
+        if (Vector512.IsHardwareAccelerated) WriteCached<T, ShiftScale<T, Uniform<T>>, Simd512<T>>(y, op);
+        else if (Vector256.IsHardwareAccelerated) WriteCached<T, ShiftScale<T, Uniform<T>>, Simd256<T>>(y, op);
+        else ShiftScaleRun<T, Simd128<T>>(x, y, center, scale, shift);
+    }
+
+    /// <summary>The loop of <see cref="ShiftScaleRun{T}(ReadOnlySpan{T}, Span{T}, T, T, T)"/> at any width. The stores
+    /// start on a boundary of the vector's size and the first and last vectors are formed before any store, so y may
+    /// be x.</summary>
+    public static unsafe void ShiftScaleRun<T, TVector>(ReadOnlySpan<T> x, Span<T> y, T center, T scale, T shift)
+        where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
+    {
+        int width = TVector.Count, length = y.Length;
+        if (length < width)
+        {
+            WriteCached<T, ShiftScale<T, Uniform<T>>, TVector>(y, new(x, new(center), new(scale), new(shift)));
+            return;
+        }
+        TVector c = TVector.Create(center), k = TVector.Create(scale), b = TVector.Create(shift);
+        fixed (T* input = &MemoryMarshal.GetReference(x))
+        fixed (T* output = &MemoryMarshal.GetReference(y)) // the alignment found below must hold for the whole loop
+        {
+            TVector first = TVector.MultiplyAdd(TVector.LoadUnsafe(in *input, 0) - c, k, b);
+            TVector last = TVector.MultiplyAdd(TVector.LoadUnsafe(in *input, (nuint)(length - width)) - c, k, b);
+            int misalignment = (int)((nuint)output % (nuint)(width * sizeof(T)));
+            int i = misalignment == 0 ? 0 : width - misalignment / sizeof(T);
+            for (; i <= length - 2 * width; i += 2 * width)
+            {
+                TVector x0 = TVector.LoadUnsafe(in *input, (nuint)i), x1 = TVector.LoadUnsafe(in *input, (nuint)(i + width));
+                TVector.MultiplyAdd(x0 - c, k, b).StoreAligned(output + i, streaming: false);
+                TVector.MultiplyAdd(x1 - c, k, b).StoreAligned(output + i + width, streaming: false);
+            }
+            if (i <= length - width) TVector.MultiplyAdd(TVector.LoadUnsafe(in *input, (nuint)i) - c, k, b).StoreAligned(output + i, streaming: false);
+            first.StoreUnsafe(ref *output, 0);
+            last.StoreUnsafe(ref *output, (nuint)(length - width));
+        }
     }
 
     /// <summary>Writes out[i] = op(i) for every i, at the widest vector width the machine has.</summary>

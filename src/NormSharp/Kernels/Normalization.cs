@@ -76,15 +76,23 @@ internal static partial class NormalizationKernels
             (coefficients[u], coefficients[units + u], coefficients[2 * units + u]) =
                 ForwardCoefficients<T>(statistics.Mean.Span[g], statistics.InvStd.Span[g], Gamma(w, channel), Beta(b, channel));
         }
-        bool streaming = Streams<T>(input.Length);
-        Parallelism.For(runs, (first, end) =>
-        {
-            ReadOnlySpan<T> x = input.Span;
-            Span<T> y = output.Span;
-            for (int r = first, u = first % units; r < end; r++, u = u + 1 == units ? 0 : u + 1)
-                NormalizationSimd.Write(y.Slice(r * length, length), new ShiftScale<T, Uniform<T>>(x.Slice(r * length, length),
-                    new(coefficients[u]), new(coefficients[units + u]), new(coefficients[2 * units + u])), streaming);
-        }, length);
+        if (Streams<T>(input.Length))
+            Parallelism.For(runs, (first, end) =>
+            {
+                ReadOnlySpan<T> x = input.Span;
+                Span<T> y = output.Span;
+                for (int r = first, u = first % units; r < end; r++, u = u + 1 == units ? 0 : u + 1)
+                    NormalizationSimd.Write(y.Slice(r * length, length), new ShiftScale<T, Uniform<T>>(x.Slice(r * length, length),
+                        new(coefficients[u]), new(coefficients[units + u]), new(coefficients[2 * units + u])), streaming: true);
+            }, length);
+        else
+            Parallelism.For(runs, (first, end) =>
+            {
+                ReadOnlySpan<T> x = input.Span;
+                Span<T> y = output.Span;
+                for (int r = first, u = first % units; r < end; r++, u = u + 1 == units ? 0 : u + 1)
+                    NormalizationSimd.ShiftScaleRun(x.Slice(r * length, length), y.Slice(r * length, length), coefficients[u], coefficients[units + u], coefficients[2 * units + u]);
+            }, length);
         BufferPool<T>.Shared.Return(coefficients);
     }
 

@@ -72,6 +72,81 @@ public class NormalizationSimdTests
 
     [Theory]
     [MemberData(nameof(Widths))]
+    public void Shift_scale_run_matches_the_scalar_formula_at_every_offset_and_length_in_place_too(int bits) =>
+        VectorWidths.Run(bits, new ShiftScaleRunAtEveryOffset());
+
+    private readonly struct ShiftScaleRunAtEveryOffset : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            float[] x = Enumerable.Range(0, 200).Select(i => 0.37f * i - 11).ToArray();
+            foreach (bool inPlace in new[] { false, true })
+                for (int offset = 0; offset < 16; offset++)
+                    for (int length = 0; length <= 70; length++)
+                    {
+                        float[] y = inPlace ? (float[])x.Clone() : Enumerable.Repeat(-999f, 100).ToArray();
+                        ReadOnlySpan<float> input = inPlace ? y.AsSpan(offset, length) : x.AsSpan(offset, length);
+                        NormalizationSimd.ShiftScaleRun<float, TFloat>(input, y.AsSpan(offset, length), 1.5f, 0.25f, -2f);
+                        for (int i = 0; i < 100; i++)
+                        {
+                            float untouched = inPlace ? x[i] : -999f;
+                            float expected = i >= offset && i < offset + length ? float.MultiplyAddEstimate(x[i] - 1.5f, 0.25f, -2f) : untouched;
+                            Assert.True(expected == y[i], $"{TFloat.Count} lanes, in place {inPlace}, offset {offset}, length {length}, element {i}: {y[i]} instead of {expected}");
+                        }
+                    }
+        }
+    }
+
+    public static TheoryData<int, int> WidthsAndColumns => new()
+    {
+        { 128, 3 }, { 128, 4 }, { 128, 13 }, { 256, 7 }, { 256, 8 }, { 256, 21 }, { 512, 15 }, { 512, 16 }, { 512, 40 }, { 512, 64 },
+    };
+
+    [Theory]
+    [MemberData(nameof(WidthsAndColumns))]
+    public void Row_blocks_match_the_scalar_formulas_for_every_row_count_in_place_too(int bits, int columns) =>
+        VectorWidths.Run(bits, new RowBlocks(columns));
+
+    private readonly struct RowBlocks(int columns) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            const int maxRows = 10;
+            float[] x = Enumerable.Range(0, maxRows * columns).Select(i => MathF.Sin(i) * 30 + 5).ToArray();
+            float[] dy = Enumerable.Range(0, maxRows * columns).Select(i => MathF.Cos(0.7f * i)).ToArray();
+            float[] c = Enumerable.Range(0, columns).Select(j => 4.5f + j / 8f).ToArray(), s = c.Select(v => 0.1f * v).ToArray();
+            float[] b = c.Select(v => -v / 3).ToArray(), a = c.Select(v => 1 / v).ToArray();
+            // Every offset of the output within a 64-byte line, so that the aligned stores start at every place.
+            for (int rows = 0; rows <= maxRows; rows++)
+                for (int offset = 0; offset < 16; offset++)
+                    foreach (bool inPlace in new[] { false, true })
+                    {
+                        int length = rows * columns;
+                        float[] y = new float[offset + length], dx = new float[offset + length];
+                        if (inPlace)
+                        {
+                            x.AsSpan(0, length).CopyTo(y.AsSpan(offset));
+                            dy.AsSpan(0, length).CopyTo(dx.AsSpan(offset));
+                        }
+                        Span<float> outY = y.AsSpan(offset), outDx = dx.AsSpan(offset);
+                        NormalizationSimd.WriteRows<float, ShiftScaleColumns<float>, TFloat>(outY, columns, new(inPlace ? outY : x.AsSpan(0, length), c, s, b));
+                        NormalizationSimd.WriteRows<float, GradientColumns<float>, TFloat>(outDx, columns, new(inPlace ? outDx : dy.AsSpan(0, length), x.AsSpan(0, length), a, c, s, b));
+                        for (int i = 0; i < length; i++)
+                        {
+                            int j = i % columns;
+                            float expectedY = float.MultiplyAddEstimate(x[i] - c[j], s[j], b[j]);
+                            float expectedDx = float.MultiplyAddEstimate(dy[i], a[j], float.MultiplyAddEstimate(x[i] - c[j], s[j], b[j]));
+                            Assert.True(expectedY == outY[i] && expectedDx == outDx[i],
+                                $"{TFloat.Count} lanes, {rows} rows, offset {offset}, in place {inPlace}, element {i}: y {outY[i]} dx {outDx[i]} instead of {expectedY} and {expectedDx}");
+                        }
+                    }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
     public void Write_in_float64_matches_the_scalar_formula_with_per_element_coefficients(int bits) =>
         VectorWidths.Run(bits, new WriteFloat64());
 

@@ -198,12 +198,21 @@ internal static class NormalizationSimd
         where T : unmanaged, IFloatingPointIeee754<T>
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
+        // The variance's sums read one span: (x − c)² needs no second load. A type argument, not a flag, so that the
+        // JIT compiles each loop without the other's branch.
+        bool squares = Unsafe.AreSame(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b)) && centerA == centerB;
+        return squares ? CenteredSums<T, Yes, TVector, TWide>(a, centerA, b, centerB, runs) : CenteredSums<T, No, TVector, TWide>(a, centerA, b, centerB, runs);
+    }
+
+    private static (double Sum, double SumOfProducts) CenteredSums<T, TSquares, TVector, TWide>(ReadOnlySpan<T> a, T centerA, ReadOnlySpan<T> b, T centerB, Runs runs)
+        where T : unmanaged, IFloatingPointIeee754<T> where TSquares : struct
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
+    {
         int width = TVector.Count, whole = runs.Length - runs.Length % width;
         double scalarSum = 0, scalarProducts = 0;
         TWide sum = TWide.Zero, products = sum;
         TVector p = TVector.Create(centerA), q = TVector.Create(centerB);
-        // The variance's sums read one span: (x − c)² needs no second load.
-        bool squares = Unsafe.AreSame(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b)) && centerA == centerB;
+        bool squares = typeof(TSquares) == typeof(Yes);
         for (int r = 0; r < runs.Count; r++)
         {
             ReadOnlySpan<T> runA = a.Slice(runs.Start(r), runs.Length), runB = b.Slice(runs.Start(r), runs.Length);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace NormSharp.Kernels;
 
@@ -132,6 +133,7 @@ internal static partial class NormalizationKernels
             for (int g = first; g < end; g++)
             {
                 double mean = statistics.Mean.Span[g], invStd = statistics.InvStd.Span[g];
+                int firstChannel = layout.Channel(g, 0);
                 // Σ γ·dy and Σ γ·dy·x̂ over the group: the two means of the closed form, times the group size.
                 double weightedDy = 0, weightedDyXhat = 0;
                 for (int s = 0; s < layout.Segments; s++)
@@ -140,7 +142,7 @@ internal static partial class NormalizationKernels
                     T center = T.CreateTruncating(mean);
                     var (sumDy, sumDyCentered) = NormalizationSimd.CenteredSums(dy, T.Zero, x, center, layout.SegmentRuns(g, s));
                     int u = g * layout.Segments + s;
-                    double gamma = Gamma(w, layout.Channel(g, s));
+                    double gamma = Gamma(w, firstChannel + s);
                     unitSums[u] = sumDy;
                     unitSums[units + u] = (sumDyCentered - (mean - double.CreateTruncating(center)) * sumDy) * invStd;
                     weightedDy += gamma * sumDy;
@@ -151,7 +153,7 @@ internal static partial class NormalizationKernels
                 // Backwards: the runs the sums read last are still in L2 and are read again first.
                 for (int s = layout.Segments - 1; s >= 0; s--)
                 {
-                    var (center, a, k, l) = GradientCoefficients<T>(mean, invStd, Gamma(w, layout.Channel(g, s)), meanDy, meanDyXhat);
+                    var (center, a, k, l) = GradientCoefficients<T>(mean, invStd, Gamma(w, firstChannel + s), meanDy, meanDyXhat);
                     for (int o = layout.Outer - 1; o >= 0; o--)
                     {
                         int start = layout.RunStart(o, g) + s * length;
@@ -196,9 +198,19 @@ internal static partial class NormalizationKernels
     private static T Pilot<T>(ReadOnlySpan<T> x, Runs runs) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ReadOnlySpan<T> sample = x.Slice(runs.First, Math.Min(runs.Length, PilotLength));
-        double first = double.CreateTruncating(sample[0]), deviations = 0;
-        foreach (T value in sample) deviations += double.CreateTruncating(value) - first;
-        return T.CreateTruncating(first + deviations / sample.Length);
+        double first = double.CreateTruncating(sample[0]);
+        // Four partial sums: the pilot is on the path to every group's first vector, so its latency counts.
+        double d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+        int i = 0;
+        for (; i <= sample.Length - 4; i += 4)
+        {
+            d0 += double.CreateTruncating(sample[i]) - first;
+            d1 += double.CreateTruncating(sample[i + 1]) - first;
+            d2 += double.CreateTruncating(sample[i + 2]) - first;
+            d3 += double.CreateTruncating(sample[i + 3]) - first;
+        }
+        for (; i < sample.Length; i++) d0 += double.CreateTruncating(sample[i]) - first;
+        return T.CreateTruncating(first + (d0 + d1 + (d2 + d3)) / sample.Length);
     }
 
     /// <summary>Writes group <paramref name="group"/>'s output with its per-channel γ and β.</summary>
@@ -206,10 +218,11 @@ internal static partial class NormalizationKernels
         ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, bool streaming)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int length = layout.SegmentLength;
+        // A group's segments are consecutive channels: the first one's index (a division) is worked out once.
+        int length = layout.SegmentLength, firstChannel = layout.Channel(group, 0);
         for (int s = 0; s < layout.Segments; s++)
         {
-            int channel = layout.Channel(group, s);
+            int channel = firstChannel + s;
             var (center, scale, shift) = ForwardCoefficients<T>(mean, invStd, Gamma(weight, channel), Beta(bias, channel));
             for (int a = 0; a < layout.Outer; a++)
             {
@@ -221,6 +234,7 @@ internal static partial class NormalizationKernels
 
     /// <summary>y = (x − μ)·γ/σ + β written as (x − c)·scale + shift, with c = μ rounded to <typeparamref name="T"/>
     /// (so x − c is exact for x near μ) and shift absorbing what the rounding of μ lost.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (T Center, T Scale, T Shift) ForwardCoefficients<T>(double mean, double invStd, double gamma, double beta)
         where T : IFloatingPointIeee754<T>
     {
@@ -236,6 +250,7 @@ internal static partial class NormalizationKernels
 
     /// <summary>dx = (γ/σ)·dy − (1/σ)·mean(γ·dy) − (x̂/σ)·mean(γ·dy·x̂) as dy·a + (x − c)·k + l with c = μ rounded to
     /// <typeparamref name="T"/>, since x̂ = ((x − c) + (c − μ))/σ.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (T Center, T A, T K, T L) GradientCoefficients<T>(double mean, double invStd, double gamma, double meanDy, double meanDyXhat)
         where T : IFloatingPointIeee754<T>
     {
@@ -251,12 +266,12 @@ internal static partial class NormalizationKernels
         gradWeight.Clear();
         gradBias.Clear();
         int units = layout.Units;
-        for (int u = 0; u < units; u++)
-        {
-            int channel = layout.Channel(u / layout.Segments, u % layout.Segments);
-            if (!gradBias.IsEmpty) gradBias[channel] += unitSums[u];
-            if (!gradWeight.IsEmpty) gradWeight[channel] += unitSums[units + u];
-        }
+        for (int g = 0, u = 0; g < layout.Groups; g++)
+            for (int s = 0, channel = layout.Channel(g, 0); s < layout.Segments; s++, u++, channel++)
+            {
+                if (!gradBias.IsEmpty) gradBias[channel] += unitSums[u];
+                if (!gradWeight.IsEmpty) gradWeight[channel] += unitSums[units + u];
+            }
     }
 
     /// <summary>Outputs larger than this many bytes are written past the cache: they would not stay there anyway. The

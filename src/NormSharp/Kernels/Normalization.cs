@@ -39,14 +39,16 @@ internal static partial class NormalizationKernels
         bool streaming = Streams<T>(input.Length);
         Parallelism.For(layout.Groups, (first, end) =>
         {
-            ReadOnlySpan<T> x = input.Span;
+            // Memory.Span checks the memory's owner each time: taken once per chunk, not once per group.
+            ReadOnlySpan<T> x = input.Span, w = weight.Span, b = bias.Span;
+            Span<T> y = output.Span;
             Span<double> mean = statistics.Mean.Span, variance = statistics.Variance.Span, invStd = statistics.InvStd.Span;
             for (int g = first; g < end; g++)
             {
                 (mean[g], variance[g]) = MeanAndVariance(x, layout.GroupRuns(g), plan.Centered);
                 invStd[g] = 1 / Math.Sqrt(variance[g] + eps);
-                if (plan.ElementwiseAffine) NormalizeRow(x, output.Span, layout, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
-                else NormalizeGroup(x, output.Span, layout, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
+                if (plan.ElementwiseAffine) NormalizeRow(x, y, layout, g, mean[g], invStd[g], w, b, streaming);
+                else NormalizeGroup(x, y, layout, g, mean[g], invStd[g], w, b, streaming);
             }
         }, layout.GroupSize);
     }
@@ -129,10 +131,11 @@ internal static partial class NormalizationKernels
         Parallelism.For(layout.Groups, (first, end) =>
         {
             ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span, w = weight.Span;
+            ReadOnlySpan<double> means = statistics.Mean.Span, invStds = statistics.InvStd.Span;
             Span<T> dx = gradInput.Span;
             for (int g = first; g < end; g++)
             {
-                double mean = statistics.Mean.Span[g], invStd = statistics.InvStd.Span[g];
+                double mean = means[g], invStd = invStds[g];
                 int firstChannel = layout.Channel(g, 0);
                 // Σ γ·dy and Σ γ·dy·x̂ over the group: the two means of the closed form, times the group size.
                 double weightedDy = 0, weightedDyXhat = 0;

@@ -180,6 +180,28 @@ internal static class NormalizationSimd
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static double Wide<T>(T value) where T : IFloatingPointIeee754<T> => double.CreateTruncating(value);
 
+    /// <summary>Σ vᵢ in float64 over a short span (a group's first elements, whose mean is its pilot centre): whole
+    /// vectors widened to float64, then the elements past them one at a time. A scalar loop would be one chain:
+    /// each scalar float-to-double conversion merges into its destination register and so waits for the previous
+    /// one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static double WideSum<T>(ReadOnlySpan<T> values) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Vector512.IsHardwareAccelerated ? WideSum<T, Simd512<T>, Simd512<double>>(values)
+        : Vector256.IsHardwareAccelerated ? WideSum<T, Simd256<T>, Simd256<double>>(values)
+        : WideSum<T, Simd128<T>, Simd128<double>>(values);
+
+    /// <inheritdoc cref="WideSum{T}(ReadOnlySpan{T})"/>
+    public static double WideSum<T, TVector, TWide>(ReadOnlySpan<T> values) where T : unmanaged, IFloatingPointIeee754<T>
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
+    {
+        TWide sum = TWide.Zero;
+        int i = 0;
+        for (; i <= values.Length - TVector.Count; i += TVector.Count) sum += Widened<T, TVector, TWide>(Load<T, TVector>(values, i));
+        double total = TWide.Sum(sum);
+        for (; i < values.Length; i++) total += Wide(values[i]);
+        return total;
+    }
+
     /// <summary>
     /// (Σ (aᵢ − p), Σ (aᵢ − p)·(bᵢ − q)) over the runs of a group. With a = b = x and p = q = c close to the mean it
     /// is the second pass of the corrected two-pass variance (Chan, Golub &amp; LeVeque 1983):

@@ -196,24 +196,13 @@ internal static partial class NormalizationKernels
     /// <summary>Elements of a group's first run that <see cref="Pilot"/> averages.</summary>
     private const int PilotLength = 16;
 
-    /// <summary>A first guess at a group's mean: x₀ + mean(xᵢ − x₀) over the first <see cref="PilotLength"/>
-    /// elements of its first run, in float64, rounded to <typeparamref name="T"/>; exactly x₀ when they are equal.</summary>
+    /// <summary>A first guess at a group's mean: the mean of the first <see cref="PilotLength"/> elements of its first
+    /// run, summed in float64 and rounded to <typeparamref name="T"/>; exactly x₀ when they are equal (sixteen equal
+    /// values sum exactly in float64).</summary>
     private static T Pilot<T>(ReadOnlySpan<T> x, Runs runs) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ReadOnlySpan<T> sample = x.Slice(runs.First, Math.Min(runs.Length, PilotLength));
-        double first = double.CreateTruncating(sample[0]);
-        // Four partial sums: the pilot is on the path to every group's first vector, so its latency counts.
-        double d0 = 0, d1 = 0, d2 = 0, d3 = 0;
-        int i = 0;
-        for (; i <= sample.Length - 4; i += 4)
-        {
-            d0 += double.CreateTruncating(sample[i]) - first;
-            d1 += double.CreateTruncating(sample[i + 1]) - first;
-            d2 += double.CreateTruncating(sample[i + 2]) - first;
-            d3 += double.CreateTruncating(sample[i + 3]) - first;
-        }
-        for (; i < sample.Length; i++) d0 += double.CreateTruncating(sample[i]) - first;
-        return T.CreateTruncating(first + (d0 + d1 + (d2 + d3)) / sample.Length);
+        return T.CreateTruncating(NormalizationSimd.WideSum(sample) / sample.Length);
     }
 
     /// <summary>Writes group <paramref name="group"/>'s output with its per-channel γ and β.</summary>

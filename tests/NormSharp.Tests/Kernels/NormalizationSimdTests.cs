@@ -191,6 +191,26 @@ public class NormalizationSimdTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Wide_sum_of_a_short_span_matches_float64_and_is_exact_for_equal_values(int bits) => VectorWidths.Run(bits, new WideSum());
+
+    private readonly struct WideSum : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(3);
+            for (int length = 1; length <= 20; length++)
+            {
+                float[] values = Enumerable.Range(0, length).Select(_ => random.NextSingle() * 100 - 30).ToArray();
+                Assert.Equal(values.Sum(v => (double)v), NormalizationSimd.WideSum<float, TFloat, TDouble>(values), 1e-9);
+                float[] equal = Enumerable.Repeat(12345.678f, length).ToArray();
+                Assert.Equal(length * (double)12345.678f, NormalizationSimd.WideSum<float, TFloat, TDouble>(equal));
+            }
+        }
+    }
+
     public static TheoryData<int, int, int> WidthsAndColumnStrips => new()
     {
         { 128, 1, 3 }, { 128, 17, 5 }, { 128, 33, 37 },

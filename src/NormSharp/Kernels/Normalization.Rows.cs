@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
@@ -47,6 +48,7 @@ internal static partial class NormalizationKernels
 
     /// <summary>Writes row <paramref name="row"/>'s dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) from its sums Σg and
     /// Σg·x̂, forming g and x̂ again from the row (in L1 after the sums).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WriteRowGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dy, Span<T> dx, ReadOnlySpan<T> weight, NormalizationPlan plan,
         bool statisticsFromBatch, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStds, int row, double sumG, double sumGXhat, bool streaming)
         where T : unmanaged, IFloatingPointIeee754<T>

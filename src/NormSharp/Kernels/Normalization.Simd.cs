@@ -237,6 +237,28 @@ internal static class NormalizationSimd
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static double Wide<T>(T value) where T : IFloatingPointIeee754<T> => double.CreateTruncating(value);
 
+    /// <summary>Σ vᵢ in float64 over a short span (a group's first elements, whose mean is its pilot centre): whole
+    /// vectors widened to float64, then the elements past them one at a time. A scalar loop would be one chain:
+    /// each scalar float-to-double conversion merges into its destination register and so waits for the previous
+    /// one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static double WideSum<T>(ReadOnlySpan<T> values) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Vector512.IsHardwareAccelerated ? WideSum<T, Simd512<T>, Simd512<double>>(values)
+        : Vector256.IsHardwareAccelerated ? WideSum<T, Simd256<T>, Simd256<double>>(values)
+        : WideSum<T, Simd128<T>, Simd128<double>>(values);
+
+    /// <inheritdoc cref="WideSum{T}(ReadOnlySpan{T})"/>
+    public static double WideSum<T, TVector, TWide>(ReadOnlySpan<T> values) where T : unmanaged, IFloatingPointIeee754<T>
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
+    {
+        TWide sum = TWide.Zero;
+        int i = 0;
+        for (; i <= values.Length - TVector.Count; i += TVector.Count) sum += Widened<T, TVector, TWide>(Load<T, TVector>(values, i));
+        double total = TWide.Sum(sum);
+        for (; i < values.Length; i++) total += Wide(values[i]);
+        return total;
+    }
+
     /// <summary>
     /// (Σ (aᵢ − p), Σ (aᵢ − p)·(bᵢ − q)) over the runs of a group. With a = b = x and p = q = c close to the mean it
     /// is the second pass of the corrected two-pass variance (Chan, Golub &amp; LeVeque 1983):
@@ -255,12 +277,21 @@ internal static class NormalizationSimd
         where T : unmanaged, IFloatingPointIeee754<T>
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
+        // The variance's sums read one span: (x − c)² needs no second load. A type argument, not a flag, so that the
+        // JIT compiles each loop without the other's branch.
+        bool squares = Unsafe.AreSame(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b)) && centerA == centerB;
+        return squares ? CenteredSums<T, Yes, TVector, TWide>(a, centerA, b, centerB, runs) : CenteredSums<T, No, TVector, TWide>(a, centerA, b, centerB, runs);
+    }
+
+    private static (double Sum, double SumOfProducts) CenteredSums<T, TSquares, TVector, TWide>(ReadOnlySpan<T> a, T centerA, ReadOnlySpan<T> b, T centerB, Runs runs)
+        where T : unmanaged, IFloatingPointIeee754<T> where TSquares : struct
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
+    {
         int width = TVector.Count, whole = runs.Length - runs.Length % width;
         double scalarSum = 0, scalarProducts = 0;
         TWide sum = TWide.Zero, products = sum;
         TVector p = TVector.Create(centerA), q = TVector.Create(centerB);
-        // The variance's sums read one span: (x − c)² needs no second load.
-        bool squares = Unsafe.AreSame(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b)) && centerA == centerB;
+        bool squares = typeof(TSquares) == typeof(Yes);
         for (int r = 0; r < runs.Count; r++)
         {
             ReadOnlySpan<T> runA = a.Slice(runs.Start(r), runs.Length), runB = b.Slice(runs.Start(r), runs.Length);
@@ -381,6 +412,103 @@ internal static class NormalizationSimd
         sumG += g;
         sumGXhat = TVector.MultiplyAdd(g, h, sumGXhat);
         if (!columnDy.IsEmpty) AccumulateColumns(columnDy, columnDyXhat, i, d, h);
+    }
+
+    /// <summary>
+    /// <see cref="RowGradientSums{T, TWeight}"/> of two rows at once (row 0, then row 1 of the caller's column sums):
+    /// the same sums added in the same order, so the results are those of the two calls one after the other, but
+    /// each vector of γ and of the column sums is loaded once for both rows and the column sums are stored once, and
+    /// the two rows' reductions are independent chains that overlap.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (double SumG0, double SumGXhat0, double SumG1, double SumGXhat1) RowPairGradientSums<T, TWeight>(
+        ReadOnlySpan<T> dy0, ReadOnlySpan<T> x0, T center0, T scale0, T shift0, ReadOnlySpan<T> dy1, ReadOnlySpan<T> x1, T center1, T scale1, T shift1,
+        TWeight weight, Span<T> columnDy, Span<T> columnDyXhat)
+        where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct =>
+        Vector512.IsHardwareAccelerated
+            ? RowPairGradientSums<T, TWeight, Simd512<T>, Simd512<double>>(dy0, x0, center0, scale0, shift0, dy1, x1, center1, scale1, shift1, weight, columnDy, columnDyXhat)
+        : Vector256.IsHardwareAccelerated
+            ? RowPairGradientSums<T, TWeight, Simd256<T>, Simd256<double>>(dy0, x0, center0, scale0, shift0, dy1, x1, center1, scale1, shift1, weight, columnDy, columnDyXhat)
+        : RowPairGradientSums<T, TWeight, Simd128<T>, Simd128<double>>(dy0, x0, center0, scale0, shift0, dy1, x1, center1, scale1, shift1, weight, columnDy, columnDyXhat);
+
+    /// <inheritdoc cref="RowPairGradientSums{T, TWeight}(ReadOnlySpan{T}, ReadOnlySpan{T}, T, T, T, ReadOnlySpan{T}, ReadOnlySpan{T}, T, T, T, TWeight, Span{T}, Span{T})"/>
+    public static (double SumG0, double SumGXhat0, double SumG1, double SumGXhat1) RowPairGradientSums<T, TWeight, TVector, TWide>(
+        ReadOnlySpan<T> dy0, ReadOnlySpan<T> x0, T center0, T scale0, T shift0, ReadOnlySpan<T> dy1, ReadOnlySpan<T> x1, T center1, T scale1, T shift1,
+        TWeight weight, Span<T> columnDy, Span<T> columnDyXhat)
+        where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct
+        where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
+    {
+        int width = TVector.Count, length = dy0.Length;
+        if (length < width)
+        {
+            var (sumG0, sumGXhat0) = RowGradientSums<T, TWeight, TVector, TWide>(dy0, x0, weight, center0, scale0, shift0, columnDy, columnDyXhat);
+            var (sumG1, sumGXhat1) = RowGradientSums<T, TWeight, TVector, TWide>(dy1, x1, weight, center1, scale1, shift1, columnDy, columnDyXhat);
+            return (sumG0, sumGXhat0, sumG1, sumGXhat1);
+        }
+        var xhat0 = new ShiftScale<T, Uniform<T>>(x0, new(center0), new(scale0), new(shift0));
+        var xhat1 = new ShiftScale<T, Uniform<T>>(x1, new(center1), new(scale1), new(shift1));
+        TWide sum0 = TWide.Zero, products0 = sum0, sum1 = sum0, products1 = sum0;
+        int whole = length - length % width;
+        for (int block = 0; block < whole; block += BlockVectors * width)
+        {
+            // Per row the two pairs of accumulators of RowGradientSums, taking the same vectors.
+            TVector s0 = TVector.Zero, m0 = s0, otherS0 = s0, otherM0 = s0, s1 = s0, m1 = s0, otherS1 = s0, otherM1 = s0;
+            int i = block, end = Math.Min(whole, block + BlockVectors * width);
+            for (; i < end - width; i += 2 * width)
+            {
+                RowPairGradientStep(dy0, xhat0, dy1, xhat1, weight, columnDy, columnDyXhat, i, ref s0, ref m0, ref s1, ref m1);
+                RowPairGradientStep(dy0, xhat0, dy1, xhat1, weight, columnDy, columnDyXhat, i + width, ref otherS0, ref otherM0, ref otherS1, ref otherM1);
+            }
+            if (i < end) RowPairGradientStep(dy0, xhat0, dy1, xhat1, weight, columnDy, columnDyXhat, i, ref s0, ref m0, ref s1, ref m1);
+            sum0 += Widened<T, TVector, TWide>(s0 + otherS0);
+            products0 += Widened<T, TVector, TWide>(m0 + otherM0);
+            sum1 += Widened<T, TVector, TWide>(s1 + otherS1);
+            products1 += Widened<T, TVector, TWide>(m1 + otherM1);
+        }
+        if (whole < length)
+        {
+            int last = length - width;
+            TVector lanes = TVector.LanesFrom(whole - last), w = weight.VectorAt<TVector>(last);
+            TVector d0 = TVector.ConditionalSelect(lanes, Load<T, TVector>(dy0, last), TVector.Zero), h0 = xhat0.VectorAt<TVector>(last), g0 = d0 * w;
+            TVector d1 = TVector.ConditionalSelect(lanes, Load<T, TVector>(dy1, last), TVector.Zero), h1 = xhat1.VectorAt<TVector>(last), g1 = d1 * w;
+            sum0 += Widened<T, TVector, TWide>(g0);
+            products0 += Widened<T, TVector, TWide>(g0 * h0);
+            sum1 += Widened<T, TVector, TWide>(g1);
+            products1 += Widened<T, TVector, TWide>(g1 * h1);
+            if (!columnDy.IsEmpty) AccumulateColumns(columnDy, columnDyXhat, last, d0, h0, d1, h1);
+        }
+        return (TWide.Sum(sum0), TWide.Sum(products0), TWide.Sum(sum1), TWide.Sum(products1));
+    }
+
+    /// <summary>One vector of <see cref="RowPairGradientSums{T, TWeight}"/>: <see cref="RowGradientStep"/> for both
+    /// rows, with γ and the column sums loaded once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RowPairGradientStep<T, TWeight, TVector>(ReadOnlySpan<T> dy0, in ShiftScale<T, Uniform<T>> xhat0, ReadOnlySpan<T> dy1,
+        in ShiftScale<T, Uniform<T>> xhat1, in TWeight weight, Span<T> columnDy, Span<T> columnDyXhat, int i,
+        ref TVector sumG0, ref TVector sumGXhat0, ref TVector sumG1, ref TVector sumGXhat1)
+        where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
+    {
+        TVector w = weight.VectorAt<TVector>(i);
+        TVector d0 = Load<T, TVector>(dy0, i), h0 = xhat0.VectorAt<TVector>(i), g0 = d0 * w;
+        TVector d1 = Load<T, TVector>(dy1, i), h1 = xhat1.VectorAt<TVector>(i), g1 = d1 * w;
+        sumG0 += g0;
+        sumGXhat0 = TVector.MultiplyAdd(g0, h0, sumGXhat0);
+        sumG1 += g1;
+        sumGXhat1 = TVector.MultiplyAdd(g1, h1, sumGXhat1);
+        if (!columnDy.IsEmpty) AccumulateColumns(columnDy, columnDyXhat, i, d0, h0, d1, h1);
+    }
+
+    /// <summary>columnDy += dy₀, then += dy₁, and columnDyXhat += dy₀·x̂₀, then += dy₁·x̂₁: two rows' shares in the
+    /// order of two <see cref="AccumulateColumns{T, TVector}(Span{T}, Span{T}, int, TVector, TVector)"/>, with one
+    /// load and one store of each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AccumulateColumns<T, TVector>(Span<T> columnDy, Span<T> columnDyXhat, int i, TVector dy0, TVector xhat0, TVector dy1, TVector xhat1)
+        where T : unmanaged where TVector : struct, ISimdVector<TVector, T>
+    {
+        ref T c = ref MemoryMarshal.GetReference(columnDy);
+        ref T cx = ref MemoryMarshal.GetReference(columnDyXhat);
+        (TVector.LoadUnsafe(in c, (nuint)i) + dy0 + dy1).StoreUnsafe(ref c, (nuint)i);
+        TVector.MultiplyAdd(dy1, xhat1, TVector.MultiplyAdd(dy0, xhat0, TVector.LoadUnsafe(in cx, (nuint)i))).StoreUnsafe(ref cx, (nuint)i);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace NormSharp.Kernels;
 
@@ -38,14 +39,16 @@ internal static partial class NormalizationKernels
         bool streaming = Streams<T>(input.Length);
         Parallelism.For(layout.Groups, (first, end) =>
         {
-            ReadOnlySpan<T> x = input.Span;
+            // Memory.Span checks the memory's owner each time: taken once per chunk, not once per group.
+            ReadOnlySpan<T> x = input.Span, w = weight.Span, b = bias.Span;
+            Span<T> y = output.Span;
             Span<double> mean = statistics.Mean.Span, variance = statistics.Variance.Span, invStd = statistics.InvStd.Span;
             for (int g = first; g < end; g++)
             {
                 (mean[g], variance[g]) = MeanAndVariance(x, layout.GroupRuns(g), plan.Centered);
                 invStd[g] = 1 / Math.Sqrt(variance[g] + eps);
-                if (plan.ElementwiseAffine) NormalizeRow(x, output.Span, layout, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
-                else NormalizeGroup(x, output.Span, layout, g, mean[g], invStd[g], weight.Span, bias.Span, streaming);
+                if (plan.ElementwiseAffine) NormalizeRow(x, y, layout, g, mean[g], invStd[g], w, b, streaming);
+                else NormalizeGroup(x, y, layout, g, mean[g], invStd[g], w, b, streaming);
             }
         }, layout.GroupSize);
     }
@@ -136,10 +139,12 @@ internal static partial class NormalizationKernels
         Parallelism.For(layout.Groups, (first, end) =>
         {
             ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span, w = weight.Span;
+            ReadOnlySpan<double> means = statistics.Mean.Span, invStds = statistics.InvStd.Span;
             Span<T> dx = gradInput.Span;
             for (int g = first; g < end; g++)
             {
-                double mean = statistics.Mean.Span[g], invStd = statistics.InvStd.Span[g];
+                double mean = means[g], invStd = invStds[g];
+                int firstChannel = layout.Channel(g, 0);
                 // Σ γ·dy and Σ γ·dy·x̂ over the group: the two means of the closed form, times the group size.
                 double weightedDy = 0, weightedDyXhat = 0;
                 for (int s = 0; s < layout.Segments; s++)
@@ -148,7 +153,7 @@ internal static partial class NormalizationKernels
                     T center = T.CreateTruncating(mean);
                     var (sumDy, sumDyCentered) = NormalizationSimd.CenteredSums(dy, T.Zero, x, center, layout.SegmentRuns(g, s));
                     int u = g * layout.Segments + s;
-                    double gamma = Gamma(w, layout.Channel(g, s));
+                    double gamma = Gamma(w, firstChannel + s);
                     unitSums[u] = sumDy;
                     unitSums[units + u] = (sumDyCentered - (mean - double.CreateTruncating(center)) * sumDy) * invStd;
                     weightedDy += gamma * sumDy;
@@ -159,7 +164,7 @@ internal static partial class NormalizationKernels
                 // Backwards: the runs the sums read last are still in L2 and are read again first.
                 for (int s = layout.Segments - 1; s >= 0; s--)
                 {
-                    var (center, a, k, l) = GradientCoefficients<T>(mean, invStd, Gamma(w, layout.Channel(g, s)), meanDy, meanDyXhat);
+                    var (center, a, k, l) = GradientCoefficients<T>(mean, invStd, Gamma(w, firstChannel + s), meanDy, meanDyXhat);
                     for (int o = layout.Outer - 1; o >= 0; o--)
                     {
                         int start = layout.RunStart(o, g) + s * length;
@@ -199,14 +204,13 @@ internal static partial class NormalizationKernels
     /// <summary>Elements of a group's first run that <see cref="Pilot"/> averages.</summary>
     private const int PilotLength = 16;
 
-    /// <summary>A first guess at a group's mean: x₀ + mean(xᵢ − x₀) over the first <see cref="PilotLength"/>
-    /// elements of its first run, in float64, rounded to <typeparamref name="T"/>; exactly x₀ when they are equal.</summary>
+    /// <summary>A first guess at a group's mean: the mean of the first <see cref="PilotLength"/> elements of its first
+    /// run, summed in float64 and rounded to <typeparamref name="T"/>; exactly x₀ when they are equal (sixteen equal
+    /// values sum exactly in float64).</summary>
     private static T Pilot<T>(ReadOnlySpan<T> x, Runs runs) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ReadOnlySpan<T> sample = x.Slice(runs.First, Math.Min(runs.Length, PilotLength));
-        double first = double.CreateTruncating(sample[0]), deviations = 0;
-        foreach (T value in sample) deviations += double.CreateTruncating(value) - first;
-        return T.CreateTruncating(first + deviations / sample.Length);
+        return T.CreateTruncating(NormalizationSimd.WideSum(sample) / sample.Length);
     }
 
     /// <summary>Writes group <paramref name="group"/>'s output with its per-channel γ and β.</summary>
@@ -214,10 +218,11 @@ internal static partial class NormalizationKernels
         ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, bool streaming)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int length = layout.SegmentLength;
+        // A group's segments are consecutive channels: the first one's index (a division) is worked out once.
+        int length = layout.SegmentLength, firstChannel = layout.Channel(group, 0);
         for (int s = 0; s < layout.Segments; s++)
         {
-            int channel = layout.Channel(group, s);
+            int channel = firstChannel + s;
             var (center, scale, shift) = ForwardCoefficients<T>(mean, invStd, Gamma(weight, channel), Beta(bias, channel));
             for (int a = 0; a < layout.Outer; a++)
             {
@@ -229,6 +234,7 @@ internal static partial class NormalizationKernels
 
     /// <summary>y = (x − μ)·γ/σ + β written as (x − c)·scale + shift, with c = μ rounded to <typeparamref name="T"/>
     /// (so x − c is exact for x near μ) and shift absorbing what the rounding of μ lost.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (T Center, T Scale, T Shift) ForwardCoefficients<T>(double mean, double invStd, double gamma, double beta)
         where T : IFloatingPointIeee754<T>
     {
@@ -244,6 +250,7 @@ internal static partial class NormalizationKernels
 
     /// <summary>dx = (γ/σ)·dy − (1/σ)·mean(γ·dy) − (x̂/σ)·mean(γ·dy·x̂) as dy·a + (x − c)·k + l with c = μ rounded to
     /// <typeparamref name="T"/>, since x̂ = ((x − c) + (c − μ))/σ.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (T Center, T A, T K, T L) GradientCoefficients<T>(double mean, double invStd, double gamma, double meanDy, double meanDyXhat)
         where T : IFloatingPointIeee754<T>
     {
@@ -259,12 +266,12 @@ internal static partial class NormalizationKernels
         gradWeight.Clear();
         gradBias.Clear();
         int units = layout.Units;
-        for (int u = 0; u < units; u++)
-        {
-            int channel = layout.Channel(u / layout.Segments, u % layout.Segments);
-            if (!gradBias.IsEmpty) gradBias[channel] += unitSums[u];
-            if (!gradWeight.IsEmpty) gradWeight[channel] += unitSums[units + u];
-        }
+        for (int g = 0, u = 0; g < layout.Groups; g++)
+            for (int s = 0, channel = layout.Channel(g, 0); s < layout.Segments; s++, u++, channel++)
+            {
+                if (!gradBias.IsEmpty) gradBias[channel] += unitSums[u];
+                if (!gradWeight.IsEmpty) gradWeight[channel] += unitSums[units + u];
+            }
     }
 
     /// <summary>Outputs larger than this many bytes are written past the cache: they would not stay there anyway. The

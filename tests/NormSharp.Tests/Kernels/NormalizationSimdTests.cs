@@ -239,6 +239,53 @@ public class NormalizationSimdTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(WidthsAndRowLengths))]
+    public void Row_pair_gradient_sums_equal_two_single_row_calls_exactly(int bits, int length) => VectorWidths.Run(bits, new RowPairGradient(length));
+
+    private readonly struct RowPairGradient(int length) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(length + 1);
+            int count = length;
+            float[] Values(float scale, float offset) => Enumerable.Range(0, count).Select(_ => random.NextSingle() * scale + offset).ToArray();
+            float[] dy0 = Values(1, -0.5f), dy1 = Values(2, -1), x0 = Values(3, 0), x1 = Values(1, 4), gamma = Values(1, 0.5f);
+            float[] pairDy = Values(1, 0), pairDyXhat = Values(1, -0.5f);
+            float[] singleDy = (float[])pairDy.Clone(), singleDyXhat = (float[])pairDyXhat.Clone();
+            var (g0, gx0, g1, gx1) = NormalizationSimd.RowPairGradientSums<float, PerElement<float>, TFloat, TDouble>(dy0, x0, 1.5f, 2f, 0.125f,
+                dy1, x1, 4.5f, 0.75f, -0.25f, new PerElement<float>(gamma), pairDy, pairDyXhat);
+            var (e0, ex0) = NormalizationSimd.RowGradientSums<float, PerElement<float>, TFloat, TDouble>(dy0, x0, new PerElement<float>(gamma),
+                1.5f, 2f, 0.125f, singleDy, singleDyXhat);
+            var (e1, ex1) = NormalizationSimd.RowGradientSums<float, PerElement<float>, TFloat, TDouble>(dy1, x1, new PerElement<float>(gamma),
+                4.5f, 0.75f, -0.25f, singleDy, singleDyXhat);
+            Assert.Equal((e0, ex0, e1, ex1), (g0, gx0, g1, gx1));
+            Assert.Equal(singleDy, pairDy);
+            Assert.Equal(singleDyXhat, pairDyXhat);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Wide_sum_of_a_short_span_matches_float64_and_is_exact_for_equal_values(int bits) => VectorWidths.Run(bits, new WideSum());
+
+    private readonly struct WideSum : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(3);
+            for (int length = 1; length <= 20; length++)
+            {
+                float[] values = Enumerable.Range(0, length).Select(_ => random.NextSingle() * 100 - 30).ToArray();
+                Assert.Equal(values.Sum(v => (double)v), NormalizationSimd.WideSum<float, TFloat, TDouble>(values), 1e-9);
+                float[] equal = Enumerable.Repeat(12345.678f, length).ToArray();
+                Assert.Equal(length * (double)12345.678f, NormalizationSimd.WideSum<float, TFloat, TDouble>(equal));
+            }
+        }
+    }
+
     public static TheoryData<int, int, int> WidthsAndColumnStrips => new()
     {
         { 128, 1, 3 }, { 128, 17, 5 }, { 128, 33, 37 },

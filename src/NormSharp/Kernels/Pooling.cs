@@ -33,8 +33,8 @@ internal static class Pooling
         where T : unmanaged, IFloatingPointIeee754<T> =>
         Parallelism.For(g.Planes, (first, end) => MaxPlanes(g, input, output, relu, first, end), g.WorkPerPlane);
 
-    /// <summary><see cref="MaxForward{T}"/> on planes [first, end), in one loop: the seed CNN's last pooling has 128 000 planes of nine outputs, where a call per plane or per
-    /// row costs more than the work.</summary>
+    /// <summary><see cref="MaxForward{T}"/> on planes [first, end), in one loop: the seed CNN's last pooling has
+    /// 128 000 planes of nine outputs, where a call per plane or per row costs more than the work.</summary>
     private static void MaxPlanes<T>(PoolGeometry g, ArraySegment<T> input, ArraySegment<T> output, bool relu, int first, int end)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

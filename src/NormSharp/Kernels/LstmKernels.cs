@@ -73,10 +73,11 @@ internal static class LstmKernels
         }, workPerItem: 16L * hidden);
     }
 
-    /// <summary>Writes σ(z_i), σ(z_f), tanh(z_g) of one row into <paramref name="activations"/> (3H).</summary>
+    /// <summary>Writes σ(z_i), σ(z_f), tanh(z_g) of one row into <paramref name="activations"/> (3H); σ is the
+    /// sigmoid layer's own kernel, so the gates round as <see cref="NormSharp.Nn.Functional.Sigmoid"/> does.</summary>
     private static void Activate<T>(ReadOnlySpan<T> z, Span<T> activations, int hidden) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        TensorPrimitives.Sigmoid(z[..(2 * hidden)], activations[..(2 * hidden)]);
+        Pointwise.Map(new ActivationKernels.Sigmoid<T>(), z[..(2 * hidden)], activations[..(2 * hidden)]);
         TensorPrimitives.Tanh(z.Slice(2 * hidden, hidden), activations.Slice(2 * hidden, hidden));
     }
 }

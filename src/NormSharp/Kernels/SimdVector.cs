@@ -80,6 +80,14 @@ internal interface ISimdVector<TSelf, T> where TSelf : struct, ISimdVector<TSelf
     /// normal number. n is converted with the hardware's own instruction (one, where the saturating conversion takes
     /// four), so a lane whose n is out of the integer range or NaN is unspecified: the caller masks it.</summary>
     static abstract TSelf MultiplyByPowerOfTwo(TSelf v, TSelf n);
+
+    /// <summary>The values at even positions of the 2·Count values <paramref name="low"/> then
+    /// <paramref name="high"/> (the first and second half of a row loaded as two vectors), in order.</summary>
+    static abstract TSelf EvenLanes(TSelf low, TSelf high);
+
+    /// <summary>The values at odd positions of the 2·Count values <paramref name="low"/> then
+    /// <paramref name="high"/>, in order.</summary>
+    static abstract TSelf OddLanes(TSelf low, TSelf high);
 }
 
 /// <summary>A vector of float32 or float64 and the float64 vector of the same width its lanes widen to (float32
@@ -184,6 +192,28 @@ internal readonly struct Simd512<T>(Vector512<T> value) : IWideningVector<Simd51
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd512<double> WidenUpper(Simd512<T> v) => new(Vector512.WidenUpper(v.Value.AsSingle()));
+
+    // A constant permutation of each vector (shufps / vpermps / vpermpd) puts its even or odd lanes in both halves; one
+    // blend takes the lower half from the first and the upper from the second.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Simd512<T> UpperHalf() => LanesFrom(Count / 2);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> EvenLanes(Simd512<T> low, Simd512<T> high) => PairLanes(low, high, Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14), Vector512.Create(0L, 2, 4, 6, 0, 2, 4, 6));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> OddLanes(Simd512<T> low, Simd512<T> high) => PairLanes(low, high, Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15), Vector512.Create(1L, 3, 5, 7, 1, 3, 5, 7));
+
+    /// <summary>The lanes of <paramref name="low"/> at the lower half of the indices, then those of
+    /// <paramref name="high"/> at the upper half (float32 lanes by <paramref name="floatLanes"/>, float64 by
+    /// <paramref name="doubleLanes"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Simd512<T> PairLanes(Simd512<T> low, Simd512<T> high, Vector512<int> floatLanes, Vector512<long> doubleLanes)
+    {
+        if (typeof(T) == typeof(float))
+            return new(Vector512.ConditionalSelect(UpperHalf().Value.AsSingle(), Vector512.Shuffle(high.Value.AsSingle(), floatLanes), Vector512.Shuffle(low.Value.AsSingle(), floatLanes)).As<float, T>());
+        return new(Vector512.ConditionalSelect(UpperHalf().Value.AsDouble(), Vector512.Shuffle(high.Value.AsDouble(), doubleLanes), Vector512.Shuffle(low.Value.AsDouble(), doubleLanes)).As<double, T>());
+    }
 }
 
 /// <summary>256-bit vectors (AVX2).</summary>
@@ -276,6 +306,28 @@ internal readonly struct Simd256<T>(Vector256<T> value) : IWideningVector<Simd25
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd256<double> WidenUpper(Simd256<T> v) => new(Vector256.WidenUpper(v.Value.AsSingle()));
+
+    // A constant permutation of each vector (shufps / vpermps / vpermpd) puts its even or odd lanes in both halves; one
+    // blend takes the lower half from the first and the upper from the second.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Simd256<T> UpperHalf() => LanesFrom(Count / 2);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> EvenLanes(Simd256<T> low, Simd256<T> high) => PairLanes(low, high, Vector256.Create(0, 2, 4, 6, 0, 2, 4, 6), Vector256.Create(0L, 2, 0, 2));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> OddLanes(Simd256<T> low, Simd256<T> high) => PairLanes(low, high, Vector256.Create(1, 3, 5, 7, 1, 3, 5, 7), Vector256.Create(1L, 3, 1, 3));
+
+    /// <summary>The lanes of <paramref name="low"/> at the lower half of the indices, then those of
+    /// <paramref name="high"/> at the upper half (float32 lanes by <paramref name="floatLanes"/>, float64 by
+    /// <paramref name="doubleLanes"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Simd256<T> PairLanes(Simd256<T> low, Simd256<T> high, Vector256<int> floatLanes, Vector256<long> doubleLanes)
+    {
+        if (typeof(T) == typeof(float))
+            return new(Vector256.ConditionalSelect(UpperHalf().Value.AsSingle(), Vector256.Shuffle(high.Value.AsSingle(), floatLanes), Vector256.Shuffle(low.Value.AsSingle(), floatLanes)).As<float, T>());
+        return new(Vector256.ConditionalSelect(UpperHalf().Value.AsDouble(), Vector256.Shuffle(high.Value.AsDouble(), doubleLanes), Vector256.Shuffle(low.Value.AsDouble(), doubleLanes)).As<double, T>());
+    }
 }
 
 /// <summary>128-bit vectors (SSE on x86, AdvSimd on ARM64).</summary>
@@ -371,4 +423,26 @@ internal readonly struct Simd128<T>(Vector128<T> value) : IWideningVector<Simd12
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Simd128<double> WidenUpper(Simd128<T> v) => new(Vector128.WidenUpper(v.Value.AsSingle()));
+
+    // A constant permutation of each vector (shufps / vpermps / vpermpd) puts its even or odd lanes in both halves; one
+    // blend takes the lower half from the first and the upper from the second.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Simd128<T> UpperHalf() => LanesFrom(Count / 2);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> EvenLanes(Simd128<T> low, Simd128<T> high) => PairLanes(low, high, Vector128.Create(0, 2, 0, 2), Vector128.Create(0L, 0));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> OddLanes(Simd128<T> low, Simd128<T> high) => PairLanes(low, high, Vector128.Create(1, 3, 1, 3), Vector128.Create(1L, 1));
+
+    /// <summary>The lanes of <paramref name="low"/> at the lower half of the indices, then those of
+    /// <paramref name="high"/> at the upper half (float32 lanes by <paramref name="floatLanes"/>, float64 by
+    /// <paramref name="doubleLanes"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Simd128<T> PairLanes(Simd128<T> low, Simd128<T> high, Vector128<int> floatLanes, Vector128<long> doubleLanes)
+    {
+        if (typeof(T) == typeof(float))
+            return new(Vector128.ConditionalSelect(UpperHalf().Value.AsSingle(), Vector128.Shuffle(high.Value.AsSingle(), floatLanes), Vector128.Shuffle(low.Value.AsSingle(), floatLanes)).As<float, T>());
+        return new(Vector128.ConditionalSelect(UpperHalf().Value.AsDouble(), Vector128.Shuffle(high.Value.AsDouble(), doubleLanes), Vector128.Shuffle(low.Value.AsDouble(), doubleLanes)).As<double, T>());
+    }
 }

@@ -18,6 +18,16 @@ public static partial class Functional
         return Pool2d("MaxPool2d", who, input, kernelSize, strides, padding, dilations, ceilMode, max: true, countIncludePad: false);
     }
 
+    /// <summary><see cref="MaxPool2d"/> of <see cref="Relu"/>(<paramref name="input"/>) in one pass, for a caller that
+    /// records no gradient: the pooling floors its outputs at zero, which gives the two layers' values bit for bit
+    /// (<see cref="Pooling.MaxForward{T}"/>) without the ReLU's pass over the larger input.</summary>
+    internal static Tensor MaxPool2dOfRelu(Tensor input, Size2 kernelSize, Size2 stride, Size2 padding, Size2 dilation, bool ceilMode)
+    {
+        System.Diagnostics.Debug.Assert(!(GradMode.IsEnabled && input.RequiresGrad), "the pooling of a ReLU records no gradient");
+        string who = $"MaxPool2d({DescribeMaxPool2d(kernelSize, stride, padding, dilation, ceilMode)})";
+        return Pool2d("MaxPool2d", who, input, kernelSize, stride, padding, dilation, ceilMode, max: true, countIncludePad: false, relu: true);
+    }
+
     /// <summary>
     /// 2-D average pooling, PyTorch's <c>F.avg_pool2d</c>: each output is the mean of its window on input (N, C, H, W)
     /// or unbatched (C, H, W). With <paramref name="countIncludePad"/> (the default) zero padding counts in the divisor,
@@ -53,7 +63,8 @@ public static partial class Functional
             throw new ArgumentException($"{who}: padding must be non-negative and at most half of the kernel size, got padding={padding}.");
     }
 
-    private static Tensor Pool2d(string name, string who, Tensor input, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation, bool ceilMode, bool max, bool countIncludePad)
+    private static Tensor Pool2d(string name, string who, Tensor input, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation, bool ceilMode, bool max, bool countIncludePad,
+        bool relu = false)
     {
         ArgumentNullException.ThrowIfNull(input);
         if (input.Rank != 4 && input.Rank != 3)
@@ -70,8 +81,9 @@ public static partial class Functional
                 new WindowAxis(width, outWidth, kernel.Width, stride.Width, padding.Width, dilation.Width));
             Tensor source = x.Contiguous();
             Tensor y = Tensor.Allocate(x.DType, new[] { x.Dims[0], x.Dims[1], outHeight, outWidth }, clear: false);
-            if (x.DType == DType.Float32) PoolForward<float>(geometry, max, countIncludePad, source, y);
-            else PoolForward<double>(geometry, max, countIncludePad, source, y);
+            if (x.DType == DType.Float32) PoolForward<float>(geometry, max, countIncludePad, relu, source, y);
+            else PoolForward<double>(geometry, max, countIncludePad, relu, source, y);
+            if (relu) return y;
             AutogradEngine.Record(y, name, new[] { x }, dy =>
             {
                 Tensor g = dy.Contiguous();
@@ -84,10 +96,10 @@ public static partial class Functional
         });
     }
 
-    private static void PoolForward<T>(PoolGeometry g, bool max, bool countIncludePad, Tensor x, Tensor y)
+    private static void PoolForward<T>(PoolGeometry g, bool max, bool countIncludePad, bool relu, Tensor x, Tensor y)
         where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
-        if (max) Pooling.MaxForward(g, x.AsArraySegment<T>(), y.AsArraySegment<T>());
+        if (max) Pooling.MaxForward(g, x.AsArraySegment<T>(), y.AsArraySegment<T>(), relu);
         else Pooling.AverageForward(g, countIncludePad, x.AsArraySegment<T>(), y.AsArraySegment<T>());
     }
 

@@ -21,6 +21,10 @@ public sealed class MaxPool2d : Pool2dBase
     /// <inheritdoc/>
     public override Tensor Forward(Tensor input) => Functional.MaxPool2d(input, KernelSize, Stride, Padding, Dilation, CeilMode);
 
+    /// <summary>The output for <see cref="ReLU"/>(<paramref name="input"/>) in one pass, when no gradient is recorded
+    /// (<see cref="Sequential"/> runs a ReLU followed by this layer so).</summary>
+    internal Tensor ForwardAfterRelu(Tensor input) => Functional.MaxPool2dOfRelu(input, KernelSize, Stride, Padding, Dilation, CeilMode);
+
     /// <inheritdoc/>
     protected override string ExtraRepresentation => Functional.DescribeMaxPool2d(KernelSize, Stride, Padding, Dilation, CeilMode);
 }

@@ -50,13 +50,16 @@ public class InferenceFusionTests
         var fused = (NnSequential)InferenceFusion.Fuse(network);
         Tensor x = Images(6, 3);
 
-        // Conv→BN→ReLU ×3 fused (pools kept), Dense(128)→ReLU fused, the BN after that ReLU folded into Dense(10).
-        Assert.Equal(new[] { "FusedConv2d", "MaxPool2d", "FusedConv2d", "MaxPool2d", "FusedConv2d", "MaxPool2d", "Flatten", "FusedLinear", "FusedLinear", "Softmax" },
+        // Conv→BN ×3 fused, each ReLU kept to run with the max pooling after it (pools kept), Dense(128)→ReLU fused,
+        // the BN after that ReLU folded into Dense(10).
+        Assert.Equal(new[] { "FusedConv2d", "ReLU", "MaxPool2d", "FusedConv2d", "ReLU", "MaxPool2d", "FusedConv2d", "ReLU", "MaxPool2d", "Flatten", "FusedLinear", "FusedLinear", "Softmax" },
             fused.Layers.Select(m => m.GetType().Name));
-        Assert.Equal("Conv2d → KerasBatchNormalization → ReLU", ((FusedConv2d)fused[0]).FusedFrom);
-        Assert.Equal("Linear → ReLU", ((FusedLinear)fused[7]).FusedFrom);
-        Assert.Equal("KerasBatchNormalization → Linear", ((FusedLinear)fused[8]).FusedFrom);
-        Assert.Same(network[3], fused[1]);
+        Assert.Equal("Conv2d → KerasBatchNormalization", ((FusedConv2d)fused[0]).FusedFrom);
+        Assert.False(((FusedConv2d)fused[0]).AppliesRelu);
+        Assert.Equal("Linear → ReLU", ((FusedLinear)fused[10]).FusedFrom);
+        Assert.Equal("KerasBatchNormalization → Linear", ((FusedLinear)fused[11]).FusedFrom);
+        Assert.Same(network[2], fused[1]);
+        Assert.Same(network[3], fused[2]);
 
         // Compare logits (before the softmax, which would hide differences) and probabilities.
         var logits = new NnSequential(network.Layers.SkipLast(1).ToArray());

@@ -67,6 +67,26 @@ public class LstmTests
     }
 
     [Fact]
+    public void Cell_state_gates_take_the_same_sigmoid_as_the_sigmoid_layer_bit_for_bit()
+    {
+        // With tanh(z_g) = 1 (z_g = 30) and c_prev = 0 the new cell state is σ(z_i) itself: c = σ(z_f)·0 + σ(z_i)·1.
+        const int rows = 3, hidden = 37;
+        var random = new Random(4);
+        float[] gates = new float[rows * 4 * hidden];
+        float[] inputGate = new float[rows * hidden];
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < hidden; j++)
+            {
+                inputGate[r * hidden + j] = gates[r * 4 * hidden + j] = (float)(random.NextDouble() * 24 - 12);
+                gates[r * 4 * hidden + hidden + j] = (float)random.NextDouble();
+                gates[r * 4 * hidden + 2 * hidden + j] = 30;
+            }
+        Tensor cell = Functional.LstmCellState(Tensor.FromArray(gates, rows, 4 * hidden), Tensor.Zeros(new[] { rows, hidden }));
+        Tensor expected = Functional.Sigmoid(Tensor.FromArray(inputGate, rows, hidden));
+        Assert.Equal(expected.ToArray().Select(BitConverter.SingleToInt32Bits), cell.ToArray().Select(BitConverter.SingleToInt32Bits));
+    }
+
+    [Fact]
     public void Hand_computed_step_with_unit_weights()
     {
         // in = 1, H = 1, every weight 1 and every bias 0: z_i = z_f = z_g = z_o = x + h0 = 0.5 + 0.5 = 1.

@@ -113,6 +113,39 @@ public class PoolingTests
         Assert.Equal(expectedDx, x.Grad!.ToArray());
     }
 
+    [Theory]
+    [InlineData(28, 28, 2, 2, 0)]
+    [InlineData(14, 14, 2, 2, 0)]
+    [InlineData(7, 9, 2, 2, 0)]
+    [InlineData(9, 8, 3, 2, 1)]
+    public void Relu_then_max_pool_without_gradient_gives_the_two_layers_values_bit_for_bit(int height, int width, int kernel, int stride, int padding)
+    {
+        // Sequential runs the pair as one pooling floored at zero when no gradient is recorded.
+        var random = new Random(11);
+        float[] pool = { -3, -1, -0f, 0, 0.5f, 2, float.NaN };
+        float[] values = Enumerable.Range(0, 2 * 3 * height * width).Select(_ => pool[random.Next(pool.Length)]).ToArray();
+        Tensor x = Tensor.FromArray(values, 2, 3, height, width);
+        var layers = new Sequential(new ReLU(), new MaxPool2d(kernel, stride: stride, padding: padding));
+
+        Tensor separate = layers[1].Forward(layers[0].Forward(x));
+        Tensor together;
+        using (Tensor.NoGrad()) together = layers.Forward(x);
+        Assert.Equal(separate.Shape, together.Shape);
+        Assert.Equal(separate.ToArray().Select(BitConverter.SingleToInt32Bits), together.ToArray().Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(separate.ToArray().Select(BitConverter.SingleToInt32Bits), layers.Forward(x).ToArray().Select(BitConverter.SingleToInt32Bits));
+    }
+
+    [Fact]
+    public void Relu_then_max_pool_records_the_gradient_through_both_when_one_is_needed()
+    {
+        var x = Tensor.FromArray(new float[] { -1, 2, -3, -4, 5, -6, -7, -8, 1, 1, 1, 1, -2, -1, -3, -4 }, 1, 1, 4, 4);
+        x.RequiresGrad = true;
+        new Sequential(new ReLU(), new MaxPool2d(2)).Forward(x).Sum().Backward();
+        // Windows after the ReLU: {0, 2, 5, 0} → 5 at 4; {0, 0, 0, 0} → the first, at 2, where the ReLU passes no
+        // gradient; {1, 1, 0, 0} → the first 1, at 8; {1, 1, 0, 0} → at 10.
+        Assert.Equal(new float[] { 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0 }, x.Grad!.ToArray());
+    }
+
     [Fact]
     public void Max_pool_propagates_nan()
     {

@@ -10,7 +10,9 @@ namespace NormSharp.Nn;
 /// Within each <see cref="Sequential"/> (nested ones included), read left to right:
 /// <list type="bullet">
 /// <item><c>Conv2d → BatchNorm2d → ReLU</c>, <c>Conv2d → BatchNorm2d</c>, <c>Conv2d → ReLU</c> and <c>Conv2d</c> become
-/// one <see cref="FusedConv2d"/>;</item>
+/// one <see cref="FusedConv2d"/>, except that a ReLU followed by a <see cref="MaxPool2d"/> is left to run with the
+/// pooling (which <see cref="Sequential"/> does in one pass when no gradient is recorded: the pooling of four times fewer
+/// values floored at zero);</item>
 /// <item><c>Linear → BatchNorm1d → ReLU</c>, <c>Linear → BatchNorm1d</c>, <c>Linear → ReLU</c> and <c>Linear</c> become
 /// one <see cref="FusedLinear"/>;</item>
 /// <item>a BatchNorm1d not folded into the layer before it (e.g. after a ReLU, as in the seed CNN's
@@ -84,7 +86,8 @@ public static class InferenceFusion
         bool foldsBatchNorm = At(layers, next) is BatchNorm bn && FoldsAfterConvolution(bn, conv);
         if (foldsBatchNorm) (weight, bias) = BatchNormFolding.Fold(conv.Weight, conv.Bias, (BatchNorm)layers[next++]);
         else (weight, bias) = (Copy(conv.Weight), CopyOrNull(conv.Bias));
-        bool relu = At(layers, next) is ReLU;
+        // A ReLU followed by a max pooling stays for the Sequential to run with the pooling, on a quarter of the values.
+        bool relu = At(layers, next) is ReLU && At(layers, next + 1) is not MaxPool2d;
         if (relu) next++;
         fused.Add(new FusedConv2d(weight, bias, conv.Stride, conv.Padding, conv.Dilation, relu, foldsBatchNorm, Chain(layers, start, next)));
         return next;

@@ -61,7 +61,6 @@ internal static partial class Convolution
         }
     }
 
-
     /// <summary>dx = Fold(Wᵀ·dy) + b for a shifted-plane geometry, as the forward implicit GEMM of the same size with
     /// the weight transposed over its channels and flipped over its taps, W'[c, o, kh−1−i, kw−1−j] = W[o, c, i, j], and
     /// the padding mirrored (kh − 1 − padTop before): dx[c, h, w] = Σ W[o, c, i, j]·dy[o, h − i + padTop, w − j + padLeft]

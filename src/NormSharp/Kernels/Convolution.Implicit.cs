@@ -9,57 +9,50 @@ namespace NormSharp.Kernels;
 // padding: every convolution of the seed CNN). The GEMM's B panels (32 output positions × a depth block of patch
 // rows) are packed straight from the image, so the column matrix is never written: for tap (i, j) the patch row is
 // the channel plane read at offset d = (i − padTop)·W + (j − padLeft) (Im2Col.IsShiftedPlane), and the positions whose
-// tap reads padding are zeroed by a mask that depends on the tap and the position only (one row per tap over a
-// group's positions, built once per thread) and serves every channel. The register tile (Gemm.Tile) writes straight into the NCHW output. The bias is one
-// more patch row, of ones, with the bias as its weight, so the first depth block writes the output without reading
-// it. Each output element is one fused multiply-add chain per depth block, the blocks fixed by the patch size alone,
-// so the result does not depend on how images are grouped or on the thread count. The weight pass reads the same masked, shifted
-// rows, there as the columns of dW = dy·Xᵀ with the positions as the GEMM's depth.
+// tap reads padding are zeroed by a mask that depends on the tap and the position's place in its image only (one row
+// per tap, built once per thread) and serves every channel. The batch's positions are numbered end to end over its
+// images and cut into tiles of 32, so every tile but the last is full whatever the plane size; the register tile
+// (Gemm.Tile) writes straight into the NCHW output. The bias is one more patch row, of ones, with the bias as its
+// weight, so the first depth block writes the output without reading it. Each output element is one fused
+// multiply-add chain per depth block, the blocks fixed by the patch size alone, so the result does not depend on which
+// tile holds the element or on the thread count. The weight pass reads the same masked, shifted rows, there as the
+// columns of dW = dy·Xᵀ with the positions as the GEMM's depth.
 internal static partial class Convolution
 {
     /// <summary>Largest depth block of the implicit GEMM: one B panel (32 × 256 floats, 32 KiB) is reused by every
     /// row panel of the weight while it stays in L1; the weight's packed panels stream from L2.</summary>
     private const int ImplicitDepthBlock = 256;
 
-    /// <summary>Images share one implicit GEMM until they hold about this many output positions, so that the
-    /// 32-column tiles are full (one 7×7 image alone fills two tiles at 77 %); the positions of all the group's
-    /// images lie end to end and a tile that straddles two images goes through a scratch tile.</summary>
-    private const int ImplicitGroupPositions = 512;
+    /// <summary>Tiles of 32 output positions that one staging of the image serves (512 positions, 64 KiB of a
+    /// 32-channel image); the positions of all the batch's images are numbered end to end, so every tile but the
+    /// batch's last is full whatever the plane size.</summary>
+    private const int ImplicitChunkTiles = 16;
 
     /// <summary>Whether the float32 passes run as implicit GEMMs: a shifted-plane geometry that is not pointwise (a
     /// pointwise convolution already multiplies the image in place).</summary>
     internal static bool RunsImplicitly<T>(ConvGeometry g) =>
         typeof(T) == typeof(float) && !g.IsPointwise && Im2Col.IsShiftedPlane(g.Rows, g.Cols);
 
-    /// <summary>Images per group of the implicit forward: about <see cref="ImplicitGroupPositions"/> positions, with
-    /// the group count rounded up to a multiple of the thread count so that the threads get equal shares (13 groups of
-    /// 7×7 images on 2 threads would leave one thread 7 and the other 6). Each output element is computed the same
-    /// way in any group, in place or through the scratch column, so the grouping does not change the result.</summary>
-    internal static int ImplicitImagesPerGroup(ConvGeometry g, int threads)
-    {
-        if (g.Batch <= 1) return 1;
-        long groups = Math.Max(1, (long)g.Batch * g.OutPlane / ImplicitGroupPositions);
-        groups = Math.Min(g.Batch, (groups + threads - 1) / threads * threads);
-        return (int)((g.Batch + groups - 1) / groups);
-    }
-
-    /// <summary>y = W ⋆ x + b as an implicit GEMM (see the file's comment); an empty bias means none.</summary>
+    /// <summary>y = W ⋆ x + b as an implicit GEMM (see the file's comment); an empty bias means none. The batch's
+    /// positions, numbered end to end over its images, are cut into tiles of 32, and each thread takes an equal
+    /// contiguous run of tiles; each output element is computed the same way in any tile, in place or through the
+    /// scratch column, so the split does not change the result.</summary>
     private static unsafe void ForwardImplicit(ConvGeometry g, ArraySegment<float> input, ReadOnlySpan<float> weight,
         ArraySegment<float> bias, ArraySegment<float> output)
     {
         // The patch rows, then the bias's row of ones.
         int k = g.PatchSize + (bias.Count > 0 ? 1 : 0), depth = Gemm.EqualParts(k, 1, ImplicitDepthBlock);
         int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
+        int tiles = WorkspaceLength(g, ((long)g.Batch * g.OutPlane + Gemm.TileCols - 1) / Gemm.TileCols, "output tiles");
         float[] packed = BufferPool<float>.Shared.Rent(rowPanels * Gemm.TileRows * k + Gemm.AlignmentSlack);
         try
         {
-            fixed (float* raw = packed, w = weight, b = bias.AsSpan())
+            fixed (float* raw = packed, w = weight, b = bias.AsSpan(), x = input.AsSpan(), y = output.AsSpan())
             {
                 float* panels = Gemm.AlignTo64(raw);
                 PackWeightPanels(w, b, g.OutChannels, g.PatchSize, k, depth, panels);
-                int images = ImplicitImagesPerGroup(g, Parallelism.ThreadCount);
-                var body = new ImplicitForwardGroups(g, input, output, panels, k, depth, images);
-                Parallelism.For((g.Batch + images - 1) / images, body, workPerItem: g.MultiplyAddsPerImage * images);
+                Parallelism.For(tiles, new ImplicitForwardTiles(g, x, y, panels, k, depth),
+                    workPerItem: g.MultiplyAddsPerImage * Gemm.TileCols / Math.Max(1, g.OutPlane));
             }
         }
         finally
@@ -192,7 +185,7 @@ internal static partial class Convolution
                         for (int n = firstImage; n < endImage; n += _chunkImages)
                         {
                             int count = Math.Min(_chunkImages, endImage - n), positions = count * plane;
-                            if (count != maskedImages) BuildTapMasks(g, count, stride, maskBits);
+                            if (count != maskedImages) BuildTapMasks(g, count * plane, stride, maskBits);
                             maskedImages = count;
                             StageChannels(dy, n, count, g.OutChannels, plane, stride, dyRows);
                             // Zeros past the last position, where the last vector of a dot product reaches (the masks
@@ -463,58 +456,63 @@ internal static partial class Convolution
                     .CopyTo(new Span<float>(staged + (nint)c * rowLength + n * plane, plane));
     }
 
-    /// <summary>masks[t·stride + j] = all ones where tap t of position j (of <paramref name="count"/> images end to
-    /// end) reads inside its image, else zero, also for the 32 positions past the last (which a last tile or vector
-    /// covers). A tap reads inside when both its row and its column do.</summary>
-    private static unsafe void BuildTapMasks(ConvGeometry g, int count, int stride, int* masks)
+    /// <summary>masks[t·stride + j] = all ones where tap t of position j (of images end to end) reads inside its
+    /// image, else zero, for j &lt; <paramref name="positions"/>, and zero from there to <paramref name="stride"/>
+    /// (where a last tile or vector reaches). A tap reads inside when both its row and its column do.</summary>
+    private static unsafe void BuildTapMasks(ConvGeometry g, int positions, int stride, int* masks)
     {
-        int width = g.Cols.Input, height = g.Rows.Input, positions = count * g.InPlane;
+        int width = g.Cols.Input, height = g.Rows.Input;
         for (int t = 0; t < g.Rows.Kernel * g.Cols.Kernel; t++)
         {
             int rowShift = t / g.Cols.Kernel - g.Rows.PadBefore, columnShift = t % g.Cols.Kernel - g.Cols.PadBefore;
             int* mask = masks + (nint)t * stride;
-            for (int n = 0, j = 0; n < count; n++)
-                for (int row = 0; row < height; row++)
+            for (int j = 0, row = 0, column = 0; j < positions; j++)
+            {
+                mask[j] = (uint)(row + rowShift) < (uint)height && (uint)(column + columnShift) < (uint)width ? -1 : 0;
+                if (++column == width)
                 {
-                    bool rowInside = (uint)(row + rowShift) < (uint)height;
-                    for (int column = 0; column < width; column++, j++)
-                        mask[j] = rowInside && (uint)(column + columnShift) < (uint)width ? -1 : 0;
+                    column = 0;
+                    if (++row == height) row = 0;
                 }
+            }
             new Span<int>(mask + positions, stride - positions).Clear();
         }
     }
 
-    /// <summary>The implicit forward over groups of images [start, end), each thread with its own staging, panel and
-    /// mask buffers.</summary>
-    private readonly unsafe struct ImplicitForwardGroups(ConvGeometry g, ArraySegment<float> input,
-        ArraySegment<float> output, float* weightPanels, int k, int depthMax, int imagesPerGroup) : IChunkBody
+    /// <summary>The implicit forward over tiles [start, end) of the batch's positions, <see cref="ImplicitChunkTiles"/>
+    /// at a time, each thread with its own staging, panel and mask buffers.</summary>
+    private readonly unsafe struct ImplicitForwardTiles(ConvGeometry g, float* x, float* y, float* weightPanels, int k, int depthMax) : IChunkBody
     {
         private readonly int _taps = g.Rows.Kernel * g.Cols.Kernel, _guard = TapReach(g);
 
         public void Run(int start, int end)
         {
-            // Mask rows start on 64-byte lines, as do the 32-position stretches that a panel reads from them.
-            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, maskStride = (imagesPerGroup * g.InPlane + Gemm.TileCols + 15) & ~15;
-            float[] staged = BufferPool<float>.Shared.Rent(_guard + g.InChannels * imagesPerGroup * g.InPlane + Gemm.TileCols + _guard);
+            // A staged channel row holds the chunk's positions with the tap reach either side. The masks depend on a
+            // position's place in its image only, so they are built once, for an image and a chunk from its start,
+            // and a chunk reads them from its first position's place on.
+            int chunkLength = Math.Min(ImplicitChunkTiles, end - start) * Gemm.TileCols, rowStride = _guard + chunkLength + _guard;
+            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, maskStride = g.InPlane + chunkLength;
+            float[] staged = BufferPool<float>.Shared.Rent(g.InChannels * rowStride);
             float[] panel = BufferPool<float>.Shared.Rent(Gemm.TileCols * depthMax + Gemm.AlignmentSlack);
             float[] column = BufferPool<float>.Shared.Rent(rowPanels * Gemm.TileRows * Gemm.TileCols + Gemm.AlignmentSlack);
-            int[] masks = BufferPool<int>.Shared.Rent(_taps * maskStride + Gemm.AlignmentSlack);
+            int[] masks = BufferPool<int>.Shared.Rent(WorkspaceLength(g, (long)_taps * maskStride, "tap masks"));
             int[] offsets = BufferPool<int>.Shared.Rent(_taps);
             try
             {
                 TapOffsets(g, offsets);
-                fixed (float* stagedRaw = staged, panelRaw = panel, columnRaw = column, x = input.AsSpan(), y = output.AsSpan())
-                fixed (int* maskRaw = masks, tapOffsets = offsets)
+                fixed (float* stagedRaw = staged, panelRaw = panel, columnRaw = column)
+                fixed (int* maskBits = masks, tapOffsets = offsets)
                 {
-                    int* maskBits = (int*)Gemm.AlignTo64((float*)maskRaw);
-                    int maskedImages = 0;
-                    for (int group = start; group < end; group++)
+                    BuildTapMasks(g, maskStride, maskStride, maskBits);
+                    long total = (long)g.Batch * g.InPlane;
+                    for (int tile = start; tile < end; tile += ImplicitChunkTiles)
                     {
-                        int first = group * imagesPerGroup, count = Math.Min(imagesPerGroup, g.Batch - first);
-                        if (count != maskedImages) BuildTapMasks(g, count, maskStride, maskBits);
-                        maskedImages = count;
-                        var buffers = new ImplicitBuffers(stagedRaw + _guard, Gemm.AlignTo64(panelRaw), Gemm.AlignTo64(columnRaw), (float*)maskBits, maskStride, tapOffsets);
-                        RunGroup(first, count, x, y, buffers);
+                        long first = (long)tile * Gemm.TileCols;
+                        int count = (int)Math.Min((long)Math.Min(ImplicitChunkTiles, end - tile) * Gemm.TileCols, total - first);
+                        var buffers = new ImplicitBuffers(stagedRaw + _guard, rowStride, Gemm.AlignTo64(panelRaw), Gemm.AlignTo64(columnRaw),
+                            (float*)maskBits + first % g.InPlane, maskStride, tapOffsets);
+                        StageWindow(first, count, buffers);
+                        RunChunk(first, count, buffers);
                     }
                 }
             }
@@ -528,79 +526,117 @@ internal static partial class Convolution
             }
         }
 
-        private void RunGroup(int first, int count, float* x, float* y, ImplicitBuffers buffers)
+        /// <summary>Copies channel c of the batch's positions [first − reach, first + count + reach) into staged row c,
+        /// image by image; positions outside the batch read as zeros (a tap reads them only where its mask is clear,
+        /// but they must be finite).</summary>
+        private void StageWindow(long first, int count, ImplicitBuffers buffers)
         {
-            int plane = g.InPlane, positions = count * plane;
-            int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
-            StageChannels(x, first, count, g.InChannels, plane, positions, buffers.Staged);
-            GemmKernelPath path = Gemm.BestPath;
-            for (int j0 = 0; j0 < positions; j0 += Gemm.TileCols)
+            int plane = g.InPlane;
+            long total = (long)g.Batch * plane, from = first - _guard, to = first + count + _guard;
+            for (int c = 0; c < g.InChannels; c++)
             {
-                int columns = Math.Min(Gemm.TileCols, positions - j0), image = j0 / plane;
-                // A full tile inside one image is written in place; the others (the last, and those that straddle two
-                // images) go through a column of scratch tiles, moved out once after all depth blocks.
-                bool inPlace = columns == Gemm.TileCols && (j0 + Gemm.TileCols - 1) / plane == image;
-                float* c0 = inPlace ? y + (nint)(first + image) * g.OutChannels * plane + (j0 - image * plane) : buffers.Column;
+                float* row = buffers.Staged - _guard + (nint)c * buffers.RowStride;
+                for (long q = from; q < to;)
+                {
+                    float* target = row + (q - from);
+                    if (q < 0 || q >= total)
+                    {
+                        long stop = q < 0 ? Math.Min(0, to) : to;
+                        new Span<float>(target, (int)(stop - q)).Clear();
+                        q = stop;
+                        continue;
+                    }
+                    long image = q / plane;
+                    int at = (int)(q - image * plane), stretch = (int)Math.Min(to - q, plane - at);
+                    new ReadOnlySpan<float>(x + (image * g.InChannels + c) * plane + at, stretch).CopyTo(new Span<float>(target, stretch));
+                    q += stretch;
+                }
+            }
+        }
+
+        /// <summary>The output tiles of one staged chunk: positions [first, first + count).</summary>
+        private void RunChunk(long first, int count, ImplicitBuffers buffers)
+        {
+            int plane = g.InPlane, rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
+            GemmKernelPath path = Gemm.BestPath;
+            for (int j0 = 0; j0 < count; j0 += Gemm.TileCols)
+            {
+                long position = first + j0, image = position / plane;
+                int columns = Math.Min(Gemm.TileCols, count - j0), at = (int)(position - image * plane);
+                // A full tile inside one image is written in place; the others (the batch's last, and those that
+                // straddle two images) go through a column of scratch tiles, moved out once after all depth blocks.
+                bool inPlace = columns == Gemm.TileCols && at + Gemm.TileCols <= plane;
+                float* c0 = inPlace ? y + image * g.OutChannels * plane + at : buffers.Column;
                 nint ldc = inPlace ? plane : Gemm.TileCols;
                 for (int depthStart = 0; depthStart < k; depthStart += depthMax)
                 {
                     int depth = Math.Min(depthMax, k - depthStart);
-                    PackImagePanel(buffers, positions, j0, depthStart, depth);
+                    PackImagePanel(buffers, j0, depthStart, depth);
                     float* blockPanels = weightPanels + (nint)depthStart * rowPanels * Gemm.TileRows;
                     for (int r = 0; r < rowPanels; r++)
                         Gemm.Tile(path, Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows), depth,
                             blockPanels + (nint)r * Gemm.TileRows * depth, buffers.Panel, c0 + r * Gemm.TileRows * ldc, ldc, loadC: depthStart > 0);
                 }
-                if (!inPlace) MoveColumnOut(y, first, j0, columns, buffers.Column);
+                if (!inPlace) MoveColumnOut(position, columns, buffers.Column);
             }
         }
 
-        /// <summary>Packs the B panel of positions [j0, j0 + 32) for patch rows [depthStart, depthStart + depth): row
-        /// p = (c, t) is staged channel row c read at tap t's offset, under tap t's mask; the row after the patch (the
-        /// bias's) is ones.</summary>
-        private void PackImagePanel(ImplicitBuffers buffers, int positions, int j0, int depthStart, int depth)
+        /// <summary>Packs the B panel of chunk positions [j0, j0 + 32) for patch rows [depthStart, depthStart + depth):
+        /// row p = c·taps + t is staged channel row c read at tap t's offset, under tap t's mask; the row after the
+        /// patch (the bias's) is ones.</summary>
+        private void PackImagePanel(ImplicitBuffers buffers, int j0, int depthStart, int depth)
         {
-            if (Vector512.IsHardwareAccelerated) PackImagePanel<Simd512<float>>(buffers, positions, j0, depthStart, depth);
-            else if (Vector256.IsHardwareAccelerated) PackImagePanel<Simd256<float>>(buffers, positions, j0, depthStart, depth);
-            else PackImagePanel<Simd128<float>>(buffers, positions, j0, depthStart, depth);
+            if (Vector512.IsHardwareAccelerated) PackImagePanel<Simd512<float>>(buffers, j0, depthStart, depth);
+            else if (Vector256.IsHardwareAccelerated) PackImagePanel<Simd256<float>>(buffers, j0, depthStart, depth);
+            else PackImagePanel<Simd128<float>>(buffers, j0, depthStart, depth);
         }
 
+        /// <summary>Tap by tap, so that each vector of the tap's mask is loaded once and serves every channel: the inner
+        /// loop is a load, a select and a store per vector.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void PackImagePanel<TVector>(ImplicitBuffers buffers, int positions, int j0, int depthStart, int depth)
+        private void PackImagePanel<TVector>(ImplicitBuffers buffers, int j0, int depthStart, int depth)
             where TVector : struct, ISimdVector<TVector, float>
         {
-            int c = depthStart / _taps, t = depthStart - c * _taps;
-            float* staged = buffers.Staged + j0, masks = buffers.Masks + j0, panel = buffers.Panel;
-            for (int p = 0; p < depth; p++, panel += Gemm.TileCols)
+            int end = depthStart + depth, taps = _taps;
+            nint rowStride = buffers.RowStride, panelStep = (nint)taps * Gemm.TileCols;
+            for (int t = 0; t < taps; t++)
             {
-                if (c == g.InChannels)
-                {
-                    for (int lane = 0; lane < Gemm.TileCols; lane += TVector.Count) TVector.Create(1f).StoreUnsafe(ref panel[lane], 0);
-                    continue;
-                }
-                float* source = staged + (nint)c * positions + buffers.Offsets[t], mask = masks + (nint)t * buffers.MaskStride;
+                // The block's rows of tap t: channels whose row c·taps + t lies in [depthStart, end).
+                int firstChannel = (depthStart - t + taps - 1) / taps, endChannel = Math.Min(g.InChannels, (end - t + taps - 1) / taps);
+                if (firstChannel >= endChannel) continue;
+                float* source = buffers.Staged + firstChannel * rowStride + j0 + buffers.Offsets[t];
+                float* mask = buffers.Masks + (nint)t * buffers.MaskStride + j0;
+                float* target = buffers.Panel + ((nint)firstChannel * taps + t - depthStart) * Gemm.TileCols;
                 for (int lane = 0; lane < Gemm.TileCols; lane += TVector.Count)
-                    TVector.ConditionalSelect(TVector.LoadUnsafe(in mask[lane], 0), TVector.LoadUnsafe(in source[lane], 0), TVector.Zero)
-                        .StoreUnsafe(ref panel[lane], 0);
-                if (++t == _taps) { t = 0; c++; }
+                {
+                    TVector keep = TVector.LoadUnsafe(in mask[lane], 0);
+                    float* from = source + lane, to = target + lane;
+                    for (int c = firstChannel; c < endChannel; c++, from += rowStride, to += panelStep)
+                        TVector.ConditionalSelect(keep, TVector.LoadUnsafe(in *from, 0), TVector.Zero).StoreUnsafe(ref *to, 0);
+                }
             }
+            if (end <= g.PatchSize) return;
+            float* ones = buffers.Panel + (nint)(g.PatchSize - depthStart) * Gemm.TileCols;
+            for (int lane = 0; lane < Gemm.TileCols; lane += TVector.Count) TVector.Create(1f).StoreUnsafe(ref ones[lane], 0);
         }
 
-        /// <summary>Moves every output channel × positions [j0, j0 + columns) from the scratch column (row stride 32)
-        /// into the NCHW output, one image's stretch at a time.</summary>
-        private void MoveColumnOut(float* y, int first, int j0, int columns, float* scratch)
+        /// <summary>Moves every output channel × positions [position, position + columns) from the scratch column (row
+        /// stride 32) into the NCHW output, one image's stretch at a time.</summary>
+        private void MoveColumnOut(long position, int columns, float* scratch)
         {
             int plane = g.InPlane;
-            for (int position = j0, end = j0 + columns; position < end;)
+            for (long q = position, end = position + columns; q < end;)
             {
-                int image = position / plane, stretch = Math.Min(end, (image + 1) * plane) - position;
-                float* inOutput = y + (nint)(first + image) * g.OutChannels * plane + position - image * plane;
+                long image = q / plane;
+                int at = (int)(q - image * plane), stretch = (int)Math.Min(end - q, plane - at);
+                float* inOutput = y + image * g.OutChannels * plane + at;
                 for (int o = 0; o < g.OutChannels; o++)
-                    new ReadOnlySpan<float>(scratch + o * Gemm.TileCols + position - j0, stretch).CopyTo(new Span<float>(inOutput + (nint)o * plane, stretch));
-                position += stretch;
+                    new ReadOnlySpan<float>(scratch + o * Gemm.TileCols + (q - position), stretch).CopyTo(new Span<float>(inOutput + (nint)o * plane, stretch));
+                q += stretch;
             }
         }
     }
+
 
     /// <summary>panel[p·width + i] = rows[i][p] for i &lt; <paramref name="count"/>, p &lt; <paramref name="depth"/>: rows
     /// made k-major for the register tile (or channels last), four rows × four positions at a time with SSE.</summary>
@@ -632,13 +668,14 @@ internal static partial class Convolution
             for (int p = 0; p < depth; p++) panel[(nint)p * width + i] = rows[i][p];
     }
 
-    /// <summary>One thread's buffers for the implicit GEMM: the staged images (at their first position, with room
-    /// for the tap offsets either side), the B panel, the scratch column of tiles, the tap masks (one row of
-    /// <see cref="MaskStride"/> per tap) and the tap offsets.</summary>
-    private readonly unsafe struct ImplicitBuffers(float* staged, float* panel, float* column, float* masks, int maskStride, int* offsets)
+    /// <summary>One thread's buffers for the implicit forward: the staged channel rows (at the chunk's first position,
+    /// <see cref="RowStride"/> apart, with room for the tap offsets either side), the B panel, the scratch column of
+    /// tiles, the tap masks (one row of <see cref="MaskStride"/> per tap, from the chunk's first position's place in
+    /// its image on) and the tap offsets.</summary>
+    private readonly unsafe struct ImplicitBuffers(float* staged, int rowStride, float* panel, float* column, float* masks, int maskStride, int* offsets)
     {
         public readonly float* Staged = staged, Panel = panel, Column = column, Masks = masks;
-        public readonly int MaskStride = maskStride;
+        public readonly int RowStride = rowStride, MaskStride = maskStride;
         public readonly int* Offsets = offsets;
     }
 }

@@ -33,7 +33,8 @@ internal readonly record struct ConvGeometry(int Batch, int InChannels, int OutC
 /// <summary>
 /// Convolution by im2col + GEMM, in the three passes that the layers need; float32 convolutions whose output plane is
 /// the input plane shifted (unit stride and dilation, "same" padding) run all three passes without a column matrix
-/// instead, as implicit GEMMs (Convolution.Implicit.cs). With X the column matrix of x
+/// instead, as implicit GEMMs (Convolution.Implicit.cs), and 3×3 ones on enough channels run the forward and the
+/// input gradient as Winograd F(2×2, 3×3) where that is faster (Convolution.Winograd.cs). With X the column matrix of x
 /// (<see cref="Im2Col"/>) and W the weight read as (OutChannels, PatchSize):
 /// <list type="bullet">
 /// <item>forward: y = W·X + b;</item>
@@ -71,6 +72,11 @@ internal static partial class Convolution
     public static void Forward<T>(ConvGeometry g, ArraySegment<T> input, ArraySegment<T> weight, ArraySegment<T> bias, ArraySegment<T> output)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (RunsWinograd<T>(g))
+        {
+            ForwardWinograd(g, AsFloat(input), AsFloat(weight), AsFloat(bias), AsFloat(output));
+            return;
+        }
         if (RunsImplicitly<T>(g))
         {
             ForwardImplicit(g, AsFloat(input), AsFloat(weight).AsSpan(0, g.OutChannels * g.PatchSize),
@@ -117,6 +123,11 @@ internal static partial class Convolution
     public static void BackwardData<T>(ConvGeometry g, ArraySegment<T> gradOutput, ArraySegment<T> weight, ArraySegment<T> bias, ArraySegment<T> gradInput)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (InputGradientRunsWinograd<T>(g))
+        {
+            BackwardDataWinograd(g, AsFloat(gradOutput), AsFloat(weight), AsFloat(bias), AsFloat(gradInput));
+            return;
+        }
         if (RunsImplicitly<T>(g))
         {
             BackwardDataImplicit(g, AsFloat(gradOutput), AsFloat(weight),

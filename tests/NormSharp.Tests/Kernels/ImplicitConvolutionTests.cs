@@ -10,7 +10,7 @@ namespace NormSharp.Tests.Kernels;
 public class ImplicitConvolutionTests
 {
     /// <summary>Runs a float32 layer and its float64 copy forward and backward and compares y, dx, dW and db.</summary>
-    private static void AssertFloat32MatchesFloat64(Func<Module> create, int[] inputShape, int seed)
+    internal static void AssertFloat32MatchesFloat64(Func<Module> create, int[] inputShape, int seed)
     {
         Module single = create(), wide = create().To(DType.Float64);
         Tensor x64 = GradCheck.Random(seed, inputShape), x32 = x64.To(DType.Float32);
@@ -72,20 +72,6 @@ public class ImplicitConvolutionTests
         AssertFloat32MatchesFloat64(() => new Conv2d(2, 3, 5, padding: 2, generator: new RandomGenerator(35)), [2, 2, 2, 2], seed: 37);
     }
 
-    [Theory]
-    [InlineData(128, 49, 1, 11)]
-    [InlineData(128, 49, 2, 11)]
-    [InlineData(37, 100, 3, 5)]
-    [InlineData(13, 49, 2, 7)]
-    [InlineData(1, 900, 2, 1)]
-    public void Image_groups_hold_about_512_positions_with_the_group_count_rounded_up_to_the_thread_count(int batch, int plane, int threads, int images)
-    {
-        var axis = new WindowAxis(plane, plane, 3, 1, 1, 1);
-        var g = new ConvGeometry(batch, 4, 4, axis with { Input = 1, Output = 1 }, axis);
-        Assert.Equal(plane, g.OutPlane);
-        Assert.Equal(images, Convolution.ImplicitImagesPerGroup(g, threads));
-    }
-
     [Fact]
     public void Strided_dilated_and_pointwise_convolutions_keep_the_im2col_path()
     {
@@ -95,6 +81,33 @@ public class ImplicitConvolutionTests
         Assert.False(Convolution.RunsImplicitly<float>(new ConvGeometry(2, 3, 4, rows, rows with { Dilation = 2, PadBefore = 2 })));
         var pointwise = new WindowAxis(8, 8, 1, 1, 0, 1);
         Assert.False(Convolution.RunsImplicitly<float>(new ConvGeometry(2, 3, 4, pointwise, pointwise)));
+    }
+}
+
+/// <summary>The implicit forward at several thread counts; in the collection that runs alone, because it changes
+/// <see cref="Parallelism.ThreadCount"/> for the whole process.</summary>
+[Collection("Parallelism")]
+public class ImplicitConvolutionChunkTests
+{
+    [Theory]
+    // 4 images of 10×10 (400 positions, 13 tiles, the last of 16): the two threads' tile runs (6 and 7 tiles) start
+    // mid-image, so a chunk's first and last positions read taps staged from the positions around it.
+    [InlineData(4, 10, 2)]
+    // A 40×40 plane (1,600 positions) spans four chunks of 512 positions; chunks start at different places in the
+    // image, so each reads the masks from its own place on.
+    [InlineData(1, 40, 1)]
+    [InlineData(3, 40, 2)]
+    // 37 images of 7×7 at three threads: tiles straddle up to two image boundaries.
+    [InlineData(37, 7, 3)]
+    public void Forward_and_input_gradient_match_float64_whatever_chunk_and_thread_cut_the_positions(int batch, int side, int threads)
+    {
+        int saved = Parallelism.ThreadCount;
+        try
+        {
+            Parallelism.ThreadCount = threads;
+            ImplicitConvolutionTests.AssertFloat32MatchesFloat64(() => new Conv2d(9, 14, 3, padding: "same", generator: new RandomGenerator(38)), [batch, 9, side, side], seed: 39);
+        }
+        finally { Parallelism.ThreadCount = saved; }
     }
 }
 

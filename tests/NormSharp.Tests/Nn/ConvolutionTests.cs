@@ -343,8 +343,8 @@ internal static class Reference
 [Collection("Parallelism")]
 public class ConvolutionThreadingTests
 {
-    // 37 images of 10×10 in float32 (the implicit GEMM): five forward groups, the last of two images, tiles that
-    // straddle images, and a weight pass in 16 groups; one input channel takes the masked dot products for dW, 24 the
+    // 37 images of 10×10 in float32 (the implicit GEMM): 116 forward tiles, cut at different places at one and three
+    // threads, tiles that straddle images, and a weight pass in 16 groups; one input channel takes the masked dot products for dW, 24 the
     // implicit GEMM (14 output channels leave a two-row panel), three and five im2col + GEMM.
     [Theory]
     [InlineData(24, 14)]

@@ -1,0 +1,337 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace NormSharp.Kernels;
+
+// Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks",
+// §4.1, eq. 8): each 2×2 block of outputs is Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A from the 4×4 input tile d under it (tiles
+// step by 2 over the padded image) and the 3×3 filter g. Summed over input channels, the 16 element-wise products
+// become 16 independent GEMMs M_ξ = U_ξ · V_ξ (eq. 12), U_ξ (OutChannels × InChannels) the transformed weights and
+// V_ξ (InChannels × tiles) the transformed tiles: 16 multiply-adds per 4 outputs and channel pair instead of 36,
+// 2.25× fewer. The tiles of a few images share each GEMM, so that it is wide enough for the register tiles.
+internal static partial class Convolution
+{
+    /// <summary>Both channel counts must reach this for the 16 GEMMs to be deep and tall enough to beat the direct
+    /// implicit GEMM, whose work the transforms would otherwise outweigh (a first layer on one channel keeps it).</summary>
+    private const int WinogradMinChannels = 16;
+
+    /// <summary>Images join one group until its GEMMs are about this many tiles wide (8 column panels of 32): the
+    /// GEMMs are only InChannels deep, so each call's packing and tile stores weigh much; wider groups mean fewer
+    /// calls.</summary>
+    private const int WinogradGroupTiles = 256;
+
+    /// <summary>Whether a convolution has Winograd F(2×2, 3×3)'s shape: float32, a 3×3 kernel at unit stride and
+    /// dilation, any padding, on at least <see cref="WinogradMinChannels"/> input and output channels.</summary>
+    internal static bool HasWinogradShape<T>(ConvGeometry g) =>
+        typeof(T) == typeof(float) && g.InChannels >= WinogradMinChannels && g.OutChannels >= WinogradMinChannels
+        && IsWinogradAxis(g.Rows) && IsWinogradAxis(g.Cols);
+
+    /// <summary>Whether the forward runs as Winograd: the shape fits and vectors are at most 256 bits wide. Measured
+    /// (same-process A/B against the implicit GEMM, alternating rounds, medians, batch 128, 1 and 2 threads, under
+    /// load): 1.23–1.53× faster at 256 bits and 1.32–1.71× at 128 on the seed CNN's conv2 and conv3, but 0.59–0.97×
+    /// at 512 bits, where the implicit GEMM's register tile runs near peak and the 16 shallow GEMMs (depth
+    /// InChannels) and the scalar scatter of the output tiles cost more than the multiply-adds saved.</summary>
+    internal static bool RunsWinograd<T>(ConvGeometry g) => HasWinogradShape<T>(g) && !Vector512.IsHardwareAccelerated;
+
+    private static bool IsWinogradAxis(WindowAxis axis) =>
+        axis.Kernel == 3 && axis.Stride == 1 && axis.Dilation == 1 && axis.Output >= 1;
+
+    /// <summary>The tiles of one image and the images of one group, from the geometry alone (never the thread count),
+    /// so the result is the same bits on any number of threads.</summary>
+    private readonly record struct WinogradLayout(ConvGeometry G, int VectorWidth)
+    {
+        public int TileRows => (G.Rows.Output + 1) / 2;
+        public int TileCols => (G.Cols.Output + 1) / 2;
+        public int TilesPerImage => TileRows * TileCols;
+        public int ImagesPerGroup => Math.Clamp(WinogradGroupTiles / TilesPerImage, 1, G.Batch);
+        public int GroupTiles => ImagesPerGroup * TilesPerImage;
+
+        /// <summary>The staged image is channels-last with this many channels (InChannels rounded up to whole vectors,
+        /// the extra ones zero), so the input transform runs on whole vectors.</summary>
+        public int StagedChannels => (G.InChannels + VectorWidth - 1) / VectorWidth * VectorWidth;
+
+        /// <summary>Staged rows and columns: the padding before, the image, and zeros up to the last tile's end.</summary>
+        public int StagedRows => 2 * TileRows + 2;
+        public int StagedCols => 2 * TileCols + 2;
+
+        /// <summary>Row stride of a product M_ξ: the group's tiles rounded up to whole vectors, so the output
+        /// transform runs on whole vectors (the lanes past the tiles are computed and dropped).</summary>
+        public int ProductStride => (GroupTiles + VectorWidth - 1) / VectorWidth * VectorWidth;
+    }
+
+    /// <summary>y = W ⋆ x + b by Winograd F(2×2, 3×3) (see the file's comment) at the widest vectors it runs with;
+    /// an empty bias means none.</summary>
+    internal static void ForwardWinograd(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> weight,
+        ArraySegment<float> bias, ArraySegment<float> output)
+    {
+        if (Vector256.IsHardwareAccelerated) ForwardWinograd<Simd256<float>>(g, input, weight, bias, output);
+        else ForwardWinograd<Simd128<float>>(g, input, weight, bias, output);
+    }
+
+    internal static unsafe void ForwardWinograd<TVec>(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> weight,
+        ArraySegment<float> bias, ArraySegment<float> output)
+        where TVec : struct, ISimdVector<TVec, float>
+    {
+        if (g.Batch == 0) return;
+        var layout = new WinogradLayout(g, TVec.Count);
+        int inChannels = g.InChannels, outChannels = g.OutChannels;
+        float[] transformed = BufferPool<float>.Shared.Rent(16 * outChannels * inChannels);
+        TransformWeights(weight.AsSpan(0, outChannels * inChannels * 9), transformed, outChannels, inChannels);
+        int groups = (g.Batch + layout.ImagesPerGroup - 1) / layout.ImagesPerGroup;
+        try
+        {
+            fixed (float* x = input.AsSpan(), u = transformed, b = bias.AsSpan(), y = output.AsSpan())
+                Parallelism.For(groups, new WinogradGroups<TVec>(layout, x, u, bias.Count > 0 ? b : null, y),
+                    workPerItem: g.MultiplyAddsPerImage * layout.ImagesPerGroup / 64);
+        }
+        finally
+        {
+            BufferPool<float>.Shared.Return(transformed);
+        }
+    }
+
+    /// <summary>The convolution that computes <paramref name="g"/>'s input gradient: dy (Batch, OutChannels, Hout, Wout)
+    /// convolved with the weights turned 180° and their channel axes swapped, padded by 2 − PadBefore, gives dx
+    /// (Batch, InChannels, H, W); null when the padding exceeds 2 (the gradient would need negative padding).</summary>
+    internal static ConvGeometry? InputGradientGeometry(ConvGeometry g) =>
+        g.Rows.PadBefore > 2 || g.Cols.PadBefore > 2 ? null
+        : new ConvGeometry(g.Batch, g.OutChannels, g.InChannels, Transposed(g.Rows), Transposed(g.Cols));
+
+    private static WindowAxis Transposed(WindowAxis axis) => new(axis.Output, axis.Input, 3, 1, 2 - axis.PadBefore, 1);
+
+    /// <summary>Whether the input gradient runs as Winograd: its convolution (<see cref="InputGradientGeometry"/>)
+    /// does, which needs the forward's shape too (a 3×3 kernel at unit stride and dilation).</summary>
+    internal static bool InputGradientRunsWinograd<T>(ConvGeometry g) =>
+        HasWinogradShape<T>(g) && InputGradientGeometry(g) is { } transposed && RunsWinograd<T>(transposed);
+
+    /// <summary>dx = dy ⋆ rot180(W)ᵀ + b by Winograd (see <see cref="InputGradientGeometry"/>); b, one value per input
+    /// channel, is a transposed convolution's bias, and an empty one means none.</summary>
+    internal static void BackwardDataWinograd(ConvGeometry g, ArraySegment<float> gradOutput, ArraySegment<float> weight,
+        ArraySegment<float> bias, ArraySegment<float> gradInput)
+    {
+        int inChannels = g.InChannels, outChannels = g.OutChannels;
+        float[] turned = BufferPool<float>.Shared.Rent(outChannels * inChannels * 9);
+        try
+        {
+            ReadOnlySpan<float> w = weight.AsSpan(0, outChannels * inChannels * 9);
+            for (int o = 0; o < outChannels; o++)
+                for (int i = 0; i < inChannels; i++)
+                    for (int tap = 0; tap < 9; tap++)
+                        turned[(i * outChannels + o) * 9 + 8 - tap] = w[(o * inChannels + i) * 9 + tap];
+            ForwardWinograd(InputGradientGeometry(g)!.Value, gradOutput, new ArraySegment<float>(turned, 0, outChannels * inChannels * 9), bias, gradInput);
+        }
+        finally
+        {
+            BufferPool<float>.Shared.Return(turned);
+        }
+    }
+
+    /// <summary>U_ξ[o, i] = (G g Gᵀ)_ξ for each filter g = W[o, i] (eq. 8's G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]),
+    /// stored as 16 matrices (OutChannels × InChannels). Once per call: the weights change every training step.</summary>
+    private static void TransformWeights(ReadOnlySpan<float> weight, Span<float> transformed, int outChannels, int inChannels)
+    {
+        int matrix = outChannels * inChannels;
+        Span<float> rows = stackalloc float[12];
+        for (int f = 0; f < matrix; f++)
+        {
+            ReadOnlySpan<float> filter = weight.Slice(f * 9, 9);
+            // Gg: four rows of three.
+            for (int c = 0; c < 3; c++)
+            {
+                float g0 = filter[c], g1 = filter[3 + c], g2 = filter[6 + c];
+                rows[c] = g0;
+                rows[3 + c] = 0.5f * (g0 + g1 + g2);
+                rows[6 + c] = 0.5f * (g0 - g1 + g2);
+                rows[9 + c] = g2;
+            }
+            // (Gg)Gᵀ: each row to four columns.
+            for (int r = 0; r < 4; r++)
+            {
+                float g0 = rows[3 * r], g1 = rows[3 * r + 1], g2 = rows[3 * r + 2];
+                transformed[(4 * r) * matrix + f] = g0;
+                transformed[(4 * r + 1) * matrix + f] = 0.5f * (g0 + g1 + g2);
+                transformed[(4 * r + 2) * matrix + f] = 0.5f * (g0 - g1 + g2);
+                transformed[(4 * r + 3) * matrix + f] = g2;
+            }
+        }
+    }
+
+    /// <summary>Groups of images [start, end) for <see cref="ForwardWinograd{TVec}"/>, each thread with its own
+    /// staging, transformed-tile and product buffers.</summary>
+    private readonly unsafe struct WinogradGroups<TVec>(WinogradLayout layout, float* x, float* u, float* bias, float* y) : IChunkBody
+        where TVec : struct, ISimdVector<TVec, float>
+    {
+        public void Run(int start, int end)
+        {
+            ConvGeometry g = layout.G;
+            int staged = layout.StagedRows * layout.StagedCols * layout.StagedChannels;
+            int tilesLength = 16 * layout.GroupTiles * layout.StagedChannels;
+            int productsLength = 16 * g.OutChannels * layout.ProductStride;
+            float[] buffer = BufferPool<float>.Shared.Rent(staged + tilesLength + productsLength + 3 * Gemm.AlignmentSlack);
+            try
+            {
+                fixed (float* raw = buffer)
+                {
+                    float* stage = Gemm.AlignTo64(raw);
+                    float* tiles = Gemm.AlignTo64(stage + staged);
+                    float* products = Gemm.AlignTo64(tiles + tilesLength);
+                    int* placements = stackalloc int[layout.GroupTiles];
+                    TilePlacements(placements);
+                    for (int group = start; group < end; group++) RunGroup(group, stage, tiles, products, placements);
+                }
+            }
+            finally
+            {
+                BufferPool<float>.Shared.Return(buffer);
+            }
+        }
+
+        private void RunGroup(int group, float* stage, float* tiles, float* products, int* placements)
+        {
+            ConvGeometry g = layout.G;
+            int first = group * layout.ImagesPerGroup, count = Math.Min(layout.ImagesPerGroup, g.Batch - first);
+            int groupTiles = count * layout.TilesPerImage, channels = layout.StagedChannels;
+            int tileStride = layout.GroupTiles * channels;
+            for (int i = 0; i < count; i++)
+            {
+                StageImage(x + (long)(first + i) * g.InChannels * g.InPlane, stage);
+                TransformInputTiles(stage, tiles + i * layout.TilesPerImage * channels, tileStride);
+            }
+            int matrix = g.OutChannels * g.InChannels, productStride = layout.ProductStride;
+            for (int xi = 0; xi < 16; xi++)
+                Gemm.Multiply(false, true, g.OutChannels, groupTiles, g.InChannels,
+                    new ReadOnlySpan<float>(u + xi * matrix, matrix), g.InChannels,
+                    new ReadOnlySpan<float>(tiles + xi * tileStride, tileStride), channels,
+                    new Span<float>(products + xi * g.OutChannels * productStride, g.OutChannels * productStride), productStride,
+                    accumulate: false);
+            TransformOutputTiles(products, groupTiles, placements, y + (long)first * g.OutChannels * g.OutPlane);
+        }
+
+        /// <summary>Where each tile of a group writes its outputs, the same for every group: 4 × the offset of its first
+        /// output from the group's first output in channel 0, plus 1 when it has a second column and 2 when it has a
+        /// second row inside the output.</summary>
+        private void TilePlacements(int* placements)
+        {
+            ConvGeometry g = layout.G;
+            int tile = 0;
+            for (int i = 0; i < layout.ImagesPerGroup; i++)
+                for (int ty = 0; ty < layout.TileRows; ty++)
+                    for (int tx = 0; tx < layout.TileCols; tx++)
+                    {
+                        int row = 2 * ty, col = 2 * tx, offset = i * g.OutChannels * g.OutPlane + row * g.Cols.Output + col;
+                        placements[tile++] = 4 * offset + (col + 1 < g.Cols.Output ? 1 : 0) + (row + 1 < g.Rows.Output ? 2 : 0);
+                    }
+        }
+
+        /// <summary>Copies one image (InChannels, H, W) into the channels-last staging buffer with its padding as zeros.</summary>
+        private void StageImage(float* image, float* stage)
+        {
+            ConvGeometry g = layout.G;
+            int channels = layout.StagedChannels, cols = layout.StagedCols;
+            new Span<float>(stage, layout.StagedRows * cols * channels).Clear();
+            int padRow = g.Rows.PadBefore, padCol = g.Cols.PadBefore;
+            // The image's rows and columns that land inside the staged area (those past the last tile are never read).
+            int rowEnd = Math.Min(g.Rows.Input, layout.StagedRows - padRow), colEnd = Math.Min(g.Cols.Input, cols - padCol);
+            for (int c = 0; c < g.InChannels; c++)
+                for (int r = 0; r < rowEnd; r++)
+                {
+                    float* source = image + (long)c * g.InPlane + r * g.Cols.Input;
+                    float* target = stage + ((long)(r + padRow) * cols + padCol) * channels + c;
+                    for (int q = 0; q < colEnd; q++) target[q * channels] = source[q];
+                }
+        }
+
+        /// <summary>V_ξ[t, c] = (Bᵀ d B)_ξ for each tile d of the staged image (eq. 8's Bᵀ = [1 0 −1 0; 0 1 1 0;
+        /// 0 −1 1 0; 0 1 0 −1]), vectorized over the channels.</summary>
+        private void TransformInputTiles(float* stage, float* tiles, int tileStride)
+        {
+            int channels = layout.StagedChannels, rowStride = layout.StagedCols * channels;
+            for (int ty = 0; ty < layout.TileRows; ty++)
+                for (int tx = 0; tx < layout.TileCols; tx++)
+                {
+                    float* d = stage + (2 * ty) * rowStride + 2 * tx * channels;
+                    float* v = tiles + (ty * layout.TileCols + tx) * channels;
+                    for (int c = 0; c < channels; c += TVec.Count)
+                    {
+                        // Bᵀd, column by column, then (Bᵀd)B, row by row.
+                        var (a00, a10, a20, a30) = InputTransform(Load(d, c), Load(d + rowStride, c), Load(d + 2 * rowStride, c), Load(d + 3 * rowStride, c));
+                        d += channels;
+                        var (a01, a11, a21, a31) = InputTransform(Load(d, c), Load(d + rowStride, c), Load(d + 2 * rowStride, c), Load(d + 3 * rowStride, c));
+                        d += channels;
+                        var (a02, a12, a22, a32) = InputTransform(Load(d, c), Load(d + rowStride, c), Load(d + 2 * rowStride, c), Load(d + 3 * rowStride, c));
+                        d += channels;
+                        var (a03, a13, a23, a33) = InputTransform(Load(d, c), Load(d + rowStride, c), Load(d + 2 * rowStride, c), Load(d + 3 * rowStride, c));
+                        d -= 3 * channels;
+                        StoreRow(v + c, tileStride, 0, InputTransform(a00, a01, a02, a03));
+                        StoreRow(v + c, tileStride, 4, InputTransform(a10, a11, a12, a13));
+                        StoreRow(v + c, tileStride, 8, InputTransform(a20, a21, a22, a23));
+                        StoreRow(v + c, tileStride, 12, InputTransform(a30, a31, a32, a33));
+                    }
+                }
+        }
+
+        /// <summary>Y = Aᵀ m A for each tile's 16 products (eq. 8's Aᵀ = [1 1 1 0; 0 1 −1 −1]) plus the bias, vectorized
+        /// over the tiles; the 2×2 outputs are written to the images, cut where the output ends inside a tile.</summary>
+        private void TransformOutputTiles(float* products, int groupTiles, int* placements, float* images)
+        {
+            ConvGeometry g = layout.G;
+            int stride = layout.ProductStride, plane = g.OutPlane, width = g.Cols.Output, height = g.Rows.Output;
+            int xiStride = g.OutChannels * stride;
+            float* results = stackalloc float[4 * TVec.Count];
+            for (int o = 0; o < g.OutChannels; o++)
+            {
+                TVec b = TVec.Create(bias is null ? 0f : bias[o]);
+                for (int t = 0; t < groupTiles; t += TVec.Count)
+                {
+                    float* m = products + o * stride + t;
+                    // mA, row by row (s_cr is row r, column c), then Aᵀ(mA), column by column.
+                    var (s00, s10) = OutputTransform(Load(m, 0), Load(m + xiStride, 0), Load(m + 2 * xiStride, 0), Load(m + 3 * xiStride, 0));
+                    m += 4 * xiStride;
+                    var (s01, s11) = OutputTransform(Load(m, 0), Load(m + xiStride, 0), Load(m + 2 * xiStride, 0), Load(m + 3 * xiStride, 0));
+                    m += 4 * xiStride;
+                    var (s02, s12) = OutputTransform(Load(m, 0), Load(m + xiStride, 0), Load(m + 2 * xiStride, 0), Load(m + 3 * xiStride, 0));
+                    m += 4 * xiStride;
+                    var (s03, s13) = OutputTransform(Load(m, 0), Load(m + xiStride, 0), Load(m + 2 * xiStride, 0), Load(m + 3 * xiStride, 0));
+                    var (y00, y10) = OutputTransform(s00, s01, s02, s03);
+                    var (y01, y11) = OutputTransform(s10, s11, s12, s13);
+                    (y00 + b).StoreUnsafe(ref results[0], 0);
+                    (y01 + b).StoreUnsafe(ref results[TVec.Count], 0);
+                    (y10 + b).StoreUnsafe(ref results[2 * TVec.Count], 0);
+                    (y11 + b).StoreUnsafe(ref results[3 * TVec.Count], 0);
+                    int lanes = Math.Min(TVec.Count, groupTiles - t);
+                    for (int lane = 0; lane < lanes; lane++)
+                    {
+                        int place = placements[t + lane];
+                        float* target = images + (long)o * plane + (place >> 2);
+                        target[0] = results[lane];
+                        if ((place & 1) != 0) target[1] = results[TVec.Count + lane];
+                        if ((place & 2) != 0) target[width] = results[2 * TVec.Count + lane];
+                        if ((place & 3) == 3) target[width + 1] = results[3 * TVec.Count + lane];
+                    }
+                }
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static TVec Load(float* p, int offset) => TVec.LoadUnsafe(ref p[offset], 0);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void StoreRow(float* v, int tileStride, int firstXi, (TVec, TVec, TVec, TVec) row)
+        {
+            row.Item1.StoreUnsafe(ref v[firstXi * tileStride], 0);
+            row.Item2.StoreUnsafe(ref v[(firstXi + 1) * tileStride], 0);
+            row.Item3.StoreUnsafe(ref v[(firstXi + 2) * tileStride], 0);
+            row.Item4.StoreUnsafe(ref v[(firstXi + 3) * tileStride], 0);
+        }
+
+        /// <summary>Bᵀ applied to four values along one axis of a tile.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static (TVec, TVec, TVec, TVec) InputTransform(TVec d0, TVec d1, TVec d2, TVec d3) =>
+            (d0 - d2, d1 + d2, d2 - d1, d1 - d3);
+
+        /// <summary>Aᵀ applied to four values along one axis of a tile.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static (TVec, TVec) OutputTransform(TVec m0, TVec m1, TVec m2, TVec m3) =>
+            (m0 + m1 + m2, m1 - m2 - m3);
+    }
+}

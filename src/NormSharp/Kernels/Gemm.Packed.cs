@@ -10,13 +10,15 @@ namespace NormSharp.Kernels;
 // op(B) into panels of TileCols columns, both k-major per depth block, so the register tile reads them sequentially
 // whatever the transposes were. The tile keeps one A panel (12×kc floats, 24 KiB at kc = 512) in L1 while it sweeps
 // across up to SweepColumnPanels B panels, which the hardware prefetcher streams in from L2/L3, then moves to the next
-// A panel. Tile and block sizes were measured on an AMD EPYC Zen 4 (32 KiB L1d, 1 MiB L2 per core, 32 MiB L3).
+// A panel. The 12×32 tile and DepthBlock were measured on an AMD EPYC Zen 4 (32 KiB L1d, 1 MiB L2 per core, 32 MiB L3);
+// SweepColumnPanels, PerThreadSharedFloats, the per-thread packing buffer and the row/column split on a Zen 5 EPYC
+// (48 KiB L1d, 1 MiB L2 per core); each says how.
 //
-// Threads own contiguous ranges of row panels (when there are more of them) or of column panels. The other operand
-// is shared: all its panels, for every depth block, are packed by all threads first; then each thread packs its own
-// panels one depth block at a time and computes its tiles. That is two fork-joins per multiply, and nothing is packed
-// twice. A small shared operand (PerThreadSharedFloats) is instead packed whole by every thread into a buffer of its
-// own: one fork-join, and each core reads panels from its own caches rather than half of them from the other core's.
+// Threads own contiguous ranges of row panels or of column panels, whichever shares C out more evenly (ThreadsOwnRows).
+// The other operand is shared: all its panels, for every depth block, are packed by all threads first; then each
+// thread packs its own panels one depth block at a time and computes its tiles. That is two fork-joins per multiply, and nothing is packed
+// twice. A small shared operand (PerThreadSharedFloats) is instead packed whole by every thread into a buffer it
+// keeps: one fork-join, and each core reads and writes panels in its own caches rather than the other core's.
 // k is never split: a tile's value depends only on its panels and on the depth blocks, which depend on k alone,
 // so C is bitwise the same for any thread count.
 internal static partial class Gemm
@@ -82,7 +84,7 @@ internal static partial class Gemm
         private readonly int _depthMax = EqualParts(k, 1, DepthBlock);
 
         // Threads own row panels and share the column panels of op(B), or the other way round.
-        private readonly bool _threadsOwnRows = (m + TileRows - 1) / TileRows > (n + TileCols - 1) / TileCols;
+        private readonly bool _threadsOwnRows = ThreadsOwnRows(m, n);
 
         // The slab of the shared operand packed now: its first row (or column), count, and packed panels.
         private int _sharedStart, _sharedCount;
@@ -90,6 +92,36 @@ internal static partial class Gemm
 
         // Whether each thread packs the whole (small) shared operand itself, into a buffer of its own.
         private bool _packSharedPerThread;
+
+        /// <summary>Whether threads should own row panels rather than column panels: the split whose busiest thread
+        /// computes the smaller share of C when that share is over 3 % smaller, else the one with more panels. On 2
+        /// threads, 128×128×1152 has 11 row panels of 12 (5 and 6 panels: 60 and 68 rows) but 4 column panels of 32
+        /// (64 and 64 columns); owning columns cut the busier thread's CPU time 5–9 % with 256-bit vectors and 4–13 %
+        /// with 512-bit (Zen 5, under load; same-process A/B). 2048³ (1,020 and 1,028 rows, 0.4 % apart) keeps rows,
+        /// with which it measured faster. Either split gives the same bits: tiles do not depend on who owns them.</summary>
+        private static bool ThreadsOwnRows(int m, int n)
+        {
+            int rowPanels = (m + TileRows - 1) / TileRows, columnPanels = (n + TileCols - 1) / TileCols;
+            int threads = Parallelism.ThreadCount;
+            long rowLoad = BusiestChunk(m, TileRows, threads) * (long)n, columnLoad = BusiestChunk(n, TileCols, threads) * (long)m;
+            if (columnLoad * 33 < rowLoad * 32) return false;
+            if (rowLoad * 33 < columnLoad * 32) return true;
+            return rowPanels > columnPanels;
+        }
+
+        /// <summary>Rows (or columns) in the largest of the chunks that <see cref="Parallelism.Chunk"/> cuts
+        /// <paramref name="total"/> items, <paramref name="width"/> to a panel, into for <paramref name="threads"/>
+        /// threads.</summary>
+        private static int BusiestChunk(int total, int width, int threads)
+        {
+            int panels = (total + width - 1) / width, chunks = Math.Min(threads, panels), busiest = 0;
+            for (int chunk = 0; chunk < chunks; chunk++)
+            {
+                var (start, end) = Parallelism.Chunk(panels, chunks, chunk);
+                busiest = Math.Max(busiest, Math.Min(end * width, total) - start * width);
+            }
+            return busiest;
+        }
 
         private readonly int SharedWidth => _threadsOwnRows ? TileCols : TileRows;
         private readonly int OwnWidth => _threadsOwnRows ? TileRows : TileCols;
@@ -145,8 +177,15 @@ internal static partial class Gemm
             }
         }
 
+        /// <summary>This thread's buffer for a small shared operand packed whole (<see cref="PerThreadSharedFloats"/>,
+        /// 1 MiB), kept for the thread's life. Rented from the shared pool instead, the two threads' buffers changed
+        /// hands between calls, and every cache line of the packed operand was first fetched from the other core:
+        /// 2 threads, dense 128×128×1152 NT 0.19 → 0.145 ms with 512-bit vectors, 0.30 → 0.26 ms with 256-bit
+        /// (Zen 5, real-time priority, same-process A/B).</summary>
+        [ThreadStatic] private static float[]? t_sharedPanels;
+
         /// <summary>Computes every tile in own panels [start, end) × the shared slab, first packing the whole shared
-        /// operand into a buffer of this thread's when <see cref="_packSharedPerThread"/>.</summary>
+        /// operand into <see cref="t_sharedPanels"/> when <see cref="_packSharedPerThread"/>.</summary>
         private readonly void ComputeOwn(int start, int end)
         {
             if (!_packSharedPerThread)
@@ -155,15 +194,13 @@ internal static partial class Gemm
                 return;
             }
             int sharedPanels = (_sharedCount + SharedWidth - 1) / SharedWidth;
-            float[] buffer = BufferPool<float>.Shared.Rent(sharedPanels * SharedWidth * k + AlignmentSlack);
-            fixed (float* raw = buffer)
+            fixed (float* raw = t_sharedPanels ??= new float[PerThreadSharedFloats + AlignmentSlack])
             {
                 PackedGemm own = this;
                 own._shared = AlignTo64(raw);
                 own.PackShared(0, sharedPanels);
                 own.ComputeOwnTiles(start, end);
             }
-            BufferPool<float>.Shared.Return(buffer);
         }
 
         /// <summary>Computes every tile in own panels [start, end) × the shared slab, packing the own panels a group

@@ -243,6 +243,7 @@ public class GemmThreadingTests
     [Theory]
     [InlineData(300, 200, 517, false, false)] // threads own row panels; the small shared B is packed by each
     [InlineData(40, 900, 700, true, false)]   // threads own column panels
+    [InlineData(128, 128, 1152, false, true)] // rows on 1 and 3 threads, columns (the even split) on 2
     [InlineData(300, 600, 517, false, true)]  // the shared B (over 1 MiB packed) is packed once, by all threads
     [InlineData(600, 12, 300, false, true)]   // narrow C: computed as Cᵀ
     [InlineData(400, 1000, 4300, true, true)] // two slabs of the shared operand

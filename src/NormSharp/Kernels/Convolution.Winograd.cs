@@ -16,9 +16,13 @@ internal static partial class Convolution
     private const int WinogradMinChannels = 16;
 
     /// <summary>Images join one group until its GEMMs are about this many tiles wide (8 column panels of 32): the
-    /// GEMMs are only InChannels deep, so each call's packing and tile stores weigh much; wider groups mean fewer
-    /// calls.</summary>
+    /// GEMMs are only InChannels deep, so each panel's packing and tile stores weigh much; wider groups mean fewer
+    /// panels cut short at the group's end.</summary>
     private const int WinogradGroupTiles = 256;
+
+    /// <summary>...and while the group's 16 products (16 · OutChannels · tiles floats) stay within this many floats
+    /// (1 MiB, the L2): the output transform reads all 16 for each output, and from L3 it ran a third slower.</summary>
+    private const int WinogradProductBudget = 1 << 18;
 
     /// <summary>Whether a convolution has Winograd F(2×2, 3×3)'s shape: float32, a 3×3 kernel at unit stride and
     /// dilation, any padding, on at least <see cref="WinogradMinChannels"/> input and output channels.</summary>
@@ -26,12 +30,14 @@ internal static partial class Convolution
         typeof(T) == typeof(float) && g.InChannels >= WinogradMinChannels && g.OutChannels >= WinogradMinChannels
         && IsWinogradAxis(g.Rows) && IsWinogradAxis(g.Cols);
 
-    /// <summary>Whether the forward runs as Winograd: the shape fits and vectors are at most 256 bits wide. Measured
-    /// (same-process A/B against the implicit GEMM, alternating rounds, medians, batch 128, 1 and 2 threads, under
-    /// load): 1.23–1.53× faster at 256 bits and 1.32–1.71× at 128 on the seed CNN's conv2 and conv3, but 0.59–0.97×
-    /// at 512 bits, where the implicit GEMM's register tile runs near peak and the 16 shallow GEMMs (depth
-    /// InChannels) and the scalar scatter of the output tiles cost more than the multiply-adds saved.</summary>
-    internal static bool RunsWinograd<T>(ConvGeometry g) => HasWinogradShape<T>(g) && !Vector512.IsHardwareAccelerated;
+    /// <summary>Whether the forward runs as Winograd: the shape fits, and where vectors are 512 bits wide the tiles
+    /// cover the output exactly (even output rows and columns). Measured (same-process A/B against the implicit GEMM,
+    /// alternating rounds, medians of process CPU time, batch 128, 1 and 2 threads, under heavy load): at 512 bits the
+    /// seed CNN's conv2 (14×14) 1.05–1.08× forward and 1.03–1.14× input gradient, but conv3 (7×7, whose 4 × 4 tiles
+    /// compute 64 outputs for 49) 0.96–1.05× and 0.94–0.97×, where the implicit GEMM stays; at 256 bits 1.16–1.52×
+    /// on both.</summary>
+    internal static bool RunsWinograd<T>(ConvGeometry g) =>
+        HasWinogradShape<T>(g) && (!Vector512.IsHardwareAccelerated || g.Rows.Output % 2 == 0 && g.Cols.Output % 2 == 0);
 
     private static bool IsWinogradAxis(WindowAxis axis) =>
         axis.Kernel == 3 && axis.Stride == 1 && axis.Dilation == 1 && axis.Output >= 1;
@@ -43,7 +49,8 @@ internal static partial class Convolution
         public int TileRows => (G.Rows.Output + 1) / 2;
         public int TileCols => (G.Cols.Output + 1) / 2;
         public int TilesPerImage => TileRows * TileCols;
-        public int ImagesPerGroup => Math.Clamp(WinogradGroupTiles / TilesPerImage, 1, G.Batch);
+        public int ImagesPerGroup => Math.Clamp(Math.Min(WinogradGroupTiles / TilesPerImage,
+            WinogradProductBudget / (16 * G.OutChannels * TilesPerImage)), 1, G.Batch);
         public int GroupTiles => ImagesPerGroup * TilesPerImage;
 
         /// <summary>The staged image is channels-last with this many channels (InChannels rounded up to whole vectors,
@@ -54,9 +61,16 @@ internal static partial class Convolution
         public int StagedRows => 2 * TileRows + 2;
         public int StagedCols => 2 * TileCols + 2;
 
-        /// <summary>Row stride of a product M_ξ: the group's tiles rounded up to whole vectors, so the output
-        /// transform runs on whole vectors (the lanes past the tiles are computed and dropped).</summary>
-        public int ProductStride => (GroupTiles + VectorWidth - 1) / VectorWidth * VectorWidth;
+        /// <summary>Column panels of <see cref="Gemm.TileCols"/> tiles in a group's GEMMs.</summary>
+        public int ColumnPanels => (GroupTiles + Gemm.TileCols - 1) / Gemm.TileCols;
+
+        /// <summary>Row stride of a product M_ξ: the group's tiles rounded up to whole column panels (a whole number of
+        /// vectors), so the register tile and the output transform run on whole panels and vectors (the columns past
+        /// the tiles are computed and dropped).</summary>
+        public int ProductStride => ColumnPanels * Gemm.TileCols;
+
+        /// <summary>Floats in one U_ξ packed for the register tile: panels of 12 output channels, k-major.</summary>
+        public int PackedWeightLength => (G.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows * Gemm.TileRows * G.InChannels;
     }
 
     /// <summary>y = W ⋆ x + b by Winograd F(2×2, 3×3) (see the file's comment) at the widest vectors it runs with;
@@ -64,7 +78,8 @@ internal static partial class Convolution
     internal static void ForwardWinograd(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> weight,
         ArraySegment<float> bias, ArraySegment<float> output)
     {
-        if (Vector256.IsHardwareAccelerated) ForwardWinograd<Simd256<float>>(g, input, weight, bias, output);
+        if (Vector512.IsHardwareAccelerated) ForwardWinograd<Simd512<float>>(g, input, weight, bias, output);
+        else if (Vector256.IsHardwareAccelerated) ForwardWinograd<Simd256<float>>(g, input, weight, bias, output);
         else ForwardWinograd<Simd128<float>>(g, input, weight, bias, output);
     }
 
@@ -75,14 +90,21 @@ internal static partial class Convolution
         if (g.Batch == 0) return;
         var layout = new WinogradLayout(g, TVec.Count);
         int inChannels = g.InChannels, outChannels = g.OutChannels;
-        float[] transformed = BufferPool<float>.Shared.Rent(16 * outChannels * inChannels);
-        TransformWeights(weight.AsSpan(0, outChannels * inChannels * 9), transformed, outChannels, inChannels);
+        int matrix = outChannels * inChannels, packedLength = layout.PackedWeightLength;
+        float[] transformed = BufferPool<float>.Shared.Rent(16 * matrix + 16 * packedLength + Gemm.AlignmentSlack);
+        TransformWeights(weight.AsSpan(0, matrix * 9), transformed, outChannels, inChannels);
         int groups = (g.Batch + layout.ImagesPerGroup - 1) / layout.ImagesPerGroup;
         try
         {
-            fixed (float* x = input.AsSpan(), u = transformed, b = bias.AsSpan(), y = output.AsSpan())
-                Parallelism.For(groups, new WinogradGroups<TVec>(layout, x, u, bias.Count > 0 ? b : null, y),
+            fixed (float* x = input.AsSpan(), raw = transformed, b = bias.AsSpan(), y = output.AsSpan())
+            {
+                // Each U_ξ packed once per call as the GEMM packs op(A), for the register tile of every group.
+                float* packed = Gemm.AlignTo64(raw + 16 * matrix);
+                for (int xi = 0; xi < 16; xi++)
+                    PackWeightPanels(raw + xi * matrix, null, outChannels, inChannels, inChannels, inChannels, packed + xi * packedLength);
+                Parallelism.For(groups, new WinogradGroups<TVec>(layout, x, packed, bias.Count > 0 ? b : null, y),
                     workPerItem: g.MultiplyAddsPerImage * layout.ImagesPerGroup / 64);
+            }
         }
         finally
         {
@@ -166,8 +188,8 @@ internal static partial class Convolution
             ConvGeometry g = layout.G;
             int staged = layout.StagedRows * layout.StagedCols * layout.StagedChannels;
             int tilesLength = 16 * layout.GroupTiles * layout.StagedChannels;
-            int productsLength = 16 * g.OutChannels * layout.ProductStride;
-            float[] buffer = BufferPool<float>.Shared.Rent(staged + tilesLength + productsLength + 3 * Gemm.AlignmentSlack);
+            int productsLength = 16 * g.OutChannels * layout.ProductStride, panelLength = Gemm.TileCols * g.InChannels;
+            float[] buffer = BufferPool<float>.Shared.Rent(staged + tilesLength + productsLength + panelLength + 4 * Gemm.AlignmentSlack);
             try
             {
                 fixed (float* raw = buffer)
@@ -175,9 +197,10 @@ internal static partial class Convolution
                     float* stage = Gemm.AlignTo64(raw);
                     float* tiles = Gemm.AlignTo64(stage + staged);
                     float* products = Gemm.AlignTo64(tiles + tilesLength);
+                    float* panel = Gemm.AlignTo64(products + productsLength);
                     int* placements = stackalloc int[layout.GroupTiles];
                     TilePlacements(placements);
-                    for (int group = start; group < end; group++) RunGroup(group, stage, tiles, products, placements);
+                    for (int group = start; group < end; group++) RunGroup(group, stage, tiles, panel, products, placements);
                 }
             }
             finally
@@ -186,7 +209,7 @@ internal static partial class Convolution
             }
         }
 
-        private void RunGroup(int group, float* stage, float* tiles, float* products, int* placements)
+        private void RunGroup(int group, float* stage, float* tiles, float* panel, float* products, int* placements)
         {
             ConvGeometry g = layout.G;
             int first = group * layout.ImagesPerGroup, count = Math.Min(layout.ImagesPerGroup, g.Batch - first);
@@ -197,14 +220,32 @@ internal static partial class Convolution
                 StageImage(x + (long)(first + i) * g.InChannels * g.InPlane, stage);
                 TransformInputTiles(stage, tiles + i * layout.TilesPerImage * channels, tileStride);
             }
-            int matrix = g.OutChannels * g.InChannels, productStride = layout.ProductStride;
-            for (int xi = 0; xi < 16; xi++)
-                Gemm.Multiply(false, true, g.OutChannels, groupTiles, g.InChannels,
-                    new ReadOnlySpan<float>(u + xi * matrix, matrix), g.InChannels,
-                    new ReadOnlySpan<float>(tiles + xi * tileStride, tileStride), channels,
-                    new Span<float>(products + xi * g.OutChannels * productStride, g.OutChannels * productStride), productStride,
-                    accumulate: false);
+            MultiplyTiles(groupTiles, tiles, panel, products);
             TransformOutputTiles(products, groupTiles, placements, y + (long)first * g.OutChannels * g.OutPlane);
+        }
+
+        /// <summary>M_ξ = U_ξ · V_ξ for the 16 ξ, straight on the register tile: the weights come packed, and each panel
+        /// of 32 transformed tiles is packed (k-major) once and multiplied by every row panel of U_ξ while it stays in L1.
+        /// Each product is one multiply-add chain over the InChannels, whatever the thread count.</summary>
+        private void MultiplyTiles(int groupTiles, float* tiles, float* panel, float* products)
+        {
+            ConvGeometry g = layout.G;
+            int depth = g.InChannels, channels = layout.StagedChannels, tileStride = layout.GroupTiles * channels;
+            int stride = layout.ProductStride, packedLength = layout.PackedWeightLength;
+            GemmKernelPath path = Gemm.BestPath;
+            float** rows = stackalloc float*[Gemm.TileCols];
+            for (int xi = 0; xi < 16; xi++)
+                for (int j = 0; j < (groupTiles + Gemm.TileCols - 1) / Gemm.TileCols; j++)
+                {
+                    int first = j * Gemm.TileCols, count = Math.Min(Gemm.TileCols, groupTiles - first);
+                    // The columns of a short last panel are zeros: computed, and dropped by the output transform.
+                    if (count < Gemm.TileCols) new Span<float>(panel, Gemm.TileCols * depth).Clear();
+                    for (int i = 0; i < count; i++) rows[i] = tiles + xi * tileStride + (first + i) * channels;
+                    TransposeIntoPanel(rows, count, depth, panel, Gemm.TileCols);
+                    for (int r = 0; r < g.OutChannels; r += Gemm.TileRows)
+                        Gemm.Tile(path, Math.Min(Gemm.TileRows, g.OutChannels - r), depth, u + xi * packedLength + r * depth, panel,
+                            products + ((long)xi * g.OutChannels + r) * stride + first, stride, loadC: false);
+                }
         }
 
         /// <summary>Where each tile of a group writes its outputs, the same for every group: 4 × the offset of its first
@@ -223,7 +264,8 @@ internal static partial class Convolution
                     }
         }
 
-        /// <summary>Copies one image (InChannels, H, W) into the channels-last staging buffer with its padding as zeros.</summary>
+        /// <summary>Copies one image (InChannels, H, W) into the channels-last staging buffer with its padding as zeros,
+        /// a row of all channels at a time through the implicit GEMM's 4 × 4 transpose.</summary>
         private void StageImage(float* image, float* stage)
         {
             ConvGeometry g = layout.G;
@@ -232,13 +274,12 @@ internal static partial class Convolution
             int padRow = g.Rows.PadBefore, padCol = g.Cols.PadBefore;
             // The image's rows and columns that land inside the staged area (those past the last tile are never read).
             int rowEnd = Math.Min(g.Rows.Input, layout.StagedRows - padRow), colEnd = Math.Min(g.Cols.Input, cols - padCol);
-            for (int c = 0; c < g.InChannels; c++)
-                for (int r = 0; r < rowEnd; r++)
-                {
-                    float* source = image + (long)c * g.InPlane + r * g.Cols.Input;
-                    float* target = stage + ((long)(r + padRow) * cols + padCol) * channels + c;
-                    for (int q = 0; q < colEnd; q++) target[q * channels] = source[q];
-                }
+            float** rows = stackalloc float*[g.InChannels];
+            for (int r = 0; r < rowEnd; r++)
+            {
+                for (int c = 0; c < g.InChannels; c++) rows[c] = image + (long)c * g.InPlane + r * g.Cols.Input;
+                TransposeIntoPanel(rows, g.InChannels, colEnd, stage + ((long)(r + padRow) * cols + padCol) * channels, channels);
+            }
         }
 
         /// <summary>V_ξ[t, c] = (Bᵀ d B)_ξ for each tile d of the staged image (eq. 8's Bᵀ = [1 0 −1 0; 0 1 1 0;

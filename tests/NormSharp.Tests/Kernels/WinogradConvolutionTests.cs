@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using NormSharp.Kernels;
 
 namespace NormSharp.Tests.Kernels;
@@ -28,8 +29,8 @@ public class WinogradConvolutionTests
     }
 
     /// <summary>(batch, in channels, out channels, height, width, padding). The seed CNN's conv2 (32 → 64, 14×14: 49
-    /// tiles an image, five images a group, the last group three) and conv3 (64 → 128, 7×7: 16 tiles an image, 16
-    /// images a group, the last group four; the last tile row and column are cut to one output); odd sizes: 17 and 19 channels (no whole vectors), odd and unequal sides, no padding (the
+    /// tiles an image, five images a group, the last group three) and conv3 (64 → 128, 7×7: 16 tiles an image, 8
+    /// images a group for the products' 1 MiB, the last group four; the last tile row and column are cut to one output); odd sizes: 17 and 19 channels (no whole vectors), odd and unequal sides, no padding (the
     /// input gradient's convolution pads 2), one image; padding 2 (output wider than the input; the input gradient's
     /// convolution pads 0) and a 3×3 image whose output is a single tile.</summary>
     public static readonly TheoryData<int, int, int, int, int, int> Shapes = new()
@@ -94,6 +95,14 @@ public class WinogradConvolutionTests
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5 * Math.Max(scale, 1),
                 $"Output {i}: expected {expected[i]}, got {actual[i]} (largest output {scale}).");
+    }
+
+    [Fact]
+    public void At_512_bits_only_convolutions_whose_tiles_cover_the_output_exactly_run_as_Winograd()
+    {
+        Assert.True(Convolution.RunsWinograd<float>(Geometry(128, 32, 64, 14, 14, 1)));
+        Assert.Equal(!Vector512.IsHardwareAccelerated, Convolution.RunsWinograd<float>(Geometry(128, 64, 128, 7, 7, 1)));
+        Assert.Equal(!Vector512.IsHardwareAccelerated, Convolution.RunsWinograd<float>(Geometry(128, 32, 32, 14, 13, 1)));
     }
 
     [Fact]

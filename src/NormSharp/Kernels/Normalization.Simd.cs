@@ -199,8 +199,8 @@ internal readonly ref struct GradientColumns<T>(ReadOnlySpan<T> dy, ReadOnlySpan
 /// forms are callable at any width (the tests run every width on any machine).</summary>
 internal static class NormalizationSimd
 {
-    /// <summary>Vectors summed in the element type before the partial sums move to float64 (in two accumulators
-    /// added at the end, so each lane holds at most BlockVectors terms).</summary>
+    /// <summary>Vectors summed in the element type before the partial sums move to float64 (in two or four
+    /// accumulators added at the end, so each lane holds at most BlockVectors terms).</summary>
     private const int BlockVectors = 16;
 
     /// <summary>Type arguments for a choice made when a kernel is compiled (typeof(TChoice) == typeof(Yes) is a
@@ -308,23 +308,30 @@ internal static class NormalizationSimd
             for (int block = 0; block < whole; block += BlockVectors * width)
             {
                 int end = Math.Min(whole, block + BlockVectors * width), i = block;
-                TVector s0 = TVector.Zero, s1 = s0, m0 = s0, m1 = s0;
-                for (; i < end - width; i += 2 * width)
+                // Four accumulators of each sum: one would make every vector wait for the previous add or
+                // fused multiply-add (3–4 cycles) where the core can start two a cycle.
+                TVector s0 = TVector.Zero, s1 = s0, s2 = s0, s3 = s0, m0 = s0, m1 = s0, m2 = s0, m3 = s0;
+                for (; i <= end - 4 * width; i += 4 * width)
                 {
                     TVector a0 = Load<T, TVector>(runA, i) - p, a1 = Load<T, TVector>(runA, i + width) - p;
+                    TVector a2 = Load<T, TVector>(runA, i + 2 * width) - p, a3 = Load<T, TVector>(runA, i + 3 * width) - p;
                     s0 += a0;
                     s1 += a1;
+                    s2 += a2;
+                    s3 += a3;
                     m0 = TVector.MultiplyAdd(a0, squares ? a0 : Load<T, TVector>(runB, i) - q, m0);
                     m1 = TVector.MultiplyAdd(a1, squares ? a1 : Load<T, TVector>(runB, i + width) - q, m1);
+                    m2 = TVector.MultiplyAdd(a2, squares ? a2 : Load<T, TVector>(runB, i + 2 * width) - q, m2);
+                    m3 = TVector.MultiplyAdd(a3, squares ? a3 : Load<T, TVector>(runB, i + 3 * width) - q, m3);
                 }
-                if (i < end)
+                for (; i < end; i += width)
                 {
                     TVector a0 = Load<T, TVector>(runA, i) - p;
                     s0 += a0;
                     m0 = TVector.MultiplyAdd(a0, squares ? a0 : Load<T, TVector>(runB, i) - q, m0);
                 }
-                sum += Widened<T, TVector, TWide>(s0 + s1);
-                products += Widened<T, TVector, TWide>(m0 + m1);
+                sum += Widened<T, TVector, TWide>((s0 + s1) + (s2 + s3));
+                products += Widened<T, TVector, TWide>((m0 + m1) + (m2 + m3));
             }
             if (whole < runA.Length)
             {

@@ -34,7 +34,7 @@ internal static partial class Convolution
     /// cover the output exactly (even output rows and columns). Measured (same-process A/B against the implicit GEMM,
     /// alternating rounds, medians of process CPU time, batch 128, 1 and 2 threads, under heavy load): at 512 bits the
     /// seed CNN's conv2 (14×14) 1.05–1.08× forward and 1.03–1.14× input gradient, but conv3 (7×7, whose 4 × 4 tiles
-    /// compute 64 outputs for 49) 0.96–1.05× and 0.94–0.97×, where the implicit GEMM stays; at 256 bits 1.16–1.52×
+    /// compute 64 outputs for 49) 0.96–1.05× and 0.94–0.97×, where the implicit GEMM stays; at 256 bits 1.10–1.52×
     /// on both.</summary>
     internal static bool RunsWinograd<T>(ConvGeometry g) =>
         HasWinogradShape<T>(g) && (!Vector512.IsHardwareAccelerated || g.Rows.Output % 2 == 0 && g.Cols.Output % 2 == 0);

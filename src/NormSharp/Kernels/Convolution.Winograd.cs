@@ -316,7 +316,7 @@ internal static partial class Convolution
         private void TransformOutputTiles(float* products, int groupTiles, int* placements, float* images)
         {
             ConvGeometry g = layout.G;
-            int stride = layout.ProductStride, plane = g.OutPlane, width = g.Cols.Output, height = g.Rows.Output;
+            int stride = layout.ProductStride, plane = g.OutPlane, width = g.Cols.Output;
             int xiStride = g.OutChannels * stride;
             float* results = stackalloc float[4 * TVec.Count];
             for (int o = 0; o < g.OutChannels; o++)

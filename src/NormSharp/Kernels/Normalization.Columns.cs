@@ -105,30 +105,37 @@ internal static partial class NormalizationKernels
                 }
             }
         }, 2L * rows * ColumnStrip);
-        if (!gradInput.IsEmpty)
-        {
-            bool streaming = Streams<T>(input.Length);
-            if (!streaming)
-                Parallelism.For(rows, (first, end) => NormalizationSimd.GradientRows(gradOutput.Span[(first * columns)..(end * columns)], input.Span[(first * columns)..(end * columns)],
-                    gradInput.Span[(first * columns)..(end * columns)], columns, coefficients.AsSpan(columns, columns), coefficients.AsSpan(0, columns),
-                    coefficients.AsSpan(2 * columns, columns), coefficients.AsSpan(3 * columns, columns)), 2L * columns);
-            else
-                Parallelism.For(rows, (first, end) =>
-                {
-                    ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span;
-                    Span<T> dx = gradInput.Span;
-                    var center = new PerElement<T>(coefficients.AsSpan(0, columns));
-                    var a = new PerElement<T>(coefficients.AsSpan(columns, columns));
-                    var k = new PerElement<T>(coefficients.AsSpan(2 * columns, columns));
-                    var l = new PerElement<T>(coefficients.AsSpan(3 * columns, columns));
-                    for (int n = first; n < end; n++)
-                    {
-                        int start = n * columns;
-                        NormalizationSimd.Write(dx.Slice(start, columns), new GradientFromSums<T, PerElement<T>>(dy.Slice(start, columns), x.Slice(start, columns), a, center, k, l), streaming: true);
-                    }
-                }, 2L * columns);
-        }
+        if (!gradInput.IsEmpty) WriteColumnGradient(input, gradOutput, gradInput, rows, columns, coefficients);
         BufferPool<T>.Shared.Return(coefficients);
+    }
+
+    /// <summary>dx = dy·a + (x − c)·k + l over <paramref name="rows"/> rows of <paramref name="columns"/> channels-last
+    /// values, with each column's c, a, k and l side by side in <paramref name="coefficients"/> (c first, each
+    /// <paramref name="columns"/> long): four rows per load of the coefficients through the cache, or a row at a time
+    /// past it when the output is larger than the cache.</summary>
+    private static void WriteColumnGradient<T>(ReadOnlyMemory<T> input, ReadOnlyMemory<T> gradOutput, Memory<T> gradInput, int rows, int columns,
+        T[] coefficients)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!Streams<T>(input.Length))
+            Parallelism.For(rows, (first, end) => NormalizationSimd.GradientRows(gradOutput.Span[(first * columns)..(end * columns)], input.Span[(first * columns)..(end * columns)],
+                gradInput.Span[(first * columns)..(end * columns)], columns, coefficients.AsSpan(columns, columns), coefficients.AsSpan(0, columns),
+                coefficients.AsSpan(2 * columns, columns), coefficients.AsSpan(3 * columns, columns)), 2L * columns);
+        else
+            Parallelism.For(rows, (first, end) =>
+            {
+                ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span;
+                Span<T> dx = gradInput.Span;
+                var center = new PerElement<T>(coefficients.AsSpan(0, columns));
+                var a = new PerElement<T>(coefficients.AsSpan(columns, columns));
+                var k = new PerElement<T>(coefficients.AsSpan(2 * columns, columns));
+                var l = new PerElement<T>(coefficients.AsSpan(3 * columns, columns));
+                for (int n = first; n < end; n++)
+                {
+                    int start = n * columns;
+                    NormalizationSimd.Write(dx.Slice(start, columns), new GradientFromSums<T, PerElement<T>>(dy.Slice(start, columns), x.Slice(start, columns), a, center, k, l), streaming: true);
+                }
+            }, 2L * columns);
     }
 
     private static int StripCount(int columns) => (columns + ColumnStrip - 1) / ColumnStrip;

@@ -54,24 +54,11 @@ internal static partial class NormalizationKernels
             (coefficients[c], coefficients[channels + c], coefficients[2 * channels + c], coefficients[3 * channels + c]) =
                 GradientCoefficients<T>(statistics.Mean.Span[c], statistics.InvStd.Span[c], gamma, meanDy, meanDyXhat);
         }
-        bool streaming = Streams<T>(input.Length);
-        if (layout.ChannelsAreContiguous)
-            Parallelism.For(layout.Outer, (first, end) =>
-            {
-                var center = new PerElement<T>(coefficients.AsSpan(0, channels));
-                var a = new PerElement<T>(coefficients.AsSpan(channels, channels));
-                var k = new PerElement<T>(coefficients.AsSpan(2 * channels, channels));
-                var l = new PerElement<T>(coefficients.AsSpan(3 * channels, channels));
-                for (int n = first; n < end; n++)
-                {
-                    int start = n * channels;
-                    NormalizationSimd.Write(gradInput.Span.Slice(start, channels),
-                        new GradientFromSums<T, PerElement<T>>(gradOutput.Span.Slice(start, channels), input.Span.Slice(start, channels), a, center, k, l), streaming);
-                }
-            }, 2L * channels);
+        if (layout.ChannelsAreContiguous) WriteColumnGradient(input, gradOutput, gradInput, layout.Outer, channels, coefficients);
         else
         {
             int length = layout.Run;
+            bool streaming = Streams<T>(input.Length);
             Parallelism.For(layout.Outer * channels, (first, end) =>
             {
                 for (int r = first; r < end; r++)

@@ -140,14 +140,14 @@ public static partial class Functional
         Tensor y = Tensor.Allocate(input.DType, input.Dims, clear: false);
         Tensor statistics = Tensor.Allocate(DType.Float64, new[] { 3, layout.Groups }, clear: false);
         GroupStatistics stats = Split(statistics);
-        double[] mean = runningMean.ToDoubleArray(), variance = runningVar.ToDoubleArray();
+        Tensor mean = runningMean.Contiguous(), variance = runningVar.Contiguous();
         Span<double> groupMean = stats.Mean.Span, groupVariance = stats.Variance.Span, groupInvStd = stats.InvStd.Span;
         for (int g = 0; g < layout.Groups; g++)
         {
             int channel = g % mean.Length;
-            groupMean[g] = mean[channel];
-            groupVariance[g] = variance[channel];
-            groupInvStd[g] = 1 / Math.Sqrt(variance[channel] + eps);
+            groupMean[g] = ValueAt(mean, channel);
+            groupVariance[g] = ValueAt(variance, channel);
+            groupInvStd[g] = 1 / Math.Sqrt(groupVariance[g] + eps);
         }
         if (x.DType == DType.Float32)
             NormalizationKernels.ForwardWithStatistics(x.AsArraySegment<float>(), y.AsArraySegment<float>(), plan, MemoryOf<float>(weight), MemoryOf<float>(bias), stats);
@@ -195,7 +195,8 @@ public static partial class Functional
         GroupStatistics stats = Split(statistics);
         int channels = runningMean.Length, groupsPerChannel = layout.Groups / channels;
         double n = layout.GroupSize, correction = unbiased ? n / (n - 1) : 1;
-        double[] mean = runningMean.ToDoubleArray(), variance = runningVar.ToDoubleArray();
+        runningMean.RequireContiguous(nameof(UpdateRunningStatistics));
+        runningVar.RequireContiguous(nameof(UpdateRunningStatistics));
         for (int c = 0; c < channels; c++)
         {
             double batchMean = 0, batchVariance = 0;
@@ -204,11 +205,20 @@ public static partial class Functional
                 batchMean += stats.Mean.Span[g];
                 batchVariance += stats.Variance.Span[g] * correction;
             }
-            mean[c] = (1 - momentum) * mean[c] + momentum * batchMean / groupsPerChannel;
-            variance[c] = (1 - momentum) * variance[c] + momentum * batchVariance / groupsPerChannel;
+            SetValueAt(runningMean, c, (1 - momentum) * ValueAt(runningMean, c) + momentum * batchMean / groupsPerChannel);
+            SetValueAt(runningVar, c, (1 - momentum) * ValueAt(runningVar, c) + momentum * batchVariance / groupsPerChannel);
         }
-        runningMean.CopyFrom(Tensor.FromArray(mean, runningMean.Shape));
-        runningVar.CopyFrom(Tensor.FromArray(variance, runningVar.Shape));
+    }
+
+    /// <summary>Element <paramref name="i"/> of a contiguous vector as float64; reads the running statistics in place
+    /// rather than copying them to an array on every call.</summary>
+    private static double ValueAt(Tensor vector, int i) => vector.DType == DType.Float64 ? vector.SpanD[i] : vector.SpanF[i];
+
+    /// <summary>Writes <paramref name="value"/>, rounded to the vector's element type, to element <paramref name="i"/>.</summary>
+    private static void SetValueAt(Tensor vector, int i, double value)
+    {
+        if (vector.DType == DType.Float64) vector.SpanD[i] = value;
+        else vector.SpanF[i] = (float)value;
     }
 
     private static GroupStatistics Split(Tensor statistics)

@@ -19,9 +19,11 @@ namespace NormSharp.Kernels;
 // columns of dW = dy·Xᵀ with the positions as the GEMM's depth.
 internal static partial class Convolution
 {
-    /// <summary>Largest depth block of the implicit GEMM: one B panel (32 × 256 floats, 32 KiB) is reused by every
-    /// row panel of the weight while it stays in L1; the weight's packed panels stream from L2.</summary>
-    private const int ImplicitDepthBlock = 256;
+    /// <summary>Largest depth block of the implicit GEMM: one B panel (32 × up to 640 floats, at most 80 KiB, in L1 and
+    /// L2) is reused by every row panel of the weight, whose packed panels stream from L2. The seed CNN's conv3 (576
+    /// patch rows and the bias's) runs as one block, so its tiles write the output without reading it back, and its
+    /// input gradient as two; same-process A/B against blocks of 256 (under load): 3–5 % faster.</summary>
+    private const int ImplicitDepthBlock = 640;
 
     /// <summary>Tiles of 32 output positions that one staging of the image serves (512 positions, 64 KiB of a
     /// 32-channel image); the positions of all the batch's images are numbered end to end, so every tile but the
@@ -36,9 +38,10 @@ internal static partial class Convolution
     /// <summary>y = W ⋆ x + b as an implicit GEMM (see the file's comment); an empty bias means none. The batch's
     /// positions, numbered end to end over its images, are cut into tiles of 32, and each thread takes an equal
     /// contiguous run of tiles; each output element is computed the same way in any tile, in place or through the
-    /// scratch column, so the split does not change the result.</summary>
+    /// scratch column, so the split does not change the result. With <paramref name="turnedWeight"/> the weight is
+    /// read as that of the convolution whose input gradient this is (see <see cref="BackwardDataImplicit"/>).</summary>
     private static unsafe void ForwardImplicit(ConvGeometry g, ArraySegment<float> input, ReadOnlySpan<float> weight,
-        ArraySegment<float> bias, ArraySegment<float> output)
+        ArraySegment<float> bias, ArraySegment<float> output, bool turnedWeight = false)
     {
         // The patch rows, then the bias's row of ones.
         int k = g.PatchSize + (bias.Count > 0 ? 1 : 0), depth = Gemm.EqualParts(k, 1, ImplicitDepthBlock);
@@ -50,7 +53,8 @@ internal static partial class Convolution
             fixed (float* raw = packed, w = weight, b = bias.AsSpan(), x = input.AsSpan(), y = output.AsSpan())
             {
                 float* panels = Gemm.AlignTo64(raw);
-                PackWeightPanels(w, b, g.OutChannels, g.PatchSize, k, depth, panels);
+                Parallelism.For(rowPanels, new WeightPanels(w, b, g.OutChannels, g.InChannels, g.Rows.Kernel * g.Cols.Kernel, turnedWeight, k, depth, panels),
+                    workPerItem: Gemm.TileRows * k);
                 Parallelism.For(tiles, new ImplicitForwardTiles(g, x, y, panels, k, depth),
                     workPerItem: g.MultiplyAddsPerImage * Gemm.TileCols / Math.Max(1, g.OutPlane));
             }
@@ -62,29 +66,17 @@ internal static partial class Convolution
     }
 
     /// <summary>dx = Fold(Wᵀ·dy) + b for a shifted-plane geometry, as the forward implicit GEMM of the same size with
-    /// the weight transposed over its channels and flipped over its taps, W'[c, o, kh−1−i, kw−1−j] = W[o, c, i, j], and
+    /// the weight transposed over its channels and turned over its taps, W'[c, o, kh−1−i, kw−1−j] = W[o, c, i, j], and
     /// the padding mirrored (kh − 1 − padTop before): dx[c, h, w] = Σ W[o, c, i, j]·dy[o, h − i + padTop, w − j + padLeft]
-    /// is a correlation of dy with W'. No column matrix is written and none is folded.</summary>
+    /// is a correlation of dy with W'. No column matrix is written and none is folded, and W' is read from W as the
+    /// GEMM's panels are packed.</summary>
     private static void BackwardDataImplicit(ConvGeometry g, ArraySegment<float> gradOutput, ArraySegment<float> weight,
         ArraySegment<float> bias, ArraySegment<float> gradInput)
     {
-        int kh = g.Rows.Kernel, kw = g.Cols.Kernel, taps = kh * kw;
-        float[] flipped = BufferPool<float>.Shared.Rent(g.OutChannels * g.PatchSize);
-        try
-        {
-            ReadOnlySpan<float> w = weight.AsSpan(0, g.OutChannels * g.PatchSize);
-            for (int o = 0; o < g.OutChannels; o++)
-                for (int c = 0; c < g.InChannels; c++)
-                    for (int t = 0; t < taps; t++)
-                        flipped[(c * g.OutChannels + o) * taps + taps - 1 - t] = w[(o * g.InChannels + c) * taps + t];
-            var mirrored = new ConvGeometry(g.Batch, g.OutChannels, g.InChannels,
-                g.Rows with { PadBefore = kh - 1 - g.Rows.PadBefore }, g.Cols with { PadBefore = kw - 1 - g.Cols.PadBefore });
-            ForwardImplicit(mirrored, gradOutput, flipped.AsSpan(0, g.OutChannels * g.PatchSize), bias, gradInput);
-        }
-        finally
-        {
-            BufferPool<float>.Shared.Return(flipped);
-        }
+        int kh = g.Rows.Kernel, kw = g.Cols.Kernel;
+        var mirrored = new ConvGeometry(g.Batch, g.OutChannels, g.InChannels,
+            g.Rows with { PadBefore = kh - 1 - g.Rows.PadBefore }, g.Cols with { PadBefore = kw - 1 - g.Cols.PadBefore });
+        ForwardImplicit(mirrored, gradOutput, weight.AsSpan(0, g.OutChannels * g.PatchSize), bias, gradInput, turnedWeight: true);
     }
 
     /// <summary>Output positions the weight pass stages at a time (at least one image), so that the rows of dy and
@@ -95,33 +87,58 @@ internal static partial class Convolution
     private const int WeightDotRows = 6;
 
     /// <summary>dW = Σ_images dy·Xᵀ for a shifted-plane geometry, without a column matrix. The batch is summed in
-    /// <see cref="WeightGradientGroups"/> fixed groups, each staged a chunk of images at a time (dy's rows end to end,
-    /// and one mask row per tap), so the result depends on the geometry and the vector width only. A small patch
+    /// <see cref="WeightGradientGroups"/> fixed groups, each staged a chunk of images at a time (with one mask row per
+    /// tap), so the result depends on the geometry and the vector width only. A small patch
     /// (<see cref="DotProductPatch"/>: a first layer on one or a few channels) takes masked dot products
-    /// (ImplicitWeightGroups.AddDots) on the image's channel rows; a deep one an implicit GEMM over the positions
-    /// (ImplicitWeightGroups.AddProducts) on the image in blocks of 32 channels, channels last. Each group also sums
-    /// dy's staged rows, the bias gradient (written into <paramref name="gradBias"/> unless it is empty), so dy is
-    /// read from memory once for both.</summary>
+    /// (ImplicitWeightGroups.AddDots) on the image's and dy's channel rows staged end to end; a deep one an implicit
+    /// GEMM over the positions (ImplicitWeightGroups.AddProducts) on the image in blocks of 32 channels, channels
+    /// last, with dy's rows transposed into the GEMM's panels straight from NCHW. Each group also sums dy's rows, the
+    /// bias gradient (written into <paramref name="gradBias"/> unless it is empty), just before the pass reads them, so
+    /// they come from the cache.</summary>
     private static unsafe void BackwardWeightImplicit(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> gradOutput,
         ArraySegment<float> gradWeight, ArraySegment<float> gradBias)
     {
-        int groups = Math.Min(g.Batch, WeightGradientGroups), productLength = ImplicitWeightGroups.SumLength(g), sumLength = productLength + g.OutChannels;
+        int groups = Math.Min(g.Batch, WeightGradientGroups), sumLength = ImplicitWeightGroups.SumLength(g) + g.OutChannels;
         // Each group sums into its own partial sum; they are added afterwards in group order.
         float[] partials = BufferPool<float>.Shared.Rent(WorkspaceLength(g, (long)groups * sumLength, "weight-gradient partial sums"));
         try
         {
-            fixed (float* x = input.AsSpan(), dy = gradOutput.AsSpan(), sums = partials)
+            fixed (float* x = input.AsSpan(), dy = gradOutput.AsSpan(), sums = partials, dw = gradWeight.AsSpan(), db = gradBias.AsSpan())
+            {
                 Parallelism.For(groups, new ImplicitWeightGroups(g, x, dy, sums, groups), workPerItem: g.MultiplyAddsPerImage * g.Batch / groups);
-            Span<float> total = partials.AsSpan(0, sumLength);
-            for (int group = 1; group < groups; group++)
-                TensorPrimitives.Add(total, partials.AsSpan(group * sumLength, sumLength), total);
-            if (g.PatchSize <= DotProductPatch) total[..productLength].CopyTo(gradWeight.AsSpan());
-            else ImplicitWeightGroups.StoreProduct(g, total, gradWeight.AsSpan(0, g.OutChannels * g.PatchSize));
-            if (gradBias.Count > 0) total.Slice(productLength, g.OutChannels).CopyTo(gradBias.AsSpan());
+                Parallelism.For(g.OutChannels, new WeightGradientTotals(g, sums, groups, dw, gradBias.Count > 0 ? db : null),
+                    workPerItem: (long)groups * sumLength / g.OutChannels);
+            }
         }
         finally
         {
             BufferPool<float>.Shared.Return(partials);
+        }
+    }
+
+    /// <summary>Adds the weight pass's partial sums in group order and writes dW (and db unless it is null) for output
+    /// channels [start, end). The channels are split over the threads: every element is still the same sum in the
+    /// same order, and a serial pass over all the partial sums (16 × 295 KiB for the seed CNN's conv3) left the
+    /// other thread idle.</summary>
+    private readonly unsafe struct WeightGradientTotals(ConvGeometry g, float* partials, int groups, float* gradWeight, float* gradBias) : IChunkBody
+    {
+        public void Run(int start, int end)
+        {
+            int productLength = ImplicitWeightGroups.SumLength(g), sumLength = productLength + g.OutChannels, row = productLength / g.OutChannels;
+            for (int o = start; o < end; o++)
+            {
+                var total = new Span<float>(partials + (nint)o * row, row);
+                float bias = partials[productLength + o];
+                for (int group = 1; group < groups; group++)
+                {
+                    float* partial = partials + (nint)group * sumLength;
+                    TensorPrimitives.Add(total, new ReadOnlySpan<float>(partial + (nint)o * row, row), total);
+                    bias += partial[productLength + o];
+                }
+                if (g.PatchSize <= DotProductPatch) total.CopyTo(new Span<float>(gradWeight + (nint)o * g.PatchSize, g.PatchSize));
+                else ImplicitWeightGroups.StoreProduct(g, total, new Span<float>(gradWeight + (nint)o * g.PatchSize, g.PatchSize));
+                if (gradBias != null) gradBias[o] = bias;
+            }
         }
     }
 
@@ -135,7 +152,7 @@ internal static partial class Convolution
 
     /// <summary>Positions per depth block of the weight pass's implicit GEMM: a 32 × 256 B panel (32 KiB) stays in L1
     /// while the A panels of every output channel (128 × 256 floats) come from L2.</summary>
-    private const int WeightProductDepthBlock = 256;
+    private const int WeightProductDepthBlock = 512;
 
     /// <summary>The weight pass over groups of images [start, end), each thread with its own staging buffers.</summary>
     private readonly unsafe struct ImplicitWeightGroups(ConvGeometry g, float* x, float* dy, float* partials, int groups) : IChunkBody
@@ -163,7 +180,7 @@ internal static partial class Convolution
             long imageLength = byProducts ? (long)_channelBlocks * BlockRows * Gemm.TileCols + Gemm.AlignmentSlack : _reach + g.InChannels * _chunkImages * plane + Gemm.TileCols + _reach;
             long panelsLength = byProducts ? (long)rowPanels * Gemm.TileRows * depthMax + Gemm.TileCols * depthMax + 2 * Gemm.AlignmentSlack : 1;
             float[] stagedX = BufferPool<float>.Shared.Rent(WorkspaceLength(g, imageLength, "staged image"));
-            float[] stagedDy = BufferPool<float>.Shared.Rent(g.OutChannels * stride);
+            float[] stagedDy = BufferPool<float>.Shared.Rent(byProducts ? 1 : g.OutChannels * stride);
             float[] panels = BufferPool<float>.Shared.Rent(WorkspaceLength(g, panelsLength, "weight-gradient panels"));
             int[] masks = BufferPool<int>.Shared.Rent(_taps * stride);
             int[] offsets = BufferPool<int>.Shared.Rent(_taps);
@@ -187,22 +204,25 @@ internal static partial class Convolution
                             int count = Math.Min(_chunkImages, endImage - n), positions = count * plane;
                             if (count != maskedImages) BuildTapMasks(g, count * plane, stride, maskBits);
                             maskedImages = count;
-                            StageChannels(dy, n, count, g.OutChannels, plane, stride, dyRows);
-                            // Zeros past the last position, where the last vector of a dot product reaches (the masks
-                            // are zero there too, but a stale NaN times zero would not be).
                             for (int o = 0; o < g.OutChannels; o++)
                             {
-                                new Span<float>(dyRows + (nint)o * stride + positions, Gemm.TileCols).Clear();
-                                float rowSum = TensorPrimitives.Sum(new ReadOnlySpan<float>(dyRows + (nint)o * stride, positions));
-                                biasSum[o] = n > firstImage ? biasSum[o] + rowSum : rowSum;
+                                float channelSum = 0;
+                                for (int i = 0; i < count; i++)
+                                    channelSum += TensorPrimitives.Sum(new ReadOnlySpan<float>(dy + ((nint)(n + i) * g.OutChannels + o) * plane, plane));
+                                biasSum[o] = n > firstImage ? biasSum[o] + channelSum : channelSum;
                             }
                             if (byProducts)
                             {
                                 StageChannelsLast(n, count, Gemm.AlignTo64(xRows));
-                                var operands = new ProductOperands(Gemm.AlignTo64(xRows), dyRows, stride, (float*)maskBits, tapOffsets, packedA, packedB);
+                                var operands = new ProductOperands(Gemm.AlignTo64(xRows), dy + (nint)n * g.OutChannels * plane, stride,
+                                    (float*)maskBits, tapOffsets, packedA, packedB);
                                 AddProducts(operands, positions, depthMax, sum, accumulate: n > firstImage);
                                 continue;
                             }
+                            StageChannels(dy, n, count, g.OutChannels, plane, stride, dyRows);
+                            // Zeros past the last position, where the last vector of a dot product reaches (the masks
+                            // are zero there too, but a stale NaN times zero would not be).
+                            for (int o = 0; o < g.OutChannels; o++) new Span<float>(dyRows + (nint)o * stride + positions, Gemm.TileCols).Clear();
                             StageChannels(x, n, count, g.InChannels, plane, positions, xRows + _reach);
                             var chunk = new DotChunk(xRows + _reach, positions, dyRows, stride, (float*)maskBits, tapOffsets);
                             if (Vector512.IsHardwareAccelerated) AddDots<Simd512<float>>(chunk, sum, accumulate: n > firstImage);
@@ -252,14 +272,22 @@ internal static partial class Convolution
             int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, productRow = _taps * _channelBlocks * Gemm.TileCols;
             float** rows = stackalloc float*[Gemm.TileRows];
             GemmKernelPath path = Gemm.BestPath;
-            for (int depthStart = 0; depthStart < positions; depthStart += depthMax)
+            // Equal blocks: 8 images of 14 × 14 as 4 × 392 rather than 6 × 256 and a last block of 32.
+            int block = Gemm.EqualParts(positions, 1, depthMax);
+            for (int depthStart = 0; depthStart < positions; depthStart += block)
             {
-                int depth = Math.Min(depthMax, positions - depthStart);
+                int depth = Math.Min(block, positions - depthStart);
+                // dy's rows straight from NCHW, one image's stretch of the block at a time.
                 for (int r = 0; r < rowPanels; r++)
                 {
                     int panelRows = Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows);
-                    for (int i = 0; i < panelRows; i++) rows[i] = operands.Dy + (nint)(r * Gemm.TileRows + i) * operands.Stride + depthStart;
-                    TransposeIntoPanel(rows, panelRows, depth, operands.PanelsA + (nint)r * Gemm.TileRows * depth, Gemm.TileRows);
+                    for (int q = depthStart, end = depthStart + depth; q < end;)
+                    {
+                        int image = q / g.InPlane, at = q - image * g.InPlane, stretch = Math.Min(end - q, g.InPlane - at);
+                        for (int i = 0; i < panelRows; i++) rows[i] = operands.Dy + ((nint)image * g.OutChannels + r * Gemm.TileRows + i) * g.InPlane + at;
+                        TransposeIntoPanel(rows, panelRows, stretch, operands.PanelsA + (nint)r * Gemm.TileRows * depth + (q - depthStart) * Gemm.TileRows, Gemm.TileRows);
+                        q += stretch;
+                    }
                 }
                 bool loadC = accumulate || depthStart > 0;
                 for (int b = 0; b < _channelBlocks; b++)
@@ -297,17 +325,17 @@ internal static partial class Convolution
             }
         }
 
-        /// <summary>dW[o, c, t] = dW'[o, t, c]: the GEMM's product in the weight's layout.</summary>
+        /// <summary>dW[o, c, t] = dW'[o, t, c] for one output channel o: its row of the GEMM's product (taps, channel
+        /// blocks · 32) into its row of the weight (InChannels, taps).</summary>
         public static void StoreProduct(ConvGeometry g, ReadOnlySpan<float> product, Span<float> weight)
         {
             int taps = g.Rows.Kernel * g.Cols.Kernel, blocked = (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols * Gemm.TileCols;
-            for (int o = 0; o < g.OutChannels; o++)
-                for (int t = 0; t < taps; t++)
-                {
-                    ReadOnlySpan<float> channels = product.Slice((o * taps + t) * blocked, g.InChannels);
-                    Span<float> target = weight.Slice(o * g.InChannels * taps + t);
-                    for (int c = 0; c < channels.Length; c++) target[c * taps] = channels[c];
-                }
+            for (int t = 0; t < taps; t++)
+            {
+                ReadOnlySpan<float> channels = product.Slice(t * blocked, g.InChannels);
+                Span<float> target = weight[t..];
+                for (int c = 0; c < channels.Length; c++) target[c * taps] = channels[c];
+            }
         }
 
         /// <summary>sum[o, p] (+)= the dot products of one staged chunk, a block of 4 output channels (2 below 512-bit
@@ -356,8 +384,8 @@ internal static partial class Convolution
     }
 
     /// <summary>The operands of the weight pass's implicit GEMM over one staged chunk: the channels-last image (its
-    /// channel blocks, guard rows included), dy's rows and the tap masks (<see cref="Stride"/> apart), the tap offsets,
-    /// and this thread's buffers for the A panels and one B panel.</summary>
+    /// channel blocks, guard rows included), dy from the chunk's first image on (NCHW, as the caller holds it), the tap
+    /// masks (<see cref="Stride"/> apart), the tap offsets, and this thread's buffers for the A panels and one B panel.</summary>
     private readonly unsafe struct ProductOperands(float* x, float* dy, int stride, float* masks, int* offsets, float* panelsA, float* panelB)
     {
         public readonly float* X = x, Dy = dy, Masks = masks, PanelsA = panelsA, PanelB = panelB;
@@ -413,21 +441,39 @@ internal static partial class Convolution
     }
 
     /// <summary>Packs the weight (rows × patch, row-major), followed by the bias as column <paramref name="patch"/>
-    /// when <paramref name="depth"/> has room for it, as the GEMM packs op(A): per depth block of at most
-    /// <paramref name="depthMax"/>, panels of 12 rows, k-major (element (i, p) at p·12 + i); rows past the last are
-    /// left unset (the tile for a short panel does not read them).</summary>
-    private static unsafe void PackWeightPanels(float* weight, float* bias, int rows, int patch, int depth, int depthMax, float* panels)
+    /// when <paramref name="depth"/> has room for it, as the GEMM packs op(A) (see <see cref="WeightPanels"/>).</summary>
+    private static unsafe void PackWeightPanels(float* weight, float* bias, int rows, int patch, int depth, int depthMax, float* panels) =>
+        new WeightPanels(weight, bias, rows, patch, 1, false, depth, depthMax, panels).Run(0, (rows + Gemm.TileRows - 1) / Gemm.TileRows);
+
+    /// <summary>Packs row panels [start, end) of a convolution's weight, rows × (channels · taps) with patch row
+    /// p = c·taps + t, followed by the bias as patch row channels · taps when <paramref name="depth"/> has room for it,
+    /// as the GEMM packs op(A): per depth block of at most <paramref name="depthMax"/>, panels of 12 rows, k-major
+    /// (element (r, p) at p·12 + r mod 12); rows past the last are left unset (the tile for a short panel does not
+    /// read them). The weight is W[r, c, t] at weight[(r·channels + c)·taps + t], or, <paramref name="turned"/>, the
+    /// input gradient's W'[r, c, t] = W[c, r, taps − 1 − t] read from the forward's W (channels × rows × taps).</summary>
+    private readonly unsafe struct WeightPanels(float* weight, float* bias, int rows, int channels, int taps, bool turned,
+        int depth, int depthMax, float* panels) : IChunkBody
     {
-        int rowPanels = (rows + Gemm.TileRows - 1) / Gemm.TileRows;
-        for (int start = 0; start < depth; start += depthMax)
+        public void Run(int start, int end)
         {
-            int block = Math.Min(depthMax, depth - start);
-            float* blockPanels = panels + (nint)start * rowPanels * Gemm.TileRows;
-            for (int r = 0; r < rows; r++)
+            int patch = channels * taps, rowPanels = (rows + Gemm.TileRows - 1) / Gemm.TileRows;
+            // Where W[r, c, t] lies: r·rowStep + c·channelStep + t (or taps − 1 − t, turned).
+            nint rowStep = turned ? taps : patch, channelStep = turned ? (nint)rows * taps : taps;
+            for (int blockStart = 0; blockStart < depth; blockStart += depthMax)
             {
-                float* source = weight + (nint)r * patch + start;
-                float* target = blockPanels + (nint)(r / Gemm.TileRows) * Gemm.TileRows * block + r % Gemm.TileRows;
-                for (int p = 0; p < block; p++) target[p * Gemm.TileRows] = start + p < patch ? source[p] : bias[r];
+                int block = Math.Min(depthMax, depth - blockStart), blockEnd = blockStart + block, patchEnd = Math.Min(blockEnd, patch);
+                float* blockPanels = panels + (nint)blockStart * rowPanels * Gemm.TileRows;
+                for (int r = start * Gemm.TileRows, last = Math.Min(rows, end * Gemm.TileRows); r < last; r++)
+                {
+                    float* target = blockPanels + (nint)(r / Gemm.TileRows) * Gemm.TileRows * block + r % Gemm.TileRows - (nint)blockStart * Gemm.TileRows;
+                    int c = blockStart / taps, t = blockStart - c * taps;
+                    for (int p = blockStart; p < patchEnd; p++)
+                    {
+                        target[(nint)p * Gemm.TileRows] = weight[r * rowStep + c * channelStep + (turned ? taps - 1 - t : t)];
+                        if (++t == taps) { t = 0; c++; }
+                    }
+                    if (patchEnd < blockEnd) target[(nint)patch * Gemm.TileRows] = bias[r];
+                }
             }
         }
     }

@@ -470,6 +470,7 @@ internal static partial class Convolution
     private readonly unsafe struct WeightPanels(float* weight, float* bias, int rows, int channels, int taps, bool turned,
         int depth, int depthMax, float* panels) : IChunkBody
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
             int patch = channels * taps, rowPanels = (rows + Gemm.TileRows - 1) / Gemm.TileRows;
@@ -478,17 +479,21 @@ internal static partial class Convolution
             for (int blockStart = 0; blockStart < depth; blockStart += depthMax)
             {
                 int block = Math.Min(depthMax, depth - blockStart), blockEnd = blockStart + block, patchEnd = Math.Min(blockEnd, patch);
-                float* blockPanels = panels + (nint)blockStart * rowPanels * Gemm.TileRows;
-                for (int r = start * Gemm.TileRows, last = Math.Min(rows, end * Gemm.TileRows); r < last; r++)
+                for (int panel = start; panel < end; panel++)
                 {
-                    float* target = blockPanels + (nint)(r / Gemm.TileRows) * Gemm.TileRows * block + r % Gemm.TileRows - (nint)blockStart * Gemm.TileRows;
+                    // Step p of the panel is its rows' 12 values, written one after another.
+                    int firstRow = panel * Gemm.TileRows, panelRows = Math.Min(Gemm.TileRows, rows - firstRow);
+                    float* target = panels + (nint)blockStart * rowPanels * Gemm.TileRows + (nint)panel * Gemm.TileRows * block;
+                    float* rowsStart = weight + firstRow * rowStep;
                     int c = blockStart / taps, t = blockStart - c * taps;
-                    for (int p = blockStart; p < patchEnd; p++)
+                    for (int p = blockStart; p < patchEnd; p++, target += Gemm.TileRows)
                     {
-                        target[(nint)p * Gemm.TileRows] = weight[r * rowStep + c * channelStep + (turned ? taps - 1 - t : t)];
+                        float* source = rowsStart + c * channelStep + (turned ? taps - 1 - t : t);
+                        for (int i = 0; i < panelRows; i++) target[i] = source[i * rowStep];
                         if (++t == taps) { t = 0; c++; }
                     }
-                    if (patchEnd < blockEnd) target[(nint)patch * Gemm.TileRows] = bias[r];
+                    if (patchEnd < blockEnd)
+                        for (int i = 0; i < panelRows; i++) target[i] = bias[firstRow + i];
                 }
             }
         }
@@ -591,6 +596,7 @@ internal static partial class Convolution
         /// <summary>Copies channel c of the batch's positions [first − reach, first + count + reach) into staged row c,
         /// image by image; positions outside the batch read as zeros (a tap reads them only where its mask is clear,
         /// but they must be finite).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void StageWindow(long first, int count, ImplicitBuffers buffers)
         {
             int plane = g.InPlane;
@@ -610,7 +616,7 @@ internal static partial class Convolution
                     }
                     long image = q / plane;
                     int at = (int)(q - image * plane), stretch = (int)Math.Min(to - q, plane - at);
-                    new ReadOnlySpan<float>(x + (image * g.InChannels + c) * plane + at, stretch).CopyTo(new Span<float>(target, stretch));
+                    CopyShort(x + (image * g.InChannels + c) * plane + at, target, stretch);
                     q += stretch;
                 }
             }
@@ -684,6 +690,7 @@ internal static partial class Convolution
 
         /// <summary>Moves every output channel × positions [position, position + columns) from the scratch column (row
         /// stride 32) into the NCHW output, one image's stretch at a time.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void MoveColumnOut(long position, int columns, float* scratch)
         {
             int plane = g.InPlane;
@@ -693,12 +700,35 @@ internal static partial class Convolution
                 int at = (int)(q - image * plane), stretch = (int)Math.Min(end - q, plane - at);
                 float* inOutput = y + image * g.OutChannels * plane + at;
                 for (int o = 0; o < g.OutChannels; o++)
-                    new ReadOnlySpan<float>(scratch + o * Gemm.TileCols + (q - position), stretch).CopyTo(new Span<float>(inOutput + (nint)o * plane, stretch));
+                    CopyShort(scratch + o * Gemm.TileCols + (q - position), inOutput + (nint)o * plane, stretch);
                 q += stretch;
             }
         }
     }
 
+
+    /// <summary>destination[i] = source[i] for i &lt; <paramref name="count"/> (not overlapping), for the implicit
+    /// forward's short runs: a tile's stretch of at most 32 outputs in one image, an image's plane staged. Whole
+    /// vectors, the last one overlapping the one before, where Span.CopyTo's call and checks weighed as much as the
+    /// copy (5 % of the seed CNN's conv3 forward went into such copies).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void CopyShort(float* source, float* destination, int count)
+    {
+        if (Vector512.IsHardwareAccelerated && count >= Vector512<float>.Count) CopyShort<Simd512<float>>(source, destination, count);
+        else if (Vector256.IsHardwareAccelerated && count >= Vector256<float>.Count) CopyShort<Simd256<float>>(source, destination, count);
+        else if (Vector128.IsHardwareAccelerated && count >= Vector128<float>.Count) CopyShort<Simd128<float>>(source, destination, count);
+        else for (int i = 0; i < count; i++) destination[i] = source[i];
+    }
+
+    /// <summary><see cref="CopyShort(float*, float*, int)"/> for a count of at least one vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void CopyShort<TVector>(float* source, float* destination, int count)
+        where TVector : struct, ISimdVector<TVector, float>
+    {
+        int i = 0;
+        for (; i <= count - TVector.Count; i += TVector.Count) TVector.LoadUnsafe(in source[i], 0).StoreUnsafe(ref destination[i], 0);
+        if (i < count) TVector.LoadUnsafe(in source[count - TVector.Count], 0).StoreUnsafe(ref destination[count - TVector.Count], 0);
+    }
 
     /// <summary>panel[p·width + i] = rows[i][p] for i &lt; <paramref name="count"/>, p &lt; <paramref name="depth"/>: rows
     /// made k-major for the register tile (or channels last), eight rows × eight positions at a time with AVX, then

@@ -188,11 +188,10 @@ internal static partial class Convolution
             try
             {
                 TapOffsets(g, offsets);
-                // The guard rows and padding channels of the channels-last image stay zero.
-                if (byProducts) stagedX.AsSpan(0, (int)imageLength).Clear();
                 fixed (float* xRows = stagedX, dyRows = stagedDy, panelsRaw = panels)
                 fixed (int* maskBits = masks, tapOffsets = offsets)
                 {
+                    if (byProducts) ClearGuardRows(Gemm.AlignTo64(xRows));
                     float* packedA = Gemm.AlignTo64(panelsRaw), packedB = Gemm.AlignTo64(packedA + (nint)rowPanels * Gemm.TileRows * depthMax);
                     int maskedImages = 0;
                     for (int group = start; group < end; group++)
@@ -256,6 +255,18 @@ internal static partial class Convolution
                 for (; j < plane; j++) tailSum += row[j];
             }
             return Vector.Sum(vectorSum) + tailSum;
+        }
+
+        /// <summary>Clears what of the channels-last image stays zero: the guard rows before each channel block's
+        /// first position, and the whole last block where its padding channels do not fill it (the staging writes the
+        /// rest, and clears the rows past each chunk's last position).</summary>
+        private void ClearGuardRows(float* blocked)
+        {
+            for (int b = 0; b < _channelBlocks; b++)
+            {
+                bool padded = g.InChannels - b * Gemm.TileCols < Gemm.TileCols;
+                new Span<float>(blocked + (nint)b * BlockRows * Gemm.TileCols, (padded ? BlockRows : _reach) * Gemm.TileCols).Clear();
+            }
         }
 
         /// <summary>Stages images [first, first + count) channels last in blocks of 32 channels (nChw32c): block b row

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -19,9 +20,11 @@ namespace NormSharp.Kernels;
 // columns of dW = dy·Xᵀ with the positions as the GEMM's depth.
 internal static partial class Convolution
 {
-    /// <summary>Largest depth block of the implicit GEMM: one B panel (32 × 256 floats, 32 KiB) is reused by every
-    /// row panel of the weight while it stays in L1; the weight's packed panels stream from L2.</summary>
-    private const int ImplicitDepthBlock = 256;
+    /// <summary>Largest depth block of the implicit GEMM: one B panel (32 × up to 640 floats, at most 80 KiB, in L1 and
+    /// L2) is reused by every row panel of the weight, whose packed panels stream from L2. The seed CNN's conv3 (576
+    /// patch rows and the bias's) runs as one block, so its tiles write the output without reading it back, and its
+    /// input gradient as two; same-process A/B against blocks of 256 (under load): 3–5 % faster.</summary>
+    private const int ImplicitDepthBlock = 640;
 
     /// <summary>Tiles of 32 output positions that one staging of the image serves (512 positions, 64 KiB of a
     /// 32-channel image); the positions of all the batch's images are numbered end to end, so every tile but the
@@ -36,9 +39,10 @@ internal static partial class Convolution
     /// <summary>y = W ⋆ x + b as an implicit GEMM (see the file's comment); an empty bias means none. The batch's
     /// positions, numbered end to end over its images, are cut into tiles of 32, and each thread takes an equal
     /// contiguous run of tiles; each output element is computed the same way in any tile, in place or through the
-    /// scratch column, so the split does not change the result.</summary>
+    /// scratch column, so the split does not change the result. With <paramref name="turnedWeight"/> the weight is
+    /// read as that of the convolution whose input gradient this is (see <see cref="BackwardDataImplicit"/>).</summary>
     private static unsafe void ForwardImplicit(ConvGeometry g, ArraySegment<float> input, ReadOnlySpan<float> weight,
-        ArraySegment<float> bias, ArraySegment<float> output)
+        ArraySegment<float> bias, ArraySegment<float> output, bool turnedWeight = false)
     {
         // The patch rows, then the bias's row of ones.
         int k = g.PatchSize + (bias.Count > 0 ? 1 : 0), depth = Gemm.EqualParts(k, 1, ImplicitDepthBlock);
@@ -50,7 +54,8 @@ internal static partial class Convolution
             fixed (float* raw = packed, w = weight, b = bias.AsSpan(), x = input.AsSpan(), y = output.AsSpan())
             {
                 float* panels = Gemm.AlignTo64(raw);
-                PackWeightPanels(w, b, g.OutChannels, g.PatchSize, k, depth, panels);
+                Parallelism.For(rowPanels, new WeightPanels(w, b, g.OutChannels, g.InChannels, g.Rows.Kernel * g.Cols.Kernel, turnedWeight, k, depth, panels),
+                    workPerItem: Gemm.TileRows * k);
                 Parallelism.For(tiles, new ImplicitForwardTiles(g, x, y, panels, k, depth),
                     workPerItem: g.MultiplyAddsPerImage * Gemm.TileCols / Math.Max(1, g.OutPlane));
             }
@@ -62,29 +67,17 @@ internal static partial class Convolution
     }
 
     /// <summary>dx = Fold(Wᵀ·dy) + b for a shifted-plane geometry, as the forward implicit GEMM of the same size with
-    /// the weight transposed over its channels and flipped over its taps, W'[c, o, kh−1−i, kw−1−j] = W[o, c, i, j], and
+    /// the weight transposed over its channels and turned over its taps, W'[c, o, kh−1−i, kw−1−j] = W[o, c, i, j], and
     /// the padding mirrored (kh − 1 − padTop before): dx[c, h, w] = Σ W[o, c, i, j]·dy[o, h − i + padTop, w − j + padLeft]
-    /// is a correlation of dy with W'. No column matrix is written and none is folded.</summary>
+    /// is a correlation of dy with W'. No column matrix is written and none is folded, and W' is read from W as the
+    /// GEMM's panels are packed.</summary>
     private static void BackwardDataImplicit(ConvGeometry g, ArraySegment<float> gradOutput, ArraySegment<float> weight,
         ArraySegment<float> bias, ArraySegment<float> gradInput)
     {
-        int kh = g.Rows.Kernel, kw = g.Cols.Kernel, taps = kh * kw;
-        float[] flipped = BufferPool<float>.Shared.Rent(g.OutChannels * g.PatchSize);
-        try
-        {
-            ReadOnlySpan<float> w = weight.AsSpan(0, g.OutChannels * g.PatchSize);
-            for (int o = 0; o < g.OutChannels; o++)
-                for (int c = 0; c < g.InChannels; c++)
-                    for (int t = 0; t < taps; t++)
-                        flipped[(c * g.OutChannels + o) * taps + taps - 1 - t] = w[(o * g.InChannels + c) * taps + t];
-            var mirrored = new ConvGeometry(g.Batch, g.OutChannels, g.InChannels,
-                g.Rows with { PadBefore = kh - 1 - g.Rows.PadBefore }, g.Cols with { PadBefore = kw - 1 - g.Cols.PadBefore });
-            ForwardImplicit(mirrored, gradOutput, flipped.AsSpan(0, g.OutChannels * g.PatchSize), bias, gradInput);
-        }
-        finally
-        {
-            BufferPool<float>.Shared.Return(flipped);
-        }
+        int kh = g.Rows.Kernel, kw = g.Cols.Kernel;
+        var mirrored = new ConvGeometry(g.Batch, g.OutChannels, g.InChannels,
+            g.Rows with { PadBefore = kh - 1 - g.Rows.PadBefore }, g.Cols with { PadBefore = kw - 1 - g.Cols.PadBefore });
+        ForwardImplicit(mirrored, gradOutput, weight.AsSpan(0, g.OutChannels * g.PatchSize), bias, gradInput, turnedWeight: true);
     }
 
     /// <summary>Output positions the weight pass stages at a time (at least one image), so that the rows of dy and
@@ -95,33 +88,58 @@ internal static partial class Convolution
     private const int WeightDotRows = 6;
 
     /// <summary>dW = Σ_images dy·Xᵀ for a shifted-plane geometry, without a column matrix. The batch is summed in
-    /// <see cref="WeightGradientGroups"/> fixed groups, each staged a chunk of images at a time (dy's rows end to end,
-    /// and one mask row per tap), so the result depends on the geometry and the vector width only. A small patch
+    /// <see cref="WeightGradientGroups"/> fixed groups, each staged a chunk of images at a time (with one mask row per
+    /// tap), so the result depends on the geometry and the vector width only. A small patch
     /// (<see cref="DotProductPatch"/>: a first layer on one or a few channels) takes masked dot products
-    /// (ImplicitWeightGroups.AddDots) on the image's channel rows; a deep one an implicit GEMM over the positions
-    /// (ImplicitWeightGroups.AddProducts) on the image in blocks of 32 channels, channels last. Each group also sums
-    /// dy's staged rows, the bias gradient (written into <paramref name="gradBias"/> unless it is empty), so dy is
-    /// read from memory once for both.</summary>
+    /// (ImplicitWeightGroups.AddDots) on the image's and dy's channel rows staged end to end; a deep one an implicit
+    /// GEMM over the positions (ImplicitWeightGroups.AddProducts) on the image in blocks of 32 channels, channels
+    /// last, with dy's rows transposed into the GEMM's panels straight from NCHW. Each group also sums dy's rows, the
+    /// bias gradient (written into <paramref name="gradBias"/> unless it is empty), just before the pass reads them, so
+    /// they come from the cache.</summary>
     private static unsafe void BackwardWeightImplicit(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> gradOutput,
         ArraySegment<float> gradWeight, ArraySegment<float> gradBias)
     {
-        int groups = Math.Min(g.Batch, WeightGradientGroups), productLength = ImplicitWeightGroups.SumLength(g), sumLength = productLength + g.OutChannels;
+        int groups = Math.Min(g.Batch, WeightGradientGroups), sumLength = ImplicitWeightGroups.SumLength(g) + g.OutChannels;
         // Each group sums into its own partial sum; they are added afterwards in group order.
         float[] partials = BufferPool<float>.Shared.Rent(WorkspaceLength(g, (long)groups * sumLength, "weight-gradient partial sums"));
         try
         {
-            fixed (float* x = input.AsSpan(), dy = gradOutput.AsSpan(), sums = partials)
+            fixed (float* x = input.AsSpan(), dy = gradOutput.AsSpan(), sums = partials, dw = gradWeight.AsSpan(), db = gradBias.AsSpan())
+            {
                 Parallelism.For(groups, new ImplicitWeightGroups(g, x, dy, sums, groups), workPerItem: g.MultiplyAddsPerImage * g.Batch / groups);
-            Span<float> total = partials.AsSpan(0, sumLength);
-            for (int group = 1; group < groups; group++)
-                TensorPrimitives.Add(total, partials.AsSpan(group * sumLength, sumLength), total);
-            if (g.PatchSize <= DotProductPatch) total[..productLength].CopyTo(gradWeight.AsSpan());
-            else ImplicitWeightGroups.StoreProduct(g, total, gradWeight.AsSpan(0, g.OutChannels * g.PatchSize));
-            if (gradBias.Count > 0) total.Slice(productLength, g.OutChannels).CopyTo(gradBias.AsSpan());
+                Parallelism.For(g.OutChannels, new WeightGradientTotals(g, sums, groups, dw, gradBias.Count > 0 ? db : null),
+                    workPerItem: (long)groups * sumLength / g.OutChannels);
+            }
         }
         finally
         {
             BufferPool<float>.Shared.Return(partials);
+        }
+    }
+
+    /// <summary>Adds the weight pass's partial sums in group order and writes dW (and db unless it is null) for output
+    /// channels [start, end). The channels are split over the threads: every element is still the same sum in the
+    /// same order, and a serial pass over all the partial sums (16 × 295 KiB for the seed CNN's conv3) left the
+    /// other thread idle.</summary>
+    private readonly unsafe struct WeightGradientTotals(ConvGeometry g, float* partials, int groups, float* gradWeight, float* gradBias) : IChunkBody
+    {
+        public void Run(int start, int end)
+        {
+            int productLength = ImplicitWeightGroups.SumLength(g), sumLength = productLength + g.OutChannels, row = productLength / g.OutChannels;
+            for (int o = start; o < end; o++)
+            {
+                var total = new Span<float>(partials + (nint)o * row, row);
+                float bias = partials[productLength + o];
+                for (int group = 1; group < groups; group++)
+                {
+                    float* partial = partials + (nint)group * sumLength;
+                    TensorPrimitives.Add(total, new ReadOnlySpan<float>(partial + (nint)o * row, row), total);
+                    bias += partial[productLength + o];
+                }
+                if (g.PatchSize <= DotProductPatch) total.CopyTo(new Span<float>(gradWeight + (nint)o * g.PatchSize, g.PatchSize));
+                else ImplicitWeightGroups.StoreProduct(g, total, new Span<float>(gradWeight + (nint)o * g.PatchSize, g.PatchSize));
+                if (gradBias != null) gradBias[o] = bias;
+            }
         }
     }
 
@@ -133,9 +151,11 @@ internal static partial class Convolution
         RunsImplicitly<T>(g) && (g.PatchSize <= DotProductPatch
             || Sse.IsSupported && 2 * (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols * Gemm.TileCols <= 3 * g.InChannels);
 
-    /// <summary>Positions per depth block of the weight pass's implicit GEMM: a 32 × 256 B panel (32 KiB) stays in L1
-    /// while the A panels of every output channel (128 × 256 floats) come from L2.</summary>
-    private const int WeightProductDepthBlock = 256;
+    /// <summary>Most positions per depth block of the weight pass's implicit GEMM (a chunk's positions are cut into
+    /// equal blocks): a 32 × 512 B panel (64 KiB) is read by the A panels of every output channel (128 × 512 floats)
+    /// from L1 and L2. The seed CNN's conv3 sums each group's 8 images (392 positions) as one block, so its tiles never
+    /// read dW' back; same-process A/B against blocks of 256 (under load): 1–2 % faster.</summary>
+    private const int WeightProductDepthBlock = 512;
 
     /// <summary>The weight pass over groups of images [start, end), each thread with its own staging buffers.</summary>
     private readonly unsafe struct ImplicitWeightGroups(ConvGeometry g, float* x, float* dy, float* partials, int groups) : IChunkBody
@@ -163,18 +183,17 @@ internal static partial class Convolution
             long imageLength = byProducts ? (long)_channelBlocks * BlockRows * Gemm.TileCols + Gemm.AlignmentSlack : _reach + g.InChannels * _chunkImages * plane + Gemm.TileCols + _reach;
             long panelsLength = byProducts ? (long)rowPanels * Gemm.TileRows * depthMax + Gemm.TileCols * depthMax + 2 * Gemm.AlignmentSlack : 1;
             float[] stagedX = BufferPool<float>.Shared.Rent(WorkspaceLength(g, imageLength, "staged image"));
-            float[] stagedDy = BufferPool<float>.Shared.Rent(g.OutChannels * stride);
+            float[] stagedDy = BufferPool<float>.Shared.Rent(byProducts ? 1 : g.OutChannels * stride);
             float[] panels = BufferPool<float>.Shared.Rent(WorkspaceLength(g, panelsLength, "weight-gradient panels"));
             int[] masks = BufferPool<int>.Shared.Rent(_taps * stride);
             int[] offsets = BufferPool<int>.Shared.Rent(_taps);
             try
             {
                 TapOffsets(g, offsets);
-                // The guard rows and padding channels of the channels-last image stay zero.
-                if (byProducts) stagedX.AsSpan(0, (int)imageLength).Clear();
                 fixed (float* xRows = stagedX, dyRows = stagedDy, panelsRaw = panels)
                 fixed (int* maskBits = masks, tapOffsets = offsets)
                 {
+                    if (byProducts) ClearGuardRows(Gemm.AlignTo64(xRows));
                     float* packedA = Gemm.AlignTo64(panelsRaw), packedB = Gemm.AlignTo64(packedA + (nint)rowPanels * Gemm.TileRows * depthMax);
                     int maskedImages = 0;
                     for (int group = start; group < end; group++)
@@ -187,22 +206,23 @@ internal static partial class Convolution
                             int count = Math.Min(_chunkImages, endImage - n), positions = count * plane;
                             if (count != maskedImages) BuildTapMasks(g, count * plane, stride, maskBits);
                             maskedImages = count;
-                            StageChannels(dy, n, count, g.OutChannels, plane, stride, dyRows);
-                            // Zeros past the last position, where the last vector of a dot product reaches (the masks
-                            // are zero there too, but a stale NaN times zero would not be).
                             for (int o = 0; o < g.OutChannels; o++)
                             {
-                                new Span<float>(dyRows + (nint)o * stride + positions, Gemm.TileCols).Clear();
-                                float rowSum = TensorPrimitives.Sum(new ReadOnlySpan<float>(dyRows + (nint)o * stride, positions));
-                                biasSum[o] = n > firstImage ? biasSum[o] + rowSum : rowSum;
+                                float channelSum = PlaneSum(dy + ((nint)n * g.OutChannels + o) * plane, (nint)g.OutChannels * plane, count, plane);
+                                biasSum[o] = n > firstImage ? biasSum[o] + channelSum : channelSum;
                             }
                             if (byProducts)
                             {
                                 StageChannelsLast(n, count, Gemm.AlignTo64(xRows));
-                                var operands = new ProductOperands(Gemm.AlignTo64(xRows), dyRows, stride, (float*)maskBits, tapOffsets, packedA, packedB);
+                                var operands = new ProductOperands(Gemm.AlignTo64(xRows), dy + (nint)n * g.OutChannels * plane, stride,
+                                    (float*)maskBits, tapOffsets, packedA, packedB);
                                 AddProducts(operands, positions, depthMax, sum, accumulate: n > firstImage);
                                 continue;
                             }
+                            StageChannels(dy, n, count, g.OutChannels, plane, stride, dyRows);
+                            // Zeros past the last position, where the last vector of a dot product reaches (the masks
+                            // are zero there too, but a stale NaN times zero would not be).
+                            for (int o = 0; o < g.OutChannels; o++) new Span<float>(dyRows + (nint)o * stride + positions, Gemm.TileCols).Clear();
                             StageChannels(x, n, count, g.InChannels, plane, positions, xRows + _reach);
                             var chunk = new DotChunk(xRows + _reach, positions, dyRows, stride, (float*)maskBits, tapOffsets);
                             if (Vector512.IsHardwareAccelerated) AddDots<Simd512<float>>(chunk, sum, accumulate: n > firstImage);
@@ -219,6 +239,35 @@ internal static partial class Convolution
                 BufferPool<float>.Shared.Return(panels);
                 BufferPool<int>.Shared.Return(masks);
                 BufferPool<int>.Shared.Return(offsets);
+            }
+        }
+
+        /// <summary>Σ of <paramref name="count"/> planes of <paramref name="plane"/> floats, <paramref name="stride"/>
+        /// apart: one channel of dy over a chunk's images. One loop rather than a TensorPrimitives.Sum per plane, whose
+        /// setup weighed as much as its 49 adds on the seed CNN's 7 × 7 planes.</summary>
+        private static float PlaneSum(float* first, nint stride, int count, int plane)
+        {
+            Vector<float> vectorSum = Vector<float>.Zero;
+            float tailSum = 0;
+            for (int i = 0; i < count; i++)
+            {
+                float* row = first + i * stride;
+                int j = 0;
+                for (; j <= plane - Vector<float>.Count; j += Vector<float>.Count) vectorSum += Vector.Load(row + j);
+                for (; j < plane; j++) tailSum += row[j];
+            }
+            return Vector.Sum(vectorSum) + tailSum;
+        }
+
+        /// <summary>Clears what of the channels-last image stays zero: the guard rows before each channel block's
+        /// first position, and the whole last block where its padding channels do not fill it (the staging writes the
+        /// rest, and clears the rows past each chunk's last position).</summary>
+        private void ClearGuardRows(float* blocked)
+        {
+            for (int b = 0; b < _channelBlocks; b++)
+            {
+                bool padded = g.InChannels - b * Gemm.TileCols < Gemm.TileCols;
+                new Span<float>(blocked + (nint)b * BlockRows * Gemm.TileCols, (padded ? BlockRows : _reach) * Gemm.TileCols).Clear();
             }
         }
 
@@ -252,14 +301,22 @@ internal static partial class Convolution
             int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, productRow = _taps * _channelBlocks * Gemm.TileCols;
             float** rows = stackalloc float*[Gemm.TileRows];
             GemmKernelPath path = Gemm.BestPath;
-            for (int depthStart = 0; depthStart < positions; depthStart += depthMax)
+            // Equal blocks: 8 images of 14 × 14 as 4 × 392 rather than 6 × 256 and a last block of 32.
+            int block = Gemm.EqualParts(positions, 1, depthMax);
+            for (int depthStart = 0; depthStart < positions; depthStart += block)
             {
-                int depth = Math.Min(depthMax, positions - depthStart);
+                int depth = Math.Min(block, positions - depthStart);
+                // dy's rows straight from NCHW, one image's stretch of the block at a time.
                 for (int r = 0; r < rowPanels; r++)
                 {
                     int panelRows = Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows);
-                    for (int i = 0; i < panelRows; i++) rows[i] = operands.Dy + (nint)(r * Gemm.TileRows + i) * operands.Stride + depthStart;
-                    TransposeIntoPanel(rows, panelRows, depth, operands.PanelsA + (nint)r * Gemm.TileRows * depth, Gemm.TileRows);
+                    for (int q = depthStart, end = depthStart + depth; q < end;)
+                    {
+                        int image = q / g.InPlane, at = q - image * g.InPlane, stretch = Math.Min(end - q, g.InPlane - at);
+                        for (int i = 0; i < panelRows; i++) rows[i] = operands.Dy + ((nint)image * g.OutChannels + r * Gemm.TileRows + i) * g.InPlane + at;
+                        TransposeIntoPanel(rows, panelRows, stretch, operands.PanelsA + (nint)r * Gemm.TileRows * depth + (q - depthStart) * Gemm.TileRows, Gemm.TileRows);
+                        q += stretch;
+                    }
                 }
                 bool loadC = accumulate || depthStart > 0;
                 for (int b = 0; b < _channelBlocks; b++)
@@ -297,17 +354,17 @@ internal static partial class Convolution
             }
         }
 
-        /// <summary>dW[o, c, t] = dW'[o, t, c]: the GEMM's product in the weight's layout.</summary>
+        /// <summary>dW[o, c, t] = dW'[o, t, c] for one output channel o: its row of the GEMM's product (taps, channel
+        /// blocks · 32) into its row of the weight (InChannels, taps).</summary>
         public static void StoreProduct(ConvGeometry g, ReadOnlySpan<float> product, Span<float> weight)
         {
             int taps = g.Rows.Kernel * g.Cols.Kernel, blocked = (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols * Gemm.TileCols;
-            for (int o = 0; o < g.OutChannels; o++)
-                for (int t = 0; t < taps; t++)
-                {
-                    ReadOnlySpan<float> channels = product.Slice((o * taps + t) * blocked, g.InChannels);
-                    Span<float> target = weight.Slice(o * g.InChannels * taps + t);
-                    for (int c = 0; c < channels.Length; c++) target[c * taps] = channels[c];
-                }
+            for (int t = 0; t < taps; t++)
+            {
+                ReadOnlySpan<float> channels = product.Slice(t * blocked, g.InChannels);
+                Span<float> target = weight[t..];
+                for (int c = 0; c < channels.Length; c++) target[c * taps] = channels[c];
+            }
         }
 
         /// <summary>sum[o, p] (+)= the dot products of one staged chunk, a block of 4 output channels (2 below 512-bit
@@ -356,8 +413,8 @@ internal static partial class Convolution
     }
 
     /// <summary>The operands of the weight pass's implicit GEMM over one staged chunk: the channels-last image (its
-    /// channel blocks, guard rows included), dy's rows and the tap masks (<see cref="Stride"/> apart), the tap offsets,
-    /// and this thread's buffers for the A panels and one B panel.</summary>
+    /// channel blocks, guard rows included), dy from the chunk's first image on (NCHW, as the caller holds it), the tap
+    /// masks (<see cref="Stride"/> apart), the tap offsets, and this thread's buffers for the A panels and one B panel.</summary>
     private readonly unsafe struct ProductOperands(float* x, float* dy, int stride, float* masks, int* offsets, float* panelsA, float* panelB)
     {
         public readonly float* X = x, Dy = dy, Masks = masks, PanelsA = panelsA, PanelB = panelB;
@@ -413,21 +470,44 @@ internal static partial class Convolution
     }
 
     /// <summary>Packs the weight (rows × patch, row-major), followed by the bias as column <paramref name="patch"/>
-    /// when <paramref name="depth"/> has room for it, as the GEMM packs op(A): per depth block of at most
-    /// <paramref name="depthMax"/>, panels of 12 rows, k-major (element (i, p) at p·12 + i); rows past the last are
-    /// left unset (the tile for a short panel does not read them).</summary>
-    private static unsafe void PackWeightPanels(float* weight, float* bias, int rows, int patch, int depth, int depthMax, float* panels)
+    /// when <paramref name="depth"/> has room for it, as the GEMM packs op(A) (see <see cref="WeightPanels"/>).</summary>
+    private static unsafe void PackWeightPanels(float* weight, float* bias, int rows, int patch, int depth, int depthMax, float* panels) =>
+        new WeightPanels(weight, bias, rows, patch, 1, false, depth, depthMax, panels).Run(0, (rows + Gemm.TileRows - 1) / Gemm.TileRows);
+
+    /// <summary>Packs row panels [start, end) of a convolution's weight, rows × (channels · taps) with patch row
+    /// p = c·taps + t, followed by the bias as patch row channels · taps when <paramref name="depth"/> has room for it,
+    /// as the GEMM packs op(A): per depth block of at most <paramref name="depthMax"/>, panels of 12 rows, k-major
+    /// (element (r, p) at p·12 + r mod 12); rows past the last are left unset (the tile for a short panel does not
+    /// read them). The weight is W[r, c, t] at weight[(r·channels + c)·taps + t], or, <paramref name="turned"/>, the
+    /// input gradient's W'[r, c, t] = W[c, r, taps − 1 − t] read from the forward's W (channels × rows × taps).</summary>
+    private readonly unsafe struct WeightPanels(float* weight, float* bias, int rows, int channels, int taps, bool turned,
+        int depth, int depthMax, float* panels) : IChunkBody
     {
-        int rowPanels = (rows + Gemm.TileRows - 1) / Gemm.TileRows;
-        for (int start = 0; start < depth; start += depthMax)
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Run(int start, int end)
         {
-            int block = Math.Min(depthMax, depth - start);
-            float* blockPanels = panels + (nint)start * rowPanels * Gemm.TileRows;
-            for (int r = 0; r < rows; r++)
+            int patch = channels * taps, rowPanels = (rows + Gemm.TileRows - 1) / Gemm.TileRows;
+            // Where W[r, c, t] lies: r·rowStep + c·channelStep + t (or taps − 1 − t, turned).
+            nint rowStep = turned ? taps : patch, channelStep = turned ? (nint)rows * taps : taps;
+            for (int blockStart = 0; blockStart < depth; blockStart += depthMax)
             {
-                float* source = weight + (nint)r * patch + start;
-                float* target = blockPanels + (nint)(r / Gemm.TileRows) * Gemm.TileRows * block + r % Gemm.TileRows;
-                for (int p = 0; p < block; p++) target[p * Gemm.TileRows] = start + p < patch ? source[p] : bias[r];
+                int block = Math.Min(depthMax, depth - blockStart), blockEnd = blockStart + block, patchEnd = Math.Min(blockEnd, patch);
+                for (int panel = start; panel < end; panel++)
+                {
+                    // Step p of the panel is its rows' 12 values, written one after another.
+                    int firstRow = panel * Gemm.TileRows, panelRows = Math.Min(Gemm.TileRows, rows - firstRow);
+                    float* target = panels + (nint)blockStart * rowPanels * Gemm.TileRows + (nint)panel * Gemm.TileRows * block;
+                    float* rowsStart = weight + firstRow * rowStep;
+                    int c = blockStart / taps, t = blockStart - c * taps;
+                    for (int p = blockStart; p < patchEnd; p++, target += Gemm.TileRows)
+                    {
+                        float* source = rowsStart + c * channelStep + (turned ? taps - 1 - t : t);
+                        for (int i = 0; i < panelRows; i++) target[i] = source[i * rowStep];
+                        if (++t == taps) { t = 0; c++; }
+                    }
+                    if (patchEnd < blockEnd)
+                        for (int i = 0; i < panelRows; i++) target[i] = bias[firstRow + i];
+                }
             }
         }
     }
@@ -529,6 +609,7 @@ internal static partial class Convolution
         /// <summary>Copies channel c of the batch's positions [first − reach, first + count + reach) into staged row c,
         /// image by image; positions outside the batch read as zeros (a tap reads them only where its mask is clear,
         /// but they must be finite).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void StageWindow(long first, int count, ImplicitBuffers buffers)
         {
             int plane = g.InPlane;
@@ -548,7 +629,7 @@ internal static partial class Convolution
                     }
                     long image = q / plane;
                     int at = (int)(q - image * plane), stretch = (int)Math.Min(to - q, plane - at);
-                    new ReadOnlySpan<float>(x + (image * g.InChannels + c) * plane + at, stretch).CopyTo(new Span<float>(target, stretch));
+                    CopyShort(x + (image * g.InChannels + c) * plane + at, target, stretch);
                     q += stretch;
                 }
             }
@@ -622,6 +703,7 @@ internal static partial class Convolution
 
         /// <summary>Moves every output channel × positions [position, position + columns) from the scratch column (row
         /// stride 32) into the NCHW output, one image's stretch at a time.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void MoveColumnOut(long position, int columns, float* scratch)
         {
             int plane = g.InPlane;
@@ -631,41 +713,105 @@ internal static partial class Convolution
                 int at = (int)(q - image * plane), stretch = (int)Math.Min(end - q, plane - at);
                 float* inOutput = y + image * g.OutChannels * plane + at;
                 for (int o = 0; o < g.OutChannels; o++)
-                    new ReadOnlySpan<float>(scratch + o * Gemm.TileCols + (q - position), stretch).CopyTo(new Span<float>(inOutput + (nint)o * plane, stretch));
+                    CopyShort(scratch + o * Gemm.TileCols + (q - position), inOutput + (nint)o * plane, stretch);
                 q += stretch;
             }
         }
     }
 
 
+    /// <summary>destination[i] = source[i] for i &lt; <paramref name="count"/> (not overlapping), for the implicit
+    /// forward's short runs: a tile's stretch of at most 32 outputs in one image, an image's plane staged. Whole
+    /// vectors, the last one overlapping the one before, where Span.CopyTo's call and checks weighed as much as the
+    /// copy (5 % of the seed CNN's conv3 forward went into such copies).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void CopyShort(float* source, float* destination, int count)
+    {
+        if (Vector512.IsHardwareAccelerated && count >= Vector512<float>.Count) CopyShort<Simd512<float>>(source, destination, count);
+        else if (Vector256.IsHardwareAccelerated && count >= Vector256<float>.Count) CopyShort<Simd256<float>>(source, destination, count);
+        else if (Vector128.IsHardwareAccelerated && count >= Vector128<float>.Count) CopyShort<Simd128<float>>(source, destination, count);
+        else for (int i = 0; i < count; i++) destination[i] = source[i];
+    }
+
+    /// <summary><see cref="CopyShort(float*, float*, int)"/> for a count of at least one vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void CopyShort<TVector>(float* source, float* destination, int count)
+        where TVector : struct, ISimdVector<TVector, float>
+    {
+        int i = 0;
+        for (; i <= count - TVector.Count; i += TVector.Count) TVector.LoadUnsafe(in source[i], 0).StoreUnsafe(ref destination[i], 0);
+        if (i < count) TVector.LoadUnsafe(in source[count - TVector.Count], 0).StoreUnsafe(ref destination[count - TVector.Count], 0);
+    }
+
     /// <summary>panel[p·width + i] = rows[i][p] for i &lt; <paramref name="count"/>, p &lt; <paramref name="depth"/>: rows
-    /// made k-major for the register tile (or channels last), four rows × four positions at a time with SSE.</summary>
+    /// made k-major for the register tile (or channels last), eight rows × eight positions at a time with AVX, the
+    /// positions left over and the rows left over four × four with SSE. (Short rows, such as the Winograd staging's 14
+    /// positions, would otherwise leave most of them to scalar copies: measured 14 % slower on conv2's input
+    /// gradient.)</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void TransposeIntoPanel(float** rows, int count, int depth, float* panel, int width)
     {
         int i = 0;
-        if (Sse.IsSupported)
-            for (; i + 4 <= count; i += 4)
+        if (Avx.IsSupported)
+            for (; i + 8 <= count; i += 8)
             {
-                float* s0 = rows[i], s1 = rows[i + 1], s2 = rows[i + 2], s3 = rows[i + 3];
                 int p = 0;
-                for (; p + 4 <= depth; p += 4)
-                {
-                    Vector128<float> r0 = Sse.LoadVector128(s0 + p), r1 = Sse.LoadVector128(s1 + p);
-                    Vector128<float> r2 = Sse.LoadVector128(s2 + p), r3 = Sse.LoadVector128(s3 + p);
-                    Vector128<float> low01 = Sse.UnpackLow(r0, r1), high01 = Sse.UnpackHigh(r0, r1);
-                    Vector128<float> low23 = Sse.UnpackLow(r2, r3), high23 = Sse.UnpackHigh(r2, r3);
-                    float* d = panel + (nint)p * width + i;
-                    Sse.Store(d, Sse.MoveLowToHigh(low01, low23));
-                    Sse.Store(d + width, Sse.MoveHighToLow(low23, low01));
-                    Sse.Store(d + 2 * width, Sse.MoveLowToHigh(high01, high23));
-                    Sse.Store(d + 3 * width, Sse.MoveHighToLow(high23, high01));
-                }
-                for (; p < depth; p++)
-                    for (int u = 0; u < 4; u++) panel[(nint)p * width + i + u] = rows[i + u][p];
+                for (; p + 8 <= depth; p += 8) Transpose8x8(rows + i, p, panel + (nint)p * width + i, width);
+                TransposeFourRows(rows + i, p, depth, panel + i, width);
+                TransposeFourRows(rows + i + 4, p, depth, panel + i + 4, width);
             }
+        for (; i + 4 <= count; i += 4) TransposeFourRows(rows + i, 0, depth, panel + i, width);
         for (; i < count; i++)
             for (int p = 0; p < depth; p++) panel[(nint)p * width + i] = rows[i][p];
+    }
+
+    /// <summary>panel[p·width + u] = rows[u][p] for u &lt; 4 and p in [<paramref name="from"/>, <paramref name="depth"/>),
+    /// four positions at a time with SSE.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void TransposeFourRows(float** rows, int from, int depth, float* panel, int width)
+    {
+        float* s0 = rows[0], s1 = rows[1], s2 = rows[2], s3 = rows[3];
+        int p = from;
+        if (Sse.IsSupported)
+            for (; p + 4 <= depth; p += 4)
+            {
+                Vector128<float> r0 = Sse.LoadVector128(s0 + p), r1 = Sse.LoadVector128(s1 + p);
+                Vector128<float> r2 = Sse.LoadVector128(s2 + p), r3 = Sse.LoadVector128(s3 + p);
+                Vector128<float> low01 = Sse.UnpackLow(r0, r1), high01 = Sse.UnpackHigh(r0, r1);
+                Vector128<float> low23 = Sse.UnpackLow(r2, r3), high23 = Sse.UnpackHigh(r2, r3);
+                float* d = panel + (nint)p * width;
+                Sse.Store(d, Sse.MoveLowToHigh(low01, low23));
+                Sse.Store(d + width, Sse.MoveHighToLow(low23, low01));
+                Sse.Store(d + 2 * width, Sse.MoveLowToHigh(high01, high23));
+                Sse.Store(d + 3 * width, Sse.MoveHighToLow(high23, high01));
+            }
+        for (; p < depth; p++)
+            for (int u = 0; u < 4; u++) panel[(nint)p * width + u] = rows[u][p];
+    }
+
+    /// <summary>target[k·width + u] = rows[u][p + k] for u, k &lt; 8: an 8 × 8 block transposed in registers (pairs of rows
+    /// interleaved, then pairs of pairs, then the 128-bit halves exchanged).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Transpose8x8(float** rows, int p, float* target, int width)
+    {
+        Vector256<float> r0 = Avx.LoadVector256(rows[0] + p), r1 = Avx.LoadVector256(rows[1] + p);
+        Vector256<float> r2 = Avx.LoadVector256(rows[2] + p), r3 = Avx.LoadVector256(rows[3] + p);
+        Vector256<float> r4 = Avx.LoadVector256(rows[4] + p), r5 = Avx.LoadVector256(rows[5] + p);
+        Vector256<float> r6 = Avx.LoadVector256(rows[6] + p), r7 = Avx.LoadVector256(rows[7] + p);
+        // tAB: rows A and B interleaved, positions {0, 1, 4, 5} (low) or {2, 3, 6, 7} (high).
+        Vector256<float> t01L = Avx.UnpackLow(r0, r1), t01H = Avx.UnpackHigh(r0, r1), t23L = Avx.UnpackLow(r2, r3), t23H = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t45L = Avx.UnpackLow(r4, r5), t45H = Avx.UnpackHigh(r4, r5), t67L = Avx.UnpackLow(r6, r7), t67H = Avx.UnpackHigh(r6, r7);
+        // sK: rows 0–3 (or 4–7) at positions K and K + 4.
+        Vector256<float> s0 = Avx.Shuffle(t01L, t23L, 0x44), s1 = Avx.Shuffle(t01L, t23L, 0xEE), s2 = Avx.Shuffle(t01H, t23H, 0x44), s3 = Avx.Shuffle(t01H, t23H, 0xEE);
+        Vector256<float> s4 = Avx.Shuffle(t45L, t67L, 0x44), s5 = Avx.Shuffle(t45L, t67L, 0xEE), s6 = Avx.Shuffle(t45H, t67H, 0x44), s7 = Avx.Shuffle(t45H, t67H, 0xEE);
+        Avx.Store(target, Avx.Permute2x128(s0, s4, 0x20));
+        Avx.Store(target + width, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(target + 2 * width, Avx.Permute2x128(s2, s6, 0x20));
+        Avx.Store(target + 3 * width, Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(target + 4 * width, Avx.Permute2x128(s0, s4, 0x31));
+        Avx.Store(target + 5 * width, Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(target + 6 * width, Avx.Permute2x128(s2, s6, 0x31));
+        Avx.Store(target + 7 * width, Avx.Permute2x128(s3, s7, 0x31));
     }
 
     /// <summary>One thread's buffers for the implicit forward: the staged channel rows (at the chunk's first position,

@@ -30,9 +30,14 @@ public class ImplicitConvolutionTests
     // 13 images of 7×7 (one group on one thread, 7 + 6 images on two): most tiles straddle two images; 13 output
     // channels leave a one-row panel.
     [InlineData(3, 13, 7, 3, 13)]
-    // A patch of 40·9 = 360 rows runs in two depth blocks; 25 channels leave a one-row panel; the input gradient's
-    // patch is 25·9 = 225 rows into 40 channels.
+    // 25 channels leave a one-row panel; the input gradient's patch is 25·9 = 225 rows into 40 channels.
     [InlineData(40, 25, 6, 3, 2)]
+    // A patch of 72·9 = 648 rows and the bias's run in two depth blocks, the bias's row in the second; the weight
+    // pass's third 32-channel block holds 8 channels.
+    [InlineData(72, 20, 5, 3, 3)]
+    // The input gradient's patch of 72·9 = 648 rows (the weight read turned, straight into the panels) in two depth
+    // blocks, into 20 channels (one panel of 12 rows and one of 8).
+    [InlineData(20, 72, 5, 3, 3)]
     // A 30×30 plane (900 positions) is a group of its own, with a partial last tile.
     [InlineData(2, 5, 30, 5, 1)]
     // Even kernels: "same" pads 0 before and 1 after (2×2), or 1 and 2 (4×4); the input gradient mirrors them.
@@ -43,8 +48,9 @@ public class ImplicitConvolutionTests
     [InlineData(1, 7, 12, 3, 21)]
     [InlineData(1, 5, 6, 4, 3)]
     // Deep patches on at least 22 channels take the weight pass's implicit GEMM: 33 images of 32×32 put three images
-    // in some of its 16 groups, staged two at a time, so a group sums two chunks of 8 depth blocks (2,048 positions),
-    // and 44 channels fill one 32-channel block and part of a second; an even kernel has its centre tap at (1, 1).
+    // in some of its 16 groups, staged two at a time, so a group sums two chunks of 4 depth blocks (2,048 positions),
+    // each block half an image (dy transposed into the panels image by image), and 44 channels fill one 32-channel
+    // block and part of a second; an even kernel has its centre tap at (1, 1).
     [InlineData(44, 5, 32, 3, 33)]
     [InlineData(24, 3, 8, 4, 2)]
     public void Same_size_convolution_in_float32_matches_float64(int inChannels, int outChannels, int side, int kernel, int batch)

@@ -209,4 +209,44 @@ public class InferenceFusionTests
         Assert.True(Math.Abs(fused["loss"] - unfused["loss"]) <= 1e-5 * Math.Max(1, Math.Abs(unfused["loss"])));
         Assert.True(MaxRelativeError(probabilities.ToDoubleArray(), fusedProbabilities.ToDoubleArray()) <= 1e-5);
     }
+
+    [Fact]
+    public void A_transient_copy_gives_the_same_bits_and_shares_only_the_weights_it_does_not_fold()
+    {
+        var network = WithTrainedStatistics(TorchSeedCnn(new RandomGenerator(30)), 31);
+        Tensor x = Images(6, 32);
+        Module owned = InferenceFusion.Fuse(network);
+        double[] expected = Run(owned, x);
+        using (TensorScope.Begin())
+        {
+            var transient = (NnSequential)InferenceFusion.Fuse(network, transient: true);
+            Assert.Equal(expected, Run(transient, x));
+            // Linear(1152, 128) is followed by a ReLU, so it folds nothing and is shared; the convolutions fold their BatchNorm.
+            var firstLinear = network.Layers.OfType<Linear>().First();
+            var sharedLayer = transient.Layers.OfType<FusedLinear>().First();
+            Assert.Same(firstLinear.Weight, sharedLayer.Weight);
+            Assert.NotSame(firstLinear.Weight, ((NnSequential)owned).Layers.OfType<FusedLinear>().First().Weight);
+            Assert.NotSame(network.Layers.OfType<Conv2d>().First().Weight, transient.Layers.OfType<FusedConv2d>().First().Weight);
+        }
+        Assert.Equal(expected, Run(owned, x));
+    }
+
+    [Fact]
+    public void Predict_results_keep_their_values_after_later_calls_reuse_the_pooled_buffers()
+    {
+        var model = SeedModels.Cnn(generator: new RandomGenerator(40));
+        WithTrainedStatistics(model.Network, 41);
+        Tensor first = Images(10, 42), second = Images(10, 43);
+        Tensor outside = model.Predict(first, batchSize: 4);
+        double[] expected = outside.ToDoubleArray();
+        for (int call = 0; call < 3; call++) model.Predict(second, batchSize: 4);
+        Assert.Equal(expected, outside.ToDoubleArray());
+        using (TensorScope.Begin())
+        {
+            Tensor inside = model.Predict(first, batchSize: 10);
+            for (int call = 0; call < 3; call++) model.Predict(second, batchSize: 10);
+            Assert.Equal(expected, inside.ToDoubleArray());
+        }
+        Assert.Equal(expected, outside.ToDoubleArray());
+    }
 }

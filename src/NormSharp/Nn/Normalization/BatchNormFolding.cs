@@ -1,10 +1,13 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
 namespace NormSharp.Nn;
 
 /// <summary>
 /// Folding an evaluation-mode BatchNorm into a neighbouring layer, for inference. In evaluation mode BN is the
 /// per-channel affine map BN(h) = s⊙h + t with s = γ/√(running_var + ε) and t = β − s⊙running_mean. Folded into the
-/// layer before it, BN(W·x + b) = W'·x + b' where W'[o, …] = s_o·W[o, …] and b'_o = s_o·b_o + t_o (<see cref="Fold"/>);
-/// folded into the Linear after it, see <see cref="FoldIntoFollowing"/>. One layer instead of two, and the same
+/// layer before it, BN(W·x + b) = W'·x + b' where W'[o, …] = s_o·W[o, …] and b'_o = s_o·b_o + t_o (<see cref="Fold(Tensor, Tensor?, BatchNorm)"/>);
+/// folded into the Linear after it, see <see cref="FoldIntoFollowing(Tensor, Tensor?, BatchNorm)"/>. One layer instead of two, and the same
 /// outputs up to rounding.
 /// </summary>
 public static class BatchNormFolding
@@ -14,7 +17,11 @@ public static class BatchNormFolding
     /// (out, in), Conv2d's (out, in, kh, kw)) and whose output feeds <paramref name="batchNorm"/>; a missing bias
     /// counts as zero. Uses the running statistics, i.e. the layer's evaluation-mode behaviour. Computed in float64.
     /// </summary>
-    public static (Tensor Weight, Tensor Bias) Fold(Tensor weight, Tensor? bias, BatchNorm batchNorm)
+    public static (Tensor Weight, Tensor Bias) Fold(Tensor weight, Tensor? bias, BatchNorm batchNorm) => Fold(weight, bias, batchNorm, scoped: false);
+
+    /// <summary><see cref="Fold(Tensor, Tensor?, BatchNorm)"/>, with the results in the current
+    /// <see cref="TensorScope"/> (pooled buffers) when <paramref name="scoped"/>.</summary>
+    internal static (Tensor Weight, Tensor Bias) Fold(Tensor weight, Tensor? bias, BatchNorm batchNorm, bool scoped)
     {
         ArgumentNullException.ThrowIfNull(weight);
         var (scale, shift) = AffineMap(batchNorm);
@@ -23,14 +30,9 @@ public static class BatchNormFolding
             throw new ArgumentException($"BatchNormFolding: the weight's first axis must be the {outputs} output channels of {batchNorm}, got weight shape {ShapeUtil.Format(weight.Dims)}.");
         CheckBias(bias, outputs);
 
-        double[] w = weight.ToDoubleArray(), b = bias?.ToDoubleArray() ?? new double[outputs];
-        int perOutput = weight.Length / outputs;
-        for (int o = 0; o < outputs; o++)
-        {
-            for (int i = 0; i < perOutput; i++) w[o * perOutput + i] *= scale[o];
-            b[o] = scale[o] * b[o] + shift[o];
-        }
-        return (Persistent(w, weight.Dims, weight.DType), Persistent(b, new[] { outputs }, weight.DType));
+        double[] b = bias?.ToDoubleArray() ?? new double[outputs];
+        for (int o = 0; o < outputs; o++) b[o] = scale[o] * b[o] + shift[o];
+        return (FoldedWeight(weight, scale, scaleColumns: false, scoped), Folded(b, new[] { outputs }, weight.DType, scoped));
     }
 
     /// <summary>
@@ -39,7 +41,12 @@ public static class BatchNormFolding
     /// W·(s⊙h + t) + b = (W·diag(s))·h + (b + W·t), so W'[o, i] = W[o, i]·s_i and b'_o = b_o + Σ_i W[o, i]·t_i.
     /// A missing bias counts as zero. Uses the running statistics; computed in float64.
     /// </summary>
-    public static (Tensor Weight, Tensor Bias) FoldIntoFollowing(Tensor weight, Tensor? bias, BatchNorm batchNorm)
+    public static (Tensor Weight, Tensor Bias) FoldIntoFollowing(Tensor weight, Tensor? bias, BatchNorm batchNorm) =>
+        FoldIntoFollowing(weight, bias, batchNorm, scoped: false);
+
+    /// <summary><see cref="FoldIntoFollowing(Tensor, Tensor?, BatchNorm)"/>, with the results in the current
+    /// <see cref="TensorScope"/> (pooled buffers) when <paramref name="scoped"/>.</summary>
+    internal static (Tensor Weight, Tensor Bias) FoldIntoFollowing(Tensor weight, Tensor? bias, BatchNorm batchNorm, bool scoped)
     {
         ArgumentNullException.ThrowIfNull(weight);
         var (scale, shift) = AffineMap(batchNorm);
@@ -49,14 +56,40 @@ public static class BatchNormFolding
         int outputs = weight.Dims[0];
         CheckBias(bias, outputs);
 
-        double[] w = weight.ToDoubleArray(), b = bias?.ToDoubleArray() ?? new double[outputs];
-        for (int o = 0; o < outputs; o++)
-            for (int i = 0; i < inputs; i++)
-            {
-                b[o] += w[o * inputs + i] * shift[i];
-                w[o * inputs + i] *= scale[i];
-            }
-        return (Persistent(w, weight.Dims, weight.DType), Persistent(b, new[] { outputs }, weight.DType));
+        double[] b = bias?.ToDoubleArray() ?? new double[outputs];
+        Tensor source = weight.Contiguous();
+        if (weight.DType == DType.Float32) AddShiftedRows<float>(source.SpanF, shift, b);
+        else AddShiftedRows<double>(source.SpanD, shift, b);
+        return (FoldedWeight(weight, scale, scaleColumns: true, scoped), Folded(b, new[] { outputs }, weight.DType, scoped));
+    }
+
+    /// <summary>b[o] += Σ_i W[o, i]·t_i in float64, i in order (W is (out, t.Length), row-major).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AddShiftedRows<T>(ReadOnlySpan<T> weight, double[] shift, double[] bias) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int o = 0; o < bias.Length; o++)
+            for (int i = 0; i < shift.Length; i++) bias[o] += double.CreateTruncating(weight[o * shift.Length + i]) * shift[i];
+    }
+
+    /// <summary>A new tensor (in the current scope when <paramref name="scoped"/>): <paramref name="weight"/> with each row o scaled by scale[o], or, with
+    /// <paramref name="scaleColumns"/>, each column i by scale[i]; each product taken in float64 and rounded once.
+    /// Written straight from the weight's elements rather than through a float64 copy of it: Model.Predict folds on
+    /// every call, and those copies (1.8 MB for the seed CNN) were fresh large-object memory each time.</summary>
+    private static Tensor FoldedWeight(Tensor weight, double[] scale, bool scaleColumns, bool scoped)
+    {
+        Tensor source = weight.Contiguous(), folded = Tensor.Allocate(weight.DType, weight.Dims, clear: false, scoped);
+        if (weight.DType == DType.Float32) Scale<float>(source.SpanF, folded.SpanF, scale, scaleColumns);
+        else Scale<double>(source.SpanD, folded.SpanD, scale, scaleColumns);
+        return folded;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Scale<T>(ReadOnlySpan<T> weight, Span<T> folded, double[] scale, bool scaleColumns) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int perRow = scaleColumns ? scale.Length : weight.Length / scale.Length;
+        for (int o = 0, at = 0; o < weight.Length / perRow; o++)
+            for (int i = 0; i < perRow; i++, at++)
+                folded[at] = T.CreateTruncating(double.CreateTruncating(weight[at]) * scale[scaleColumns ? i : o]);
     }
 
     /// <summary>BN in evaluation mode as s⊙h + t per channel: s = γ/√(running_var + ε), t = β − s⊙running_mean
@@ -109,10 +142,11 @@ public static class BatchNormFolding
         return fused;
     }
 
-    /// <summary>A tensor outside any scope holding <paramref name="values"/>, rounded once to <paramref name="dtype"/>.</summary>
-    private static Tensor Persistent(double[] values, int[] shape, DType dtype)
+    /// <summary>A tensor (in the current scope when <paramref name="scoped"/>) holding <paramref name="values"/>,
+    /// rounded once to <paramref name="dtype"/>.</summary>
+    private static Tensor Folded(double[] values, int[] shape, DType dtype, bool scoped)
     {
-        Tensor t = Tensor.Allocate(dtype, shape, clear: false, scoped: false);
+        Tensor t = Tensor.Allocate(dtype, shape, clear: false, scoped);
         if (dtype == DType.Float64) values.CopyTo(t.SpanD);
         else
         {

@@ -144,12 +144,12 @@ internal static partial class Convolution
     }
 
     /// <summary>Whether <see cref="BackwardWeightImplicit"/> runs this float32 geometry: a shifted-plane one with a
-    /// small patch, or with a deep patch where SSE transposes the GEMM's operands and the input channels fill their
+    /// small patch, or with a deep patch where the GEMM's operands are transposed in registers and the input channels fill their
     /// 32-channel blocks to at least two thirds (the padding channels cost multiply-adds: 3 RGB channels would run
     /// at a tenth of the speed); elsewhere im2col + GEMM.</summary>
     internal static bool WeightGradientRunsImplicitly<T>(ConvGeometry g) =>
         RunsImplicitly<T>(g) && (g.PatchSize <= DotProductPatch
-            || Sse.IsSupported && 2 * (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols * Gemm.TileCols <= 3 * g.InChannels);
+            || BlockTranspose.FourByFour && 2 * (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols * Gemm.TileCols <= 3 * g.InChannels);
 
     /// <summary>Most positions per depth block of the weight pass's implicit GEMM (a chunk's positions are cut into
     /// equal blocks): a 32 × 512 B panel (64 KiB) is read by the A panels of every output channel (128 × 512 floats)
@@ -744,21 +744,24 @@ internal static partial class Convolution
     }
 
     /// <summary>panel[p·width + i] = rows[i][p] for i &lt; <paramref name="count"/>, p &lt; <paramref name="depth"/>: rows
-    /// made k-major for the register tile (or channels last), eight rows × eight positions at a time with AVX, the
-    /// positions left over and the rows left over four × four with SSE. (Short rows, such as the Winograd staging's 14
-    /// positions, would otherwise leave most of them to scalar copies: measured 14 % slower on conv2's input
-    /// gradient.)</summary>
+    /// made k-major for the register tile (or channels last), eight rows × eight positions at a time where
+    /// <see cref="BlockTranspose.EightByEight"/>, the positions left over and the rows left over four × four. (Short
+    /// rows, such as the Winograd staging's 14 positions, would otherwise leave most of them to scalar copies:
+    /// measured 14 % slower on conv2's input gradient.)</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void TransposeIntoPanel(float** rows, int count, int depth, float* panel, int width)
     {
         int i = 0;
-        if (Avx.IsSupported)
+        if (BlockTranspose.EightByEight)
             for (; i + 8 <= count; i += 8)
             {
+                float** r = rows + i;
                 int p = 0;
-                for (; p + 8 <= depth; p += 8) Transpose8x8(rows + i, p, panel + (nint)p * width + i, width);
-                TransposeFourRows(rows + i, p, depth, panel + i, width);
-                TransposeFourRows(rows + i + 4, p, depth, panel + i + 4, width);
+                for (; p + 8 <= depth; p += 8)
+                    BlockTranspose.Store8x8(Vector256.Load(r[0] + p), Vector256.Load(r[1] + p), Vector256.Load(r[2] + p), Vector256.Load(r[3] + p),
+                        Vector256.Load(r[4] + p), Vector256.Load(r[5] + p), Vector256.Load(r[6] + p), Vector256.Load(r[7] + p), panel + (nint)p * width + i, width);
+                TransposeFourRows(r, p, depth, panel + i, width);
+                TransposeFourRows(r + 4, p, depth, panel + i + 4, width);
             }
         for (; i + 4 <= count; i += 4) TransposeFourRows(rows + i, 0, depth, panel + i, width);
         for (; i < count; i++)
@@ -766,52 +769,18 @@ internal static partial class Convolution
     }
 
     /// <summary>panel[p·width + u] = rows[u][p] for u &lt; 4 and p in [<paramref name="from"/>, <paramref name="depth"/>),
-    /// four positions at a time with SSE.</summary>
+    /// four positions at a time where <see cref="BlockTranspose.FourByFour"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void TransposeFourRows(float** rows, int from, int depth, float* panel, int width)
     {
         float* s0 = rows[0], s1 = rows[1], s2 = rows[2], s3 = rows[3];
         int p = from;
-        if (Sse.IsSupported)
+        if (BlockTranspose.FourByFour)
             for (; p + 4 <= depth; p += 4)
-            {
-                Vector128<float> r0 = Sse.LoadVector128(s0 + p), r1 = Sse.LoadVector128(s1 + p);
-                Vector128<float> r2 = Sse.LoadVector128(s2 + p), r3 = Sse.LoadVector128(s3 + p);
-                Vector128<float> low01 = Sse.UnpackLow(r0, r1), high01 = Sse.UnpackHigh(r0, r1);
-                Vector128<float> low23 = Sse.UnpackLow(r2, r3), high23 = Sse.UnpackHigh(r2, r3);
-                float* d = panel + (nint)p * width;
-                Sse.Store(d, Sse.MoveLowToHigh(low01, low23));
-                Sse.Store(d + width, Sse.MoveHighToLow(low23, low01));
-                Sse.Store(d + 2 * width, Sse.MoveLowToHigh(high01, high23));
-                Sse.Store(d + 3 * width, Sse.MoveHighToLow(high23, high01));
-            }
+                BlockTranspose.Store4x4(Vector128.Load(s0 + p), Vector128.Load(s1 + p), Vector128.Load(s2 + p), Vector128.Load(s3 + p),
+                    panel + (nint)p * width, width);
         for (; p < depth; p++)
             for (int u = 0; u < 4; u++) panel[(nint)p * width + u] = rows[u][p];
-    }
-
-    /// <summary>target[k·width + u] = rows[u][p + k] for u, k &lt; 8: an 8 × 8 block transposed in registers (pairs of rows
-    /// interleaved, then pairs of pairs, then the 128-bit halves exchanged).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Transpose8x8(float** rows, int p, float* target, int width)
-    {
-        Vector256<float> r0 = Avx.LoadVector256(rows[0] + p), r1 = Avx.LoadVector256(rows[1] + p);
-        Vector256<float> r2 = Avx.LoadVector256(rows[2] + p), r3 = Avx.LoadVector256(rows[3] + p);
-        Vector256<float> r4 = Avx.LoadVector256(rows[4] + p), r5 = Avx.LoadVector256(rows[5] + p);
-        Vector256<float> r6 = Avx.LoadVector256(rows[6] + p), r7 = Avx.LoadVector256(rows[7] + p);
-        // tAB: rows A and B interleaved, positions {0, 1, 4, 5} (low) or {2, 3, 6, 7} (high).
-        Vector256<float> t01L = Avx.UnpackLow(r0, r1), t01H = Avx.UnpackHigh(r0, r1), t23L = Avx.UnpackLow(r2, r3), t23H = Avx.UnpackHigh(r2, r3);
-        Vector256<float> t45L = Avx.UnpackLow(r4, r5), t45H = Avx.UnpackHigh(r4, r5), t67L = Avx.UnpackLow(r6, r7), t67H = Avx.UnpackHigh(r6, r7);
-        // sK: rows 0–3 (or 4–7) at positions K and K + 4.
-        Vector256<float> s0 = Avx.Shuffle(t01L, t23L, 0x44), s1 = Avx.Shuffle(t01L, t23L, 0xEE), s2 = Avx.Shuffle(t01H, t23H, 0x44), s3 = Avx.Shuffle(t01H, t23H, 0xEE);
-        Vector256<float> s4 = Avx.Shuffle(t45L, t67L, 0x44), s5 = Avx.Shuffle(t45L, t67L, 0xEE), s6 = Avx.Shuffle(t45H, t67H, 0x44), s7 = Avx.Shuffle(t45H, t67H, 0xEE);
-        Avx.Store(target, Avx.Permute2x128(s0, s4, 0x20));
-        Avx.Store(target + width, Avx.Permute2x128(s1, s5, 0x20));
-        Avx.Store(target + 2 * width, Avx.Permute2x128(s2, s6, 0x20));
-        Avx.Store(target + 3 * width, Avx.Permute2x128(s3, s7, 0x20));
-        Avx.Store(target + 4 * width, Avx.Permute2x128(s0, s4, 0x31));
-        Avx.Store(target + 5 * width, Avx.Permute2x128(s1, s5, 0x31));
-        Avx.Store(target + 6 * width, Avx.Permute2x128(s2, s6, 0x31));
-        Avx.Store(target + 7 * width, Avx.Permute2x128(s3, s7, 0x31));
     }
 
     /// <summary>One thread's buffers for the implicit forward: the staged channel rows (at the chunk's first position,

@@ -329,17 +329,22 @@ internal static partial class Gemm
         }
 
         /// <summary>dst[p·dstStride + r] = src[r·srcStride + p] for r &lt; rows, p &lt; depth: eight rows × eight
-        /// steps at a time with AVX, then four × four.</summary>
+        /// steps at a time where <see cref="BlockTranspose.EightByEight"/>, then four × four (packing both operands of
+        /// the dense 128×128×1152 NT product was 12 % of its time with four × four alone).</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void Transpose(float* src, nint srcStride, int rows, int depth, float* dst, nint dstStride)
         {
             int r = 0;
-            if (Avx.IsSupported)
+            if (BlockTranspose.EightByEight)
                 for (; r + 8 <= rows; r += 8)
                 {
+                    float* s = src + r * srcStride;
                     int p = 0;
-                    for (; p + 8 <= depth; p += 8) Transpose8x8(src + r * srcStride + p, srcStride, dst + p * dstStride + r, dstStride);
-                    if (p < depth) TransposeByFours(src + r * srcStride + p, srcStride, 8, depth - p, dst + p * dstStride + r, dstStride);
+                    for (; p + 8 <= depth; p += 8)
+                        BlockTranspose.Store8x8(Vector256.Load(s + p), Vector256.Load(s + srcStride + p), Vector256.Load(s + 2 * srcStride + p),
+                            Vector256.Load(s + 3 * srcStride + p), Vector256.Load(s + 4 * srcStride + p), Vector256.Load(s + 5 * srcStride + p),
+                            Vector256.Load(s + 6 * srcStride + p), Vector256.Load(s + 7 * srcStride + p), dst + p * dstStride + r, dstStride);
+                    if (p < depth) TransposeByFours(s + p, srcStride, 8, depth - p, dst + p * dstStride + r, dstStride);
                 }
             TransposeByFours(src + r * srcStride, srcStride, rows - r, depth, dst + r, dstStride);
         }
@@ -349,23 +354,14 @@ internal static partial class Gemm
         private static void TransposeByFours(float* src, nint srcStride, int rows, int depth, float* dst, nint dstStride)
         {
             int r = 0;
-            if (Sse.IsSupported)
+            if (BlockTranspose.FourByFour)
                 for (; r + 4 <= rows; r += 4)
                 {
                     float* s0 = src + r * srcStride, s1 = s0 + srcStride, s2 = s1 + srcStride, s3 = s2 + srcStride;
                     int p = 0;
                     for (; p + 4 <= depth; p += 4)
-                    {
-                        Vector128<float> ab01 = Sse.UnpackLow(Sse.LoadVector128(s0 + p), Sse.LoadVector128(s1 + p));
-                        Vector128<float> ab23 = Sse.UnpackHigh(Sse.LoadVector128(s0 + p), Sse.LoadVector128(s1 + p));
-                        Vector128<float> cd01 = Sse.UnpackLow(Sse.LoadVector128(s2 + p), Sse.LoadVector128(s3 + p));
-                        Vector128<float> cd23 = Sse.UnpackHigh(Sse.LoadVector128(s2 + p), Sse.LoadVector128(s3 + p));
-                        float* d = dst + p * dstStride + r;
-                        Sse.Store(d, Sse.MoveLowToHigh(ab01, cd01));
-                        Sse.Store(d + dstStride, Sse.MoveHighToLow(cd01, ab01));
-                        Sse.Store(d + 2 * dstStride, Sse.MoveLowToHigh(ab23, cd23));
-                        Sse.Store(d + 3 * dstStride, Sse.MoveHighToLow(cd23, ab23));
-                    }
+                        BlockTranspose.Store4x4(Vector128.Load(s0 + p), Vector128.Load(s1 + p), Vector128.Load(s2 + p), Vector128.Load(s3 + p),
+                            dst + p * dstStride + r, dstStride);
                     for (; p < depth; p++)
                     {
                         float* d = dst + p * dstStride + r;
@@ -377,32 +373,6 @@ internal static partial class Gemm
                 float* s = src + r * srcStride;
                 for (int p = 0; p < depth; p++) dst[p * dstStride + r] = s[p];
             }
-        }
-        /// <summary>dst[i·dstStride + r] = src[r·srcStride + i] for an 8 × 8 block: in-lane unpacks and shuffles
-        /// transpose each 4 × 4 quarter, and a 128-bit permute swaps the off-diagonal quarters (about half the
-        /// instructions per float of four 4 × 4 SSE blocks; packing both operands of the dense 128×128×1152 NT product
-        /// was 12 % of its time with those).</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Transpose8x8(float* src, nint srcStride, float* dst, nint dstStride)
-        {
-            Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + srcStride),
-                r2 = Avx.LoadVector256(src + 2 * srcStride), r3 = Avx.LoadVector256(src + 3 * srcStride),
-                r4 = Avx.LoadVector256(src + 4 * srcStride), r5 = Avx.LoadVector256(src + 5 * srcStride),
-                r6 = Avx.LoadVector256(src + 6 * srcStride), r7 = Avx.LoadVector256(src + 7 * srcStride);
-            // Pairs of rows interleaved: t01L holds (r0[0], r1[0], r0[1], r1[1]) in each lane, and so on.
-            Vector256<float> t01L = Avx.UnpackLow(r0, r1), t01H = Avx.UnpackHigh(r0, r1), t23L = Avx.UnpackLow(r2, r3), t23H = Avx.UnpackHigh(r2, r3),
-                t45L = Avx.UnpackLow(r4, r5), t45H = Avx.UnpackHigh(r4, r5), t67L = Avx.UnpackLow(r6, r7), t67H = Avx.UnpackHigh(r6, r7);
-            // Columns 0, 1, 2, 3 of rows 0-3 (lower lane: from the first four steps; upper lane: from the last four).
-            Vector256<float> c0 = Avx.Shuffle(t01L, t23L, 0x44), c1 = Avx.Shuffle(t01L, t23L, 0xEE), c2 = Avx.Shuffle(t01H, t23H, 0x44), c3 = Avx.Shuffle(t01H, t23H, 0xEE),
-                c4 = Avx.Shuffle(t45L, t67L, 0x44), c5 = Avx.Shuffle(t45L, t67L, 0xEE), c6 = Avx.Shuffle(t45H, t67H, 0x44), c7 = Avx.Shuffle(t45H, t67H, 0xEE);
-            Avx.Store(dst, Avx.Permute2x128(c0, c4, 0x20));
-            Avx.Store(dst + dstStride, Avx.Permute2x128(c1, c5, 0x20));
-            Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(c2, c6, 0x20));
-            Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(c3, c7, 0x20));
-            Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(c0, c4, 0x31));
-            Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(c1, c5, 0x31));
-            Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(c2, c6, 0x31));
-            Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(c3, c7, 0x31));
         }
     }
 }

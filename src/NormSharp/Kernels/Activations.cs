@@ -26,15 +26,79 @@ internal static class ActivationKernels
             TVector.ConditionalSelect(TVector.LessThan(TVector.Zero, x), x, x * TVector.Create(slope));
     }
 
-    /// <summary>dx = dy where y &gt; 0, else 0, from the saved output y. PyTorch's threshold_backward: tests y ≤ 0, so
-    /// a NaN output passes its gradient through.</summary>
-    public readonly struct ReluBackward<T> : IBinaryOperator<T> where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        public T Invoke(T y, T dy) => y <= T.Zero ? T.Zero : dy;
+    // ---- ReLU: the output and one bit per element for the backward ----------------------------------------------
 
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public TVector Invoke<TVector>(TVector y, TVector dy) where TVector : struct, ISimdVector<TVector, T> =>
-            TVector.ConditionalSelect(TVector.LessThanOrEqual(y, TVector.Zero), TVector.Zero, dy);
+    /// <summary>Elements per word of a ReLU mask.</summary>
+    public const int ReluMaskWord = 64;
+
+    /// <summary>y = max(x, 0) (a NaN stays NaN), and bit i mod 64 of kept[i / 64] set where x[i] is not ≤ 0: the
+    /// backward's condition (PyTorch's threshold_backward on the output passes the gradient where y is not ≤ 0), one
+    /// bit per element, so that the backward reads 1/32 of what reading a float32 output would. Against keeping the
+    /// output, ReLU fwd+bwd on 1M float32 elements measured 12 % shorter (forward 130 µs and backward 150 µs against
+    /// 120 and 197, one thread, AVX-512, AMD EPYC). <paramref name="kept"/> holds ⌈n/64⌉ words.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Relu<T>(ReadOnlySpan<T> x, Span<T> y, Span<ulong> kept) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (Vector512.IsHardwareAccelerated) Relu<T, Simd512<T>>(x, y, kept);
+        else if (Vector256.IsHardwareAccelerated) Relu<T, Simd256<T>>(x, y, kept);
+        else Relu<T, Simd128<T>>(x, y, kept);
+    }
+
+    /// <inheritdoc cref="Relu{T}(ReadOnlySpan{T}, Span{T}, Span{ulong})"/>
+    public static void Relu<T, TVector>(ReadOnlySpan<T> x, Span<T> y, Span<ulong> kept)
+        where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
+    {
+        int words = x.Length / ReluMaskWord;
+        ref T input = ref MemoryMarshal.GetReference(x), output = ref MemoryMarshal.GetReference(y);
+        for (int w = 0; w < words; w++)
+        {
+            ulong bits = 0;
+            for (int j = 0; j < ReluMaskWord; j += TVector.Count)
+            {
+                nuint i = (nuint)(w * ReluMaskWord + j);
+                TVector v = TVector.LoadUnsafe(in input, i), dropped = TVector.LessThanOrEqual(v, TVector.Zero);
+                TVector.ConditionalSelect(dropped, TVector.Zero, v).StoreUnsafe(ref output, i);
+                bits |= (ulong)TVector.LaneBits(~dropped) << j;
+            }
+            kept[w] = bits;
+        }
+        if (words * ReluMaskWord == x.Length) return;
+        ulong tail = 0;
+        for (int i = words * ReluMaskWord; i < x.Length; i++)
+        {
+            bool keep = !(x[i] <= T.Zero);
+            y[i] = keep ? x[i] : T.Zero;
+            if (keep) tail |= 1UL << (i - words * ReluMaskWord);
+        }
+        kept[words] = tail;
+    }
+
+    /// <summary>dx = dy where the bit of <paramref name="kept"/> that <see cref="Relu{T}(ReadOnlySpan{T}, Span{T}, Span{ulong})"/>
+    /// wrote is set, else 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ReluGradient<T>(ReadOnlySpan<ulong> kept, ReadOnlySpan<T> dy, Span<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (Vector512.IsHardwareAccelerated) ReluGradient<T, Simd512<T>>(kept, dy, dx);
+        else if (Vector256.IsHardwareAccelerated) ReluGradient<T, Simd256<T>>(kept, dy, dx);
+        else ReluGradient<T, Simd128<T>>(kept, dy, dx);
+    }
+
+    /// <inheritdoc cref="ReluGradient{T}(ReadOnlySpan{ulong}, ReadOnlySpan{T}, Span{T})"/>
+    public static void ReluGradient<T, TVector>(ReadOnlySpan<ulong> kept, ReadOnlySpan<T> dy, Span<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
+    {
+        int words = dy.Length / ReluMaskWord;
+        ref T gradient = ref MemoryMarshal.GetReference(dy), output = ref MemoryMarshal.GetReference(dx);
+        for (int w = 0; w < words; w++)
+        {
+            ulong bits = kept[w];
+            for (int j = 0; j < ReluMaskWord; j += TVector.Count)
+            {
+                nuint i = (nuint)(w * ReluMaskWord + j);
+                TVector.ConditionalSelect(TVector.LanesOf((uint)(bits >> j)), TVector.LoadUnsafe(in gradient, i), TVector.Zero).StoreUnsafe(ref output, i);
+            }
+        }
+        for (int i = words * ReluMaskWord; i < dy.Length; i++) dx[i] = (kept[words] >> (i - words * ReluMaskWord) & 1) != 0 ? dy[i] : T.Zero;
     }
 
     /// <summary>dx = dy where x &gt; 0, else slope·dy.</summary>

@@ -88,6 +88,13 @@ internal interface ISimdVector<TSelf, T> where TSelf : struct, ISimdVector<TSelf
     /// <summary>The values at odd positions of the 2·Count values <paramref name="low"/> then
     /// <paramref name="high"/>, in order.</summary>
     static abstract TSelf OddLanes(TSelf low, TSelf high);
+
+    /// <summary>Bit k set where lane k of the mask <paramref name="mask"/> is set (its sign bit).</summary>
+    static abstract uint LaneBits(TSelf mask);
+
+    /// <summary>A mask of the lanes k for which bit k of <paramref name="bits"/> is set (the bits from
+    /// <see cref="Count"/> on are ignored).</summary>
+    static abstract TSelf LanesOf(uint bits);
 }
 
 /// <summary>A vector of float32 or float64 and the float64 vector of the same width its lanes widen to (float32
@@ -214,6 +221,21 @@ internal readonly struct Simd512<T>(Vector512<T> value) : IWideningVector<Simd51
             return new(Vector512.ConditionalSelect(UpperHalf().Value.AsSingle(), Vector512.Shuffle(high.Value.AsSingle(), floatLanes), Vector512.Shuffle(low.Value.AsSingle(), floatLanes)).As<float, T>());
         return new(Vector512.ConditionalSelect(UpperHalf().Value.AsDouble(), Vector512.Shuffle(high.Value.AsDouble(), doubleLanes), Vector512.Shuffle(low.Value.AsDouble(), doubleLanes)).As<double, T>());
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint LaneBits(Simd512<T> mask) => (uint)Vector512.ExtractMostSignificantBits(mask.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd512<T> LanesOf(uint bits)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            Vector512<int> lanes = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
+            return new(Vector512.Equals(Vector512.Create((int)bits) & lanes, lanes).As<int, T>());
+        }
+        Vector512<long> wideLanes = Vector512.Create(1L, 2, 4, 8, 16, 32, 64, 128);
+        return new(Vector512.Equals(Vector512.Create((long)bits) & wideLanes, wideLanes).As<long, T>());
+    }
 }
 
 /// <summary>256-bit vectors (AVX2).</summary>
@@ -327,6 +349,21 @@ internal readonly struct Simd256<T>(Vector256<T> value) : IWideningVector<Simd25
         if (typeof(T) == typeof(float))
             return new(Vector256.ConditionalSelect(UpperHalf().Value.AsSingle(), Vector256.Shuffle(high.Value.AsSingle(), floatLanes), Vector256.Shuffle(low.Value.AsSingle(), floatLanes)).As<float, T>());
         return new(Vector256.ConditionalSelect(UpperHalf().Value.AsDouble(), Vector256.Shuffle(high.Value.AsDouble(), doubleLanes), Vector256.Shuffle(low.Value.AsDouble(), doubleLanes)).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint LaneBits(Simd256<T> mask) => Vector256.ExtractMostSignificantBits(mask.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd256<T> LanesOf(uint bits)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            Vector256<int> lanes = Vector256.Create(1, 2, 4, 8, 16, 32, 64, 128);
+            return new(Vector256.Equals(Vector256.Create((int)bits) & lanes, lanes).As<int, T>());
+        }
+        Vector256<long> wideLanes = Vector256.Create(1L, 2, 4, 8);
+        return new(Vector256.Equals(Vector256.Create((long)bits) & wideLanes, wideLanes).As<long, T>());
     }
 }
 
@@ -444,5 +481,20 @@ internal readonly struct Simd128<T>(Vector128<T> value) : IWideningVector<Simd12
         if (typeof(T) == typeof(float))
             return new(Vector128.ConditionalSelect(UpperHalf().Value.AsSingle(), Vector128.Shuffle(high.Value.AsSingle(), floatLanes), Vector128.Shuffle(low.Value.AsSingle(), floatLanes)).As<float, T>());
         return new(Vector128.ConditionalSelect(UpperHalf().Value.AsDouble(), Vector128.Shuffle(high.Value.AsDouble(), doubleLanes), Vector128.Shuffle(low.Value.AsDouble(), doubleLanes)).As<double, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint LaneBits(Simd128<T> mask) => Vector128.ExtractMostSignificantBits(mask.Value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Simd128<T> LanesOf(uint bits)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            Vector128<int> lanes = Vector128.Create(1, 2, 4, 8);
+            return new(Vector128.Equals(Vector128.Create((int)bits) & lanes, lanes).As<int, T>());
+        }
+        Vector128<long> wideLanes = Vector128.Create(1L, 2);
+        return new(Vector128.Equals(Vector128.Create((long)bits) & wideLanes, wideLanes).As<long, T>());
     }
 }

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using NormSharp.Autograd;
 using NormSharp.Kernels;
 
@@ -8,11 +9,50 @@ namespace NormSharp.Nn;
 public static partial class Functional
 {
     /// <summary>max(x, 0), element-wise; the gradient is 0 where the output is 0.</summary>
-    public static Tensor Relu(Tensor input) => PointwiseActivation(input, "ReLU", backwardFromOutput: true,
-        static (x, y) => TensorPrimitives.Max(x, 0f, y),
-        static (x, y) => TensorPrimitives.Max(x, 0.0, y),
-        static (y, dy, dx) => Pointwise.Map(new ActivationKernels.ReluBackward<float>(), y, dy, dx),
-        static (y, dy, dx) => Pointwise.Map(new ActivationKernels.ReluBackward<double>(), y, dy, dx));
+    public static Tensor Relu(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        Tensor x = input.Contiguous();
+        Tensor y = Tensor.Allocate(x.DType, x.Dims, clear: false);
+        if (!GradMode.IsEnabled || !input.RequiresGrad)
+        {
+            Parallelism.For(x.Length, (start, end) =>
+            {
+                if (x.DType == DType.Float32) TensorPrimitives.Max(x.SpanF[start..end], 0f, y.SpanF[start..end]);
+                else TensorPrimitives.Max(x.SpanD[start..end], 0.0, y.SpanD[start..end]);
+            });
+            return y;
+        }
+        // The backward needs only where y is not ≤ 0: one bit per element (ActivationKernels.Relu), kept in the storage
+        // of a float64 tensor of one element per 64 bits so that it is recycled as tensors are. Threads take whole words.
+        int words = (x.Length + ActivationKernels.ReluMaskWord - 1) / ActivationKernels.ReluMaskWord;
+        Tensor kept = Tensor.Allocate(DType.Float64, new[] { words }, clear: false);
+        Parallelism.For(words, (first, end) =>
+        {
+            var (start, stop) = MaskedRange(first, end, x.Length);
+            Span<ulong> bits = MemoryMarshal.Cast<double, ulong>(kept.SpanD[first..end]);
+            if (x.DType == DType.Float32) ActivationKernels.Relu(x.SpanF[start..stop], y.SpanF[start..stop], bits);
+            else ActivationKernels.Relu(x.SpanD[start..stop], y.SpanD[start..stop], bits);
+        }, ActivationKernels.ReluMaskWord);
+        AutogradEngine.Record(y, "ReLU", new[] { input }, dy =>
+        {
+            Tensor g = dy.Contiguous();
+            Tensor dx = Tensor.Allocate(x.DType, x.Dims, clear: false);
+            Parallelism.For(words, (first, end) =>
+            {
+                var (start, stop) = MaskedRange(first, end, x.Length);
+                ReadOnlySpan<ulong> bits = MemoryMarshal.Cast<double, ulong>(kept.SpanD[first..end]);
+                if (x.DType == DType.Float32) ActivationKernels.ReluGradient(bits, g.SpanF[start..stop], dx.SpanF[start..stop]);
+                else ActivationKernels.ReluGradient(bits, g.SpanD[start..stop], dx.SpanD[start..stop]);
+            }, ActivationKernels.ReluMaskWord);
+            return new[] { dx };
+        });
+        return y;
+    }
+
+    /// <summary>The elements [start, stop) that the mask words [first, end) cover.</summary>
+    private static (int Start, int Stop) MaskedRange(int first, int end, int length) =>
+        (first * ActivationKernels.ReluMaskWord, (int)Math.Min((long)end * ActivationKernels.ReluMaskWord, length));
 
     /// <summary>x for x &gt; 0, else <paramref name="negativeSlope"/>·x, element-wise (PyTorch's default slope 0.01).</summary>
     public static Tensor LeakyRelu(Tensor input, double negativeSlope = 0.01)

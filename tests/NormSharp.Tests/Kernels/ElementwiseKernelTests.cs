@@ -21,6 +21,40 @@ public class ElementwiseKernelTests
     public void Pointwise_map_in_place_matches_the_scalar_form_at_every_offset_and_length(int bits) =>
         VectorWidths.Run(bits, new MapAtEveryOffset(inPlace: true));
 
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Relu_mask_passes_the_gradient_exactly_where_the_output_is_not_at_most_zero_at_every_length(int bits) =>
+        VectorWidths.Run(bits, new ReluAtEveryLength());
+
+    private readonly struct ReluAtEveryLength : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            // Positives, negatives, both zeros and NaN (whose gradient passes, as PyTorch's threshold_backward does).
+            float[] pattern = { 1.5f, -2f, 0f, -0f, float.NaN, 3f, -1e-30f, 1e-30f, 7f };
+            for (int length = 0; length <= 200; length += length < 140 ? 1 : 29)
+            {
+                float[] x = Enumerable.Range(0, length).Select(i => pattern[i * 7 % pattern.Length] * (1 + i)).ToArray();
+                float[] dy = Enumerable.Range(0, length).Select(i => 0.5f + i).ToArray();
+                float[] y = new float[length], dx = Enumerable.Repeat(-999f, length).ToArray();
+                ulong[] kept = new ulong[(length + 63) / 64];
+                ActivationKernels.Relu<float, TFloat>(x, y, kept);
+                ActivationKernels.ReluGradient<float, TFloat>(kept, dy, dx);
+                for (int i = 0; i < length; i++)
+                {
+                    bool passes = !(x[i] <= 0);
+                    Assert.True(passes ? x[i].Equals(y[i]) : y[i] == 0 && !float.IsNegative(y[i]), $"{TFloat.Count} lanes, length {length}, y[{i}] = {y[i]} for x = {x[i]}");
+                    Assert.True((passes ? dy[i] : 0) == dx[i], $"{TFloat.Count} lanes, length {length}, dx[{i}] = {dx[i]} for x = {x[i]}");
+                }
+                double[] wide = x.Select(v => (double)v).ToArray(), wideY = new double[length], wideDx = new double[length];
+                ActivationKernels.Relu<double, TDouble>(wide, wideY, kept);
+                ActivationKernels.ReluGradient<double, TDouble>(kept, dy.Select(v => (double)v).ToArray(), wideDx);
+                for (int i = 0; i < length; i++) Assert.True((x[i] <= 0 ? 0 : dy[i]) == wideDx[i], $"float64, {TDouble.Count} lanes, length {length}, dx[{i}]");
+            }
+        }
+    }
+
     private readonly struct MapAtEveryOffset(bool inPlace) : IWidthCase
     {
         public void Run<TFloat, TDouble>()

@@ -36,6 +36,39 @@ public class NormalizationPathTests
         for (int i = 0; i < y.Length; i++) Assert.Equal(i / 4100 % 2 == 0 ? -1.5f : 0.25f, y[i]);
     }
 
+    [Fact]
+    public void BatchNorm_larger_than_the_cache_gives_the_exact_statistics_and_gradients()
+    {
+        // 36 MB, past the cache: the batch path's reductions read with vectors of at most 256 bits. Channel c holds
+        // 1000·c ± (c + 1) alternately (mean 1000·c, standard deviation c + 1, so x̂ = ±1), and dy is 1 at every fourth
+        // element: mean(dy) = mean(dy·x̂) = 1/4, so dx = (γ/σ)·(dy − 1/4 − x̂/4) is (γ/σ)·(1/2, 0, −1/2, 0) in turn.
+        const int n = 2, c = 3, s = 1_500_000;
+        float[] values = new float[n * c * s], dyValues = new float[n * c * s];
+        for (int i = 0; i < values.Length; i++)
+        {
+            int channel = i / s % c;
+            values[i] = 1000 * channel + (i % 2 == 0 ? 1 : -1) * (channel + 1);
+            dyValues[i] = i % 4 == 0 ? 1 : 0;
+        }
+        Tensor x = Tensor.FromArray(values).Reshape(n, c, s), gamma = Tensor.FromArray(new[] { 0.5f, 1f, 2f }), beta = Tensor.FromArray(new[] { -1f, 0f, 3f });
+        foreach (Tensor t in new[] { x, gamma, beta }) t.RequiresGrad = true;
+        Tensor y = Functional.BatchNorm(x, null, null, gamma, beta, training: true, eps: 0);
+        y.Backward(Tensor.FromArray(dyValues).Reshape(n, c, s));
+        float[] output = y.ToArray(), dx = x.Grad!.ToArray();
+        double[] g = gamma.ToDoubleArray(), b = beta.ToDoubleArray(), expectedDx = { 0.5, 0, -0.5, 0 };
+        double outputError = 0, dxError = 0;
+        for (int i = 0; i < values.Length; i++)
+        {
+            int channel = i / s % c;
+            outputError = Math.Max(outputError, Math.Abs(g[channel] * (i % 2 == 0 ? 1 : -1) + b[channel] - output[i]));
+            dxError = Math.Max(dxError, Math.Abs(g[channel] / (channel + 1) * expectedDx[i % 4] - dx[i]));
+        }
+        Assert.True(outputError < 1e-5, $"y: {outputError:E2}");
+        Assert.True(dxError < 1e-6, $"dx: {dxError:E2}");
+        Assert.Equal(new[] { n * s / 4.0, n * s / 4.0, n * s / 4.0 }, gamma.Grad!.ToDoubleArray());
+        Assert.Equal(new[] { n * s / 4.0, n * s / 4.0, n * s / 4.0 }, beta.Grad!.ToDoubleArray());
+    }
+
     [Theory]
     [InlineData(50, 37)]  // one strip, a partial last vector
     [InlineData(9, 300)]  // two strips

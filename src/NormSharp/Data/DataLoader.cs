@@ -134,6 +134,9 @@ public sealed class DataLoader
 
     // Batches outlive the TensorScope of a training step (they are made before the step begins), so their buffers
     // are rented directly from the pool and returned by Batch.Dispose rather than by a scope.
-    private static Tensor PooledTensor(int[] dims) =>
-        new(Storage.Allocate(DType.Float32, ShapeUtil.Product(dims), clear: false, pooled: true), DType.Float32, dims, ShapeUtil.ContiguousStrides(dims), 0);
+    private static Tensor PooledTensor(int[] dims)
+    {
+        Storage storage = Storage.Allocate(DType.Float32, ShapeUtil.Product(dims), clear: false, pooled: true);
+        return new(storage, DType.Float32, dims, ShapeUtil.ContiguousStrides(dims), storage.Start);
+    }
 }

@@ -47,7 +47,8 @@ internal static class StoragePool<T>
     /// <summary>How many requests found no array of their size class and allocated one.</summary>
     internal static long Misses => Volatile.Read(ref s_misses);
 
-    /// <summary>An array of at least <paramref name="length"/> elements with unspecified contents.</summary>
+    /// <summary>An array of at least <paramref name="length"/> elements with unspecified contents, pinned (it never
+    /// moves, so <see cref="Storage.Start"/> stays aligned).</summary>
     public static T[] Rent(int length)
     {
         int size = StoragePool.SizeClass(length);
@@ -55,7 +56,7 @@ internal static class StoragePool<T>
         if (TryTake(size) is T[] pooled) return pooled;
         if (StorageLease.CollectIfManyOutstanding() && TryTake(size) is T[] reclaimed) return reclaimed;
         Interlocked.Increment(ref s_misses);
-        return new T[size];
+        return GC.AllocateUninitializedArray<T>(size, pinned: true);
     }
 
     private static T[]? TryTake(int size)

@@ -106,7 +106,8 @@ public sealed partial class Tensor : IDisposable
         ShapeUtil.Validate(dims, "Tensor");
         TensorScope? scope = scoped ? TensorScope.Current : null;
         int length = ShapeUtil.Product(dims);
-        var t = new Tensor(Storage.Allocate(dtype, length, clear, pooled: scope is not null), dtype, (int[])dims.Clone(), ShapeUtil.ContiguousStrides(dims), 0);
+        Storage storage = Storage.Allocate(dtype, length, clear, pooled: scope is not null);
+        var t = new Tensor(storage, dtype, (int[])dims.Clone(), ShapeUtil.ContiguousStrides(dims), storage.Start);
         scope?.Register(t);
         return t;
     }

@@ -246,4 +246,32 @@ public class StorageRecyclingTests
         Assert.InRange(StorageGuard.HeldCount, 1, 4096);
         Assert.Equal(5001f, a.ToArray()[0]);
     }
+
+    [Fact]
+    public void Pooled_tensors_start_on_a_cache_line_and_keep_their_values()
+    {
+        var shapes = new[] { new[] { 8193 }, new[] { 3, 5000 }, new[] { 64, 1001 } };
+        for (int round = 0; round < 3; round++)
+            foreach (DType dtype in new[] { DType.Float32, DType.Float64 })
+                foreach (int[] shape in shapes)
+                {
+                    using var scope = TensorScope.Begin();
+                    Tensor scoped = Tensor.Allocate(dtype, shape);
+                    Tensor leased = Tensor.Allocate(dtype, shape, scoped: false);
+                    foreach (Tensor t in new[] { scoped, leased })
+                    {
+                        Assert.Equal(0, FirstElementAddress(t) % 64);
+                        Assert.All(t.ToDoubleArray(), v => Assert.Equal(0.0, v));
+                    }
+                    Tensor ramp = Tensor.FromArray(Enumerable.Range(0, scoped.Length).Select(i => (double)i).ToArray(), shape).To(dtype);
+                    scoped.CopyFrom(ramp);
+                    Assert.Equal(ramp.ToDoubleArray(), scoped.ToDoubleArray());
+                }
+    }
+
+    private static unsafe long FirstElementAddress(Tensor t)
+    {
+        if (t.DType == DType.Float32) fixed (float* first = t.Span<float>()) return (long)first;
+        fixed (double* first = t.Span<double>()) return (long)first;
+    }
 }

@@ -106,7 +106,8 @@ public class NormalizationPathTests
             Assert.True(MaxRelativeError(f64[k], f32[k]) < 1e-4, $"{operation}, gradient {k}: {MaxRelativeError(f64[k], f32[k]):E2}");
     }
 
-    public static TheoryData<string> GradientCases => new() { "BatchNorm1d-19", "BatchNorm1d-70", "BatchNorm2d-5x5", "BatchNorm2d-23x25", "LayerNorm-19", "RMSNorm-35", "GroupNorm-17" };
+    public static TheoryData<string> GradientCases => new() { "BatchNorm1d-19", "BatchNorm1d-70", "BatchNorm2d-5x5", "BatchNorm2d-23x25", "LayerNorm-19", "RMSNorm-35", "GroupNorm-17",
+        "GroupNorm-3-channels-3x3", "GroupNorm-1-channel-33" };
 
     [Theory]
     [MemberData(nameof(GradientCases))]
@@ -120,6 +121,8 @@ public class NormalizationPathTests
             "BatchNorm2d-23x25" => (new BatchNorm2d(2), new[] { 2, 2, 23, 25 }), // runs of 575: the memory-order batch path
             "LayerNorm-19" => (new LayerNorm(19), new[] { 3, 19 }),
             "RMSNorm-35" => (new RMSNorm(35), new[] { 2, 35 }),
+            "GroupNorm-3-channels-3x3" => (new GroupNorm(2, 6), new[] { 2, 6, 3, 3 }), // channels shorter than a vector
+            "GroupNorm-1-channel-33" => (new GroupNorm(4, 4), new[] { 2, 4, 33 }),
             _ => (new GroupNorm(2, 4), new[] { 2, 4, 17 }),
         };
         foreach (Tensor p in module.Parameters()) p.CopyFrom(Tensor.Normal(p.Shape, 1, 0.3, generator: new RandomGenerator(2)));

@@ -116,23 +116,23 @@ internal readonly ref struct GradientFromSums<T, TCoefficient>(ReadOnlySpan<T> d
         TVector.MultiplyAdd(NormalizationSimd.Load<T, TVector>(_x, i) - _center.VectorAt<TVector>(i), _k.VectorAt<TVector>(i), _l.VectorAt<TVector>(i)));
 }
 
-/// <summary>The row path's dx = g·a + x̂·k + l with g = dy·γ and x̂ = (x − center)·scale + shift formed again from the
-/// row (which is in cache) instead of being kept in scratch.</summary>
-internal readonly ref struct RowGradient<T, TWeight>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, TWeight weight, T center, T scale, T shift, T a, T k, T l)
+/// <summary>The row path's dx = g·a + (x − center)·k + l with g = dy·γ, formed again from the row (which is in cache)
+/// instead of being kept in scratch: <see cref="GradientFromSums{T, TCoefficient}"/> with γ per element, four
+/// operations per element (x̂ itself is folded into k and l).</summary>
+internal readonly ref struct RowGradient<T, TWeight>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, TWeight weight, T center, T a, T k, T l)
     : IElementwise<T> where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct
 {
-    private readonly ReadOnlySpan<T> _dy = dy;
+    private readonly ReadOnlySpan<T> _dy = dy, _x = x;
     private readonly TWeight _weight = weight;
-    private readonly ShiftScale<T, Uniform<T>> _xhat = new(x, new(center), new(scale), new(shift));
-    private readonly Uniform<T> _a = new(a), _k = new(k), _l = new(l);
+    private readonly Uniform<T> _center = new(center), _a = new(a), _k = new(k), _l = new(l);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public T At(int i) => T.MultiplyAddEstimate(_dy[i] * _weight.At(i), _a.At(i), T.MultiplyAddEstimate(_xhat.At(i), _k.At(i), _l.At(i)));
+    public T At(int i) => T.MultiplyAddEstimate(_dy[i] * _weight.At(i), _a.At(i), T.MultiplyAddEstimate(_x[i] - _center.At(i), _k.At(i), _l.At(i)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TVector VectorAt<TVector>(int i) where TVector : struct, ISimdVector<TVector, T> =>
         TVector.MultiplyAdd(NormalizationSimd.Load<T, TVector>(_dy, i) * _weight.VectorAt<TVector>(i), _a.VectorAt<TVector>(i),
-        TVector.MultiplyAdd(_xhat.VectorAt<TVector>(i), _k.VectorAt<TVector>(i), _l.VectorAt<TVector>(i)));
+        TVector.MultiplyAdd(NormalizationSimd.Load<T, TVector>(_x, i) - _center.VectorAt<TVector>(i), _k.VectorAt<TVector>(i), _l.VectorAt<TVector>(i)));
 }
 
 
@@ -366,6 +366,8 @@ internal static class NormalizationSimd
         var xhat = new ShiftScale<T, Uniform<T>>(x, new(center), new(scale), new(shift));
         bool columns = !columnDy.IsEmpty;
         int width = TVector.Count, length = dy.Length;
+        // The coefficients as vectors once, not once per vector: the JIT does not move a broadcast out of a loop.
+        TVector c = TVector.Create(center), k = TVector.Create(scale), b = TVector.Create(shift);
         if (length < width)
         {
             double sumG = 0, sumGXhat = 0;
@@ -389,10 +391,10 @@ internal static class NormalizationSimd
             int i = block, end = Math.Min(whole, block + BlockVectors * width);
             for (; i < end - width; i += 2 * width)
             {
-                RowGradientStep(dy, xhat, weight, columnDy, columnDyXhat, i, ref s, ref m);
-                RowGradientStep(dy, xhat, weight, columnDy, columnDyXhat, i + width, ref otherS, ref otherM);
+                RowGradientStep(dy, x, c, k, b, weight, columnDy, columnDyXhat, i, ref s, ref m);
+                RowGradientStep(dy, x, c, k, b, weight, columnDy, columnDyXhat, i + width, ref otherS, ref otherM);
             }
-            if (i < end) RowGradientStep(dy, xhat, weight, columnDy, columnDyXhat, i, ref s, ref m);
+            if (i < end) RowGradientStep(dy, x, c, k, b, weight, columnDy, columnDyXhat, i, ref s, ref m);
             sum += Widened<T, TVector, TWide>(s + otherS);
             products += Widened<T, TVector, TWide>(m + otherM);
         }
@@ -411,11 +413,11 @@ internal static class NormalizationSimd
     /// <summary>One vector of <see cref="RowGradientSums{T, TWeight}"/>: g = dy·γ into Σg, g·x̂ into Σg·x̂, and the
     /// column sums unless <paramref name="columnDy"/> is empty.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void RowGradientStep<T, TWeight, TVector>(ReadOnlySpan<T> dy, in ShiftScale<T, Uniform<T>> xhat, in TWeight weight,
-        Span<T> columnDy, Span<T> columnDyXhat, int i, ref TVector sumG, ref TVector sumGXhat)
+    private static void RowGradientStep<T, TWeight, TVector>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, TVector center, TVector scale, TVector shift,
+        in TWeight weight, Span<T> columnDy, Span<T> columnDyXhat, int i, ref TVector sumG, ref TVector sumGXhat)
         where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {
-        TVector d = Load<T, TVector>(dy, i), h = xhat.VectorAt<TVector>(i), g = d * weight.VectorAt<TVector>(i);
+        TVector d = Load<T, TVector>(dy, i), h = TVector.MultiplyAdd(Load<T, TVector>(x, i) - center, scale, shift), g = d * weight.VectorAt<TVector>(i);
         sumG += g;
         sumGXhat = TVector.MultiplyAdd(g, h, sumGXhat);
         if (!columnDy.IsEmpty) AccumulateColumns(columnDy, columnDyXhat, i, d, h);
@@ -454,6 +456,9 @@ internal static class NormalizationSimd
         }
         var xhat0 = new ShiftScale<T, Uniform<T>>(x0, new(center0), new(scale0), new(shift0));
         var xhat1 = new ShiftScale<T, Uniform<T>>(x1, new(center1), new(scale1), new(shift1));
+        // The coefficients as vectors once, not once per vector: the JIT does not move a broadcast out of a loop.
+        TVector c0 = TVector.Create(center0), k0 = TVector.Create(scale0), b0 = TVector.Create(shift0);
+        TVector c1 = TVector.Create(center1), k1 = TVector.Create(scale1), b1 = TVector.Create(shift1);
         TWide sum0 = TWide.Zero, products0 = sum0, sum1 = sum0, products1 = sum0;
         int whole = length - length % width;
         for (int block = 0; block < whole; block += BlockVectors * width)
@@ -463,10 +468,11 @@ internal static class NormalizationSimd
             int i = block, end = Math.Min(whole, block + BlockVectors * width);
             for (; i < end - width; i += 2 * width)
             {
-                RowPairGradientStep(dy0, xhat0, dy1, xhat1, weight, columnDy, columnDyXhat, i, ref s0, ref m0, ref s1, ref m1);
-                RowPairGradientStep(dy0, xhat0, dy1, xhat1, weight, columnDy, columnDyXhat, i + width, ref otherS0, ref otherM0, ref otherS1, ref otherM1);
+                RowPairGradientStep(dy0, x0, c0, k0, b0, dy1, x1, c1, k1, b1, weight, columnDy, columnDyXhat, i, ref s0, ref m0, ref s1, ref m1);
+                RowPairGradientStep(dy0, x0, c0, k0, b0, dy1, x1, c1, k1, b1, weight, columnDy, columnDyXhat, i + width,
+                    ref otherS0, ref otherM0, ref otherS1, ref otherM1);
             }
-            if (i < end) RowPairGradientStep(dy0, xhat0, dy1, xhat1, weight, columnDy, columnDyXhat, i, ref s0, ref m0, ref s1, ref m1);
+            if (i < end) RowPairGradientStep(dy0, x0, c0, k0, b0, dy1, x1, c1, k1, b1, weight, columnDy, columnDyXhat, i, ref s0, ref m0, ref s1, ref m1);
             sum0 += Widened<T, TVector, TWide>(s0 + otherS0);
             products0 += Widened<T, TVector, TWide>(m0 + otherM0);
             sum1 += Widened<T, TVector, TWide>(s1 + otherS1);
@@ -490,14 +496,14 @@ internal static class NormalizationSimd
     /// <summary>One vector of <see cref="RowPairGradientSums{T, TWeight}"/>: <see cref="RowGradientStep"/> for both
     /// rows, with γ and the column sums loaded once.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void RowPairGradientStep<T, TWeight, TVector>(ReadOnlySpan<T> dy0, in ShiftScale<T, Uniform<T>> xhat0, ReadOnlySpan<T> dy1,
-        in ShiftScale<T, Uniform<T>> xhat1, in TWeight weight, Span<T> columnDy, Span<T> columnDyXhat, int i,
+    private static void RowPairGradientStep<T, TWeight, TVector>(ReadOnlySpan<T> dy0, ReadOnlySpan<T> x0, TVector center0, TVector scale0, TVector shift0,
+        ReadOnlySpan<T> dy1, ReadOnlySpan<T> x1, TVector center1, TVector scale1, TVector shift1, in TWeight weight, Span<T> columnDy, Span<T> columnDyXhat, int i,
         ref TVector sumG0, ref TVector sumGXhat0, ref TVector sumG1, ref TVector sumGXhat1)
         where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {
         TVector w = weight.VectorAt<TVector>(i);
-        TVector d0 = Load<T, TVector>(dy0, i), h0 = xhat0.VectorAt<TVector>(i), g0 = d0 * w;
-        TVector d1 = Load<T, TVector>(dy1, i), h1 = xhat1.VectorAt<TVector>(i), g1 = d1 * w;
+        TVector d0 = Load<T, TVector>(dy0, i), h0 = TVector.MultiplyAdd(Load<T, TVector>(x0, i) - center0, scale0, shift0), g0 = d0 * w;
+        TVector d1 = Load<T, TVector>(dy1, i), h1 = TVector.MultiplyAdd(Load<T, TVector>(x1, i) - center1, scale1, shift1), g1 = d1 * w;
         sumG0 += g0;
         sumGXhat0 = TVector.MultiplyAdd(g0, h0, sumGXhat0);
         sumG1 += g1;

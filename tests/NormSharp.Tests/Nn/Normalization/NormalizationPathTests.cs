@@ -153,6 +153,7 @@ public class NormalizationPathDeterminismTests
     [InlineData(3, 5, 4500)]
     [InlineData(2000, 300, 0)]
     [InlineData(2600, 1000, -1)]
+    [InlineData(16, 64, -2)]
     public void Results_are_bit_identical_for_one_and_two_threads(int n, int c, int s)
     {
         int saved = Parallelism.ThreadCount;
@@ -167,14 +168,16 @@ public class NormalizationPathDeterminismTests
         finally { Parallelism.ThreadCount = saved; }
     }
 
-    /// <summary>BatchNorm on (n, c, s), on (n, c) for s = 0, LayerNorm over rows of c for s = −1: output and gradients.</summary>
+    /// <summary>BatchNorm on (n, c, s), on (n, c) for s = 0, LayerNorm over rows of c for s = −1, GroupNorm(8) on
+    /// (n, c, 14, 14) for s = −2: output and gradients.</summary>
     private static float[][] Run(int n, int c, int s)
     {
-        int[] shape = s > 0 ? new[] { n, c, s } : new[] { n, c };
+        int[] shape = s > 0 ? new[] { n, c, s } : s == -2 ? new[] { n, c, 14, 14 } : new[] { n, c };
         Tensor x = Tensor.Normal(shape, 3, 2, generator: new RandomGenerator(19));
         Tensor w = Tensor.Normal(new[] { c }, 1, 0.1, generator: new RandomGenerator(20)), b = Tensor.Normal(new[] { c }, 0, 1, generator: new RandomGenerator(21));
         foreach (Tensor t in new[] { x, w, b }) t.RequiresGrad = true;
-        Tensor y = s < 0 ? Functional.LayerNorm(x, new[] { c }, w, b) : Functional.BatchNorm(x, null, null, w, b, training: true);
+        Tensor y = s == -2 ? Functional.GroupNorm(x, 8, w, b)
+            : s < 0 ? Functional.LayerNorm(x, new[] { c }, w, b) : Functional.BatchNorm(x, null, null, w, b, training: true);
         y.Backward(Tensor.Normal(shape, generator: new RandomGenerator(22)));
         return new[] { y.ToArray(), x.Grad!.ToArray(), w.Grad!.ToArray(), b.Grad!.ToArray() };
     }

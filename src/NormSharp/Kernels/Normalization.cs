@@ -275,6 +275,17 @@ internal static partial class NormalizationKernels
     {
         // A group's segments are consecutive channels: the first one's index (a division) is worked out once.
         int length = layout.SegmentLength, firstChannel = layout.Channel(group, 0);
+        if (layout.Outer == 1 && !streaming && layout.Segments <= MaxStackSegments)
+        {
+            // One contiguous run (GroupNorm, InstanceNorm): all of its channels in one call.
+            Span<T> scales = stackalloc T[layout.Segments], shifts = stackalloc T[layout.Segments];
+            T center = default;
+            for (int s = 0; s < layout.Segments; s++)
+                (center, scales[s], shifts[s]) = ForwardCoefficients<T>(mean, invStd, Gamma(weight, firstChannel + s), Beta(bias, firstChannel + s));
+            int start = layout.RunStart(0, group);
+            NormalizationSimd.SegmentShiftScale(x.Slice(start, layout.Run), y.Slice(start, layout.Run), length, center, scales, shifts);
+            return;
+        }
         for (int s = 0; s < layout.Segments; s++)
         {
             int channel = firstChannel + s;

@@ -247,6 +247,31 @@ public class NormalizationSimdTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(WidthsSegmentsAndLengths))]
+    public void Segment_shift_scale_matches_the_scalar_formula_per_channel_and_touches_nothing_else(int bits, int segments, int length) =>
+        VectorWidths.Run(bits, new SegmentShiftScale(segments, length));
+
+    private readonly struct SegmentShiftScale(int segments, int length) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(segments * 1000 + length + 7);
+            int count = segments * length;
+            float[] x = Enumerable.Range(0, count).Select(_ => random.NextSingle() * 3 + 100).ToArray();
+            float[] scale = Enumerable.Range(0, segments).Select(_ => random.NextSingle() + 0.5f).ToArray();
+            float[] shift = Enumerable.Range(0, segments).Select(_ => random.NextSingle() - 0.5f).ToArray();
+            float[] y = Enumerable.Repeat(-999f, count + 2).ToArray();
+            NormalizationSimd.SegmentShiftScale<float, TFloat>(x, y.AsSpan(1, count), length, 101.5f, scale, shift);
+            for (int s = 0; s < segments; s++)
+                for (int i = s * length; i < (s + 1) * length; i++)
+                    Assert.Equal((x[i] - 101.5) * scale[s] + shift[s], y[i + 1], 1e-5);
+            Assert.Equal(-999f, y[0]);
+            Assert.Equal(-999f, y[^1]);
+        }
+    }
+
     public static TheoryData<int, int> WidthsAndRowLengths => new() { { 128, 3 }, { 128, 70 }, { 256, 7 }, { 256, 70 }, { 512, 15 }, { 512, 70 }, { 512, 768 } };
 
     [Theory]

@@ -30,14 +30,12 @@ internal static partial class Convolution
         typeof(T) == typeof(float) && g.InChannels >= WinogradMinChannels && g.OutChannels >= WinogradMinChannels
         && IsWinogradAxis(g.Rows) && IsWinogradAxis(g.Cols);
 
-    /// <summary>Whether the forward runs as Winograd: the shape fits, and where vectors are 512 bits wide the tiles
-    /// cover the output exactly (even output rows and columns). Measured (same-process A/B against the implicit GEMM,
-    /// alternating rounds, medians of process CPU time, batch 128, 1 and 2 threads, under heavy load): at 512 bits the
-    /// seed CNN's conv2 (14×14) 1.05–1.08× forward and 1.03–1.14× input gradient, but conv3 (7×7, whose 4 × 4 tiles
-    /// compute 64 outputs for 49) 0.96–1.05× and 0.94–0.97×, where the implicit GEMM stays; at 256 bits 1.10–1.52×
-    /// on both.</summary>
-    internal static bool RunsWinograd<T>(ConvGeometry g) =>
-        HasWinogradShape<T>(g) && (!Vector512.IsHardwareAccelerated || g.Rows.Output % 2 == 0 && g.Cols.Output % 2 == 0);
+    /// <summary>Whether the forward runs as Winograd: whenever the shape fits. Measured (same-process A/B against the
+    /// implicit GEMM, alternating rounds, medians of process CPU time, batch 128, 1 and 2 threads, under heavy load): at
+    /// 512 bits the seed CNN's conv2 (14×14) 1.05–1.08×, and conv3 (7×7, whose 4 × 4 tiles compute 64 outputs for 49)
+    /// 1.16× on 1 thread and 1.09–1.10× on 2 once the weights are transformed straight into their packed panels in
+    /// parallel (5.15–5.17 → 4.44 ms and 5.53–5.67 → 5.01–5.19 ms; before that 0.96–1.07×); at 256 bits 1.10–1.52×.</summary>
+    internal static bool RunsWinograd<T>(ConvGeometry g) => HasWinogradShape<T>(g);
 
     private static bool IsWinogradAxis(WindowAxis axis) =>
         axis.Kernel == 3 && axis.Stride == 1 && axis.Dilation == 1 && axis.Output >= 1;
@@ -119,10 +117,15 @@ internal static partial class Convolution
 
     private static WindowAxis Transposed(WindowAxis axis) => new(axis.Output, axis.Input, 3, 1, 2 - axis.PadBefore, 1);
 
-    /// <summary>Whether the input gradient runs as Winograd: its convolution (<see cref="InputGradientGeometry"/>)
-    /// does, which needs the forward's shape too (a 3×3 kernel at unit stride and dilation).</summary>
+    /// <summary>Whether the input gradient runs as Winograd: its convolution (<see cref="InputGradientGeometry"/>) has
+    /// the shape, which needs the forward's shape too (a 3×3 kernel at unit stride and dilation), and where vectors are
+    /// 512 bits wide the tiles cover its output exactly (even rows and columns). Measured as for
+    /// <see cref="RunsWinograd{T}"/>: at 512 bits conv2's 1.03–1.14×, but conv3's (7×7, the 16 GEMMs 64 output channels
+    /// tall) 1.00× on 1 thread and 0.90× on 2 even with the weights packed in parallel, where the implicit GEMM stays;
+    /// at 256 bits 1.10× and more.</summary>
     internal static bool InputGradientRunsWinograd<T>(ConvGeometry g) =>
-        HasWinogradShape<T>(g) && InputGradientGeometry(g) is { } transposed && RunsWinograd<T>(transposed);
+        HasWinogradShape<T>(g) && InputGradientGeometry(g) is { } transposed && HasWinogradShape<T>(transposed)
+        && (!Vector512.IsHardwareAccelerated || transposed.Rows.Output % 2 == 0 && transposed.Cols.Output % 2 == 0);
 
     /// <summary>dx = dy ⋆ rot180(W)ᵀ + b by Winograd (see <see cref="InputGradientGeometry"/>); b, one value per input
     /// channel, is a transposed convolution's bias, and an empty one means none.</summary>

@@ -272,6 +272,32 @@ public class NormalizationSimdTests
         }
     }
 
+    public static TheoryData<int, int> WidthsAndSpanLengths => new()
+    {
+        { 128, 3 }, { 128, 67 }, { 128, 2047 }, { 256, 7 }, { 256, 300 }, { 256, 2047 }, { 512, 15 }, { 512, 300 }, { 512, 2047 },
+    };
+
+    [Theory]
+    [MemberData(nameof(WidthsAndSpanLengths))]
+    public void Centered_squares_of_one_span_have_the_bits_of_the_general_sums(int bits, int length) => VectorWidths.Run(bits, new SpanSquares(length));
+
+    private readonly struct SpanSquares(int length) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            // Values far from the centre, so that the float32 partial sums round and a different order would show.
+            var random = new Random(length);
+            float[] x = Enumerable.Range(0, length + 1).Select(_ => (float)random.NextDouble() * 40 + 100).ToArray();
+            var (sum, squares) = NormalizationSimd.CenteredSums<float, TFloat, TDouble>(x, 101.3f, x, 101.3f, new Runs(1, 1, length, 0));
+            var (spanSum, spanSquares) = NormalizationSimd.CenteredSquares<float, TFloat, TDouble>(x.AsSpan(1, length), 101.3f);
+            Assert.Equal(sum, spanSum);
+            Assert.Equal(squares, spanSquares);
+            double expected = x.Skip(1).Sum(v => (v - 101.3) * (v - 101.3));
+            Assert.Equal(expected, spanSquares, expected * 1e-5);
+        }
+    }
+
     public static TheoryData<int, int> WidthsAndRowLengths => new() { { 128, 3 }, { 128, 70 }, { 256, 7 }, { 256, 70 }, { 512, 15 }, { 512, 70 }, { 512, 768 } };
 
     [Theory]

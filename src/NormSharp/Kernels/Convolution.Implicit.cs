@@ -469,11 +469,6 @@ internal static partial class Convolution
         s3 = TVector.MultiplyAdd(y3, v, s3);
     }
 
-    /// <summary>Packs the weight (rows × patch, row-major), followed by the bias as column <paramref name="patch"/>
-    /// when <paramref name="depth"/> has room for it, as the GEMM packs op(A) (see <see cref="WeightPanels"/>).</summary>
-    private static unsafe void PackWeightPanels(float* weight, float* bias, int rows, int patch, int depth, int depthMax, float* panels) =>
-        new WeightPanels(weight, bias, rows, patch, 1, false, depth, depthMax, panels).Run(0, (rows + Gemm.TileRows - 1) / Gemm.TileRows);
-
     /// <summary>Packs row panels [start, end) of a convolution's weight, rows × (channels · taps) with patch row
     /// p = c·taps + t, followed by the bias as patch row channels · taps when <paramref name="depth"/> has room for it,
     /// as the GEMM packs op(A): per depth block of at most <paramref name="depthMax"/>, panels of 12 rows, k-major

@@ -30,14 +30,12 @@ internal static partial class Convolution
         typeof(T) == typeof(float) && g.InChannels >= WinogradMinChannels && g.OutChannels >= WinogradMinChannels
         && IsWinogradAxis(g.Rows) && IsWinogradAxis(g.Cols);
 
-    /// <summary>Whether the forward runs as Winograd: the shape fits, and where vectors are 512 bits wide the tiles
-    /// cover the output exactly (even output rows and columns). Measured (same-process A/B against the implicit GEMM,
-    /// alternating rounds, medians of process CPU time, batch 128, 1 and 2 threads, under heavy load): at 512 bits the
-    /// seed CNN's conv2 (14×14) 1.05–1.08× forward and 1.03–1.14× input gradient, but conv3 (7×7, whose 4 × 4 tiles
-    /// compute 64 outputs for 49) 0.96–1.05× and 0.94–0.97×, where the implicit GEMM stays; at 256 bits 1.10–1.52×
-    /// on both.</summary>
-    internal static bool RunsWinograd<T>(ConvGeometry g) =>
-        HasWinogradShape<T>(g) && (!Vector512.IsHardwareAccelerated || g.Rows.Output % 2 == 0 && g.Cols.Output % 2 == 0);
+    /// <summary>Whether the forward runs as Winograd: whenever the shape fits. Measured (same-process A/B against the
+    /// implicit GEMM, alternating rounds, medians of process CPU time, batch 128, 1 and 2 threads, under heavy load): at
+    /// 512 bits the seed CNN's conv2 (14×14) 1.05–1.08×, and conv3 (7×7, whose 4 × 4 tiles compute 64 outputs for 49)
+    /// 1.16× on 1 thread and 1.09–1.10× on 2 once the weights are transformed straight into their packed panels in
+    /// parallel (5.15–5.17 → 4.44 ms and 5.53–5.67 → 5.01–5.19 ms; before that 0.96–1.07×); at 256 bits 1.10–1.52×.</summary>
+    internal static bool RunsWinograd<T>(ConvGeometry g) => HasWinogradShape<T>(g);
 
     private static bool IsWinogradAxis(WindowAxis axis) =>
         axis.Kernel == 3 && axis.Stride == 1 && axis.Dilation == 1 && axis.Output >= 1;
@@ -74,34 +72,32 @@ internal static partial class Convolution
     }
 
     /// <summary>y = W ⋆ x + b by Winograd F(2×2, 3×3) (see the file's comment) at the widest vectors it runs with;
-    /// an empty bias means none.</summary>
+    /// an empty bias means none. <paramref name="turnedWeight"/>: the weight is the input gradient's, read turned from
+    /// the forward's (see <see cref="WinogradWeights"/>).</summary>
     internal static void ForwardWinograd(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> weight,
-        ArraySegment<float> bias, ArraySegment<float> output)
+        ArraySegment<float> bias, ArraySegment<float> output, bool turnedWeight = false)
     {
-        if (Vector512.IsHardwareAccelerated) ForwardWinograd<Simd512<float>>(g, input, weight, bias, output);
-        else if (Vector256.IsHardwareAccelerated) ForwardWinograd<Simd256<float>>(g, input, weight, bias, output);
-        else ForwardWinograd<Simd128<float>>(g, input, weight, bias, output);
+        if (Vector512.IsHardwareAccelerated) ForwardWinograd<Simd512<float>>(g, input, weight, bias, output, turnedWeight);
+        else if (Vector256.IsHardwareAccelerated) ForwardWinograd<Simd256<float>>(g, input, weight, bias, output, turnedWeight);
+        else ForwardWinograd<Simd128<float>>(g, input, weight, bias, output, turnedWeight);
     }
 
     internal static unsafe void ForwardWinograd<TVec>(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> weight,
-        ArraySegment<float> bias, ArraySegment<float> output)
+        ArraySegment<float> bias, ArraySegment<float> output, bool turnedWeight = false)
         where TVec : struct, ISimdVector<TVec, float>
     {
         if (g.Batch == 0) return;
         var layout = new WinogradLayout(g, TVec.Count);
-        int inChannels = g.InChannels, outChannels = g.OutChannels;
-        int matrix = outChannels * inChannels, packedLength = layout.PackedWeightLength;
-        float[] transformed = BufferPool<float>.Shared.Rent(16 * matrix + 16 * packedLength + Gemm.AlignmentSlack);
-        TransformWeights(weight.AsSpan(0, matrix * 9), transformed, outChannels, inChannels);
+        int packedLength = layout.PackedWeightLength, rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
+        float[] transformed = BufferPool<float>.Shared.Rent(16 * packedLength + Gemm.AlignmentSlack);
         int groups = (g.Batch + layout.ImagesPerGroup - 1) / layout.ImagesPerGroup;
         try
         {
-            fixed (float* x = input.AsSpan(), raw = transformed, b = bias.AsSpan(), y = output.AsSpan())
+            fixed (float* x = input.AsSpan(), w = weight.AsSpan(), raw = transformed, b = bias.AsSpan(), y = output.AsSpan())
             {
-                // Each U_ξ packed once per call as the GEMM packs op(A), for the register tile of every group.
-                float* packed = Gemm.AlignTo64(raw + 16 * matrix);
-                for (int xi = 0; xi < 16; xi++)
-                    PackWeightPanels(raw + xi * matrix, null, outChannels, inChannels, inChannels, inChannels, packed + xi * packedLength);
+                float* packed = Gemm.AlignTo64(raw);
+                Parallelism.For(rowPanels, new WinogradWeights(w, turnedWeight, g.OutChannels, g.InChannels, packedLength, packed),
+                    workPerItem: 16L * Gemm.TileRows * g.InChannels);
                 Parallelism.For(groups, new WinogradGroups<TVec>(layout, x, packed, bias.Count > 0 ? b : null, y),
                     workPerItem: g.MultiplyAddsPerImage * layout.ImagesPerGroup / 64);
             }
@@ -121,61 +117,69 @@ internal static partial class Convolution
 
     private static WindowAxis Transposed(WindowAxis axis) => new(axis.Output, axis.Input, 3, 1, 2 - axis.PadBefore, 1);
 
-    /// <summary>Whether the input gradient runs as Winograd: its convolution (<see cref="InputGradientGeometry"/>)
-    /// does, which needs the forward's shape too (a 3×3 kernel at unit stride and dilation).</summary>
+    /// <summary>Whether the input gradient runs as Winograd: its convolution (<see cref="InputGradientGeometry"/>) has
+    /// the shape, which needs the forward's shape too (a 3×3 kernel at unit stride and dilation), and where vectors are
+    /// 512 bits wide the tiles cover its output exactly (even rows and columns). Measured as for
+    /// <see cref="RunsWinograd{T}"/>: at 512 bits conv2's 1.03–1.14×, but conv3's (7×7, the 16 GEMMs 64 output channels
+    /// tall) 1.00× on 1 thread and 0.90× on 2 even with the weights packed in parallel, where the implicit GEMM stays;
+    /// at 256 bits 1.10× and more.</summary>
     internal static bool InputGradientRunsWinograd<T>(ConvGeometry g) =>
-        HasWinogradShape<T>(g) && InputGradientGeometry(g) is { } transposed && RunsWinograd<T>(transposed);
+        HasWinogradShape<T>(g) && InputGradientGeometry(g) is { } transposed && HasWinogradShape<T>(transposed)
+        && (!Vector512.IsHardwareAccelerated || transposed.Rows.Output % 2 == 0 && transposed.Cols.Output % 2 == 0);
 
     /// <summary>dx = dy ⋆ rot180(W)ᵀ + b by Winograd (see <see cref="InputGradientGeometry"/>); b, one value per input
     /// channel, is a transposed convolution's bias, and an empty one means none.</summary>
     internal static void BackwardDataWinograd(ConvGeometry g, ArraySegment<float> gradOutput, ArraySegment<float> weight,
-        ArraySegment<float> bias, ArraySegment<float> gradInput)
-    {
-        int inChannels = g.InChannels, outChannels = g.OutChannels;
-        float[] turned = BufferPool<float>.Shared.Rent(outChannels * inChannels * 9);
-        try
-        {
-            ReadOnlySpan<float> w = weight.AsSpan(0, outChannels * inChannels * 9);
-            for (int o = 0; o < outChannels; o++)
-                for (int i = 0; i < inChannels; i++)
-                    for (int tap = 0; tap < 9; tap++)
-                        turned[(i * outChannels + o) * 9 + 8 - tap] = w[(o * inChannels + i) * 9 + tap];
-            ForwardWinograd(InputGradientGeometry(g)!.Value, gradOutput, new ArraySegment<float>(turned, 0, outChannels * inChannels * 9), bias, gradInput);
-        }
-        finally
-        {
-            BufferPool<float>.Shared.Return(turned);
-        }
-    }
+        ArraySegment<float> bias, ArraySegment<float> gradInput) =>
+        ForwardWinograd(InputGradientGeometry(g)!.Value, gradOutput, weight, bias, gradInput, turnedWeight: true);
 
     /// <summary>U_ξ[o, i] = (G g Gᵀ)_ξ for each filter g = W[o, i] (eq. 8's G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]),
-    /// stored as 16 matrices (OutChannels × InChannels). Once per call: the weights change every training step.</summary>
-    private static void TransformWeights(ReadOnlySpan<float> weight, Span<float> transformed, int outChannels, int inChannels)
+    /// written straight into the 16 U_ξ packed as the GEMM packs op(A) (at ξ · PackedWeightLength, panels of 12 output
+    /// channels, k-major: U_ξ[o, i] at (o / 12) · 12 · InChannels + i · 12 + o mod 12; rows past the last are left
+    /// unset, the tile for a short panel does not read them), row panels [start, end). <paramref name="turned"/>: g is
+    /// the input gradient's W'[o, i] = W[i, o] turned 180°, read from the forward's W (InChannels × OutChannels × 9).
+    /// Once per call, the panels in parallel: the weights change every training step.</summary>
+    private readonly unsafe struct WinogradWeights(float* weight, bool turned, int outChannels, int inChannels,
+        int packedLength, float* packed) : IChunkBody
     {
-        int matrix = outChannels * inChannels;
-        Span<float> rows = stackalloc float[12];
-        for (int f = 0; f < matrix; f++)
+        public void Run(int start, int end)
         {
-            ReadOnlySpan<float> filter = weight.Slice(f * 9, 9);
-            // Gg: four rows of three.
-            for (int c = 0; c < 3; c++)
+            float* rows = stackalloc float[12];
+            for (int panel = start; panel < end; panel++)
             {
-                float g0 = filter[c], g1 = filter[3 + c], g2 = filter[6 + c];
-                rows[c] = g0;
-                rows[3 + c] = 0.5f * (g0 + g1 + g2);
-                rows[6 + c] = 0.5f * (g0 - g1 + g2);
-                rows[9 + c] = g2;
-            }
-            // (Gg)Gᵀ: each row to four columns.
-            for (int r = 0; r < 4; r++)
-            {
-                float g0 = rows[3 * r], g1 = rows[3 * r + 1], g2 = rows[3 * r + 2];
-                transformed[(4 * r) * matrix + f] = g0;
-                transformed[(4 * r + 1) * matrix + f] = 0.5f * (g0 + g1 + g2);
-                transformed[(4 * r + 2) * matrix + f] = 0.5f * (g0 - g1 + g2);
-                transformed[(4 * r + 3) * matrix + f] = g2;
+                int firstRow = panel * Gemm.TileRows, panelRows = Math.Min(Gemm.TileRows, outChannels - firstRow);
+                for (int i = 0; i < inChannels; i++)
+                {
+                    float* target = packed + ((long)panel * inChannels + i) * Gemm.TileRows;
+                    for (int r = 0; r < panelRows; r++)
+                    {
+                        int o = firstRow + r;
+                        float* filter = weight + (turned ? (long)i * outChannels + o : (long)o * inChannels + i) * 9;
+                        // Gg: four rows of three.
+                        for (int c = 0; c < 3; c++)
+                        {
+                            float g0 = Tap(filter, c), g1 = Tap(filter, 3 + c), g2 = Tap(filter, 6 + c);
+                            rows[c] = g0;
+                            rows[3 + c] = 0.5f * (g0 + g1 + g2);
+                            rows[6 + c] = 0.5f * (g0 - g1 + g2);
+                            rows[9 + c] = g2;
+                        }
+                        // (Gg)Gᵀ: each row to four columns.
+                        for (int row = 0; row < 4; row++)
+                        {
+                            float g0 = rows[3 * row], g1 = rows[3 * row + 1], g2 = rows[3 * row + 2];
+                            target[(4 * row) * packedLength + r] = g0;
+                            target[(4 * row + 1) * packedLength + r] = 0.5f * (g0 + g1 + g2);
+                            target[(4 * row + 2) * packedLength + r] = 0.5f * (g0 - g1 + g2);
+                            target[(4 * row + 3) * packedLength + r] = g2;
+                        }
+                    }
+                }
             }
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private float Tap(float* filter, int tap) => filter[turned ? 8 - tap : tap];
     }
 
     /// <summary>Groups of images [start, end) for <see cref="ForwardWinograd{TVec}"/>, each thread with its own

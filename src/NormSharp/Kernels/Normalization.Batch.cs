@@ -38,7 +38,9 @@ internal static partial class NormalizationKernels
             {
                 int offset = p % piecesPerRun * pieceLength, count = Math.Min(pieceLength, length - offset);
                 var piece = new Runs(p / piecesPerRun * length + offset, 1, count, 0);
-                var (mean, variance) = narrow ? PieceMoments<T, Simd256<T>, Simd256<double>>(x, piece) : MeanAndVariance(x, piece, centered: true);
+                var (mean, variance) = Vector512.IsHardwareAccelerated && !narrow ? PieceMoments<T, Simd512<T>, Simd512<double>>(x, piece)
+                    : Vector256.IsHardwareAccelerated ? PieceMoments<T, Simd256<T>, Simd256<double>>(x, piece)
+                    : PieceMoments<T, Simd128<T>, Simd128<double>>(x, piece);
                 (pieceStatistics[2 * p], pieceStatistics[2 * p + 1]) = (mean, variance * count);
             }
         }, pieceLength);
@@ -110,19 +112,21 @@ internal static partial class NormalizationKernels
     private static bool ReadsNarrow<T>(int length) where T : unmanaged => Vector512.IsHardwareAccelerated && Streams<T>(length);
 
     /// <summary><see cref="MeanAndVariance"/> (centred) of one piece at the vector width
-    /// <typeparamref name="TVector"/>.</summary>
+    /// <typeparamref name="TVector"/>, with the same bits: its sums come from <see cref="NormalizationSimd.CenteredSquares{T, TVector, TWide}"/>,
+    /// the general sums' loop for one contiguous span.</summary>
     private static (double Mean, double Variance) PieceMoments<T, TVector, TWide>(ReadOnlySpan<T> x, Runs piece)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
         double count = (double)piece.Count * piece.Length;
         T center = Pilot(x, piece);
-        var (sum, squares) = NormalizationSimd.CenteredSums<T, TVector, TWide>(x, center, x, center, piece);
+        ReadOnlySpan<T> run = x.Slice(piece.First, piece.Length);
+        var (sum, squares) = NormalizationSimd.CenteredSquares<T, TVector, TWide>(run, center);
         double shift = sum / count;
         if (shift * shift > squares / count / 2)
         {
             center = T.CreateTruncating(double.CreateTruncating(center) + shift);
-            (sum, squares) = NormalizationSimd.CenteredSums<T, TVector, TWide>(x, center, x, center, piece);
+            (sum, squares) = NormalizationSimd.CenteredSquares<T, TVector, TWide>(run, center);
             shift = sum / count;
         }
         return (double.CreateTruncating(center) + shift, Math.Max(squares / count - shift * shift, 0));

@@ -47,7 +47,7 @@ internal static partial class NormalizationKernels
     }
 
     /// <summary>Writes row <paramref name="row"/>'s dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) from its sums Σg and
-    /// Σg·x̂, forming g and x̂ again from the row (in L1 after the sums).</summary>
+    /// Σg·x̂, forming g again from the row (in L1 after the sums).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WriteRowGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dy, Span<T> dx, ReadOnlySpan<T> weight, NormalizationPlan plan,
         bool statisticsFromBatch, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStds, int row, double sumG, double sumGXhat, bool streaming)
@@ -55,14 +55,13 @@ internal static partial class NormalizationKernels
     {
         int length = plan.Layout.Run;
         double invStd = invStds[row];
-        var (c, s, h) = ForwardCoefficients<T>(mean[row], invStd, 1, 0);
         var (meanG, meanGXhat) = GradientMeans(plan.Centered, statisticsFromBatch, sumG, sumGXhat, length);
-        // In terms of x̂: dx = g·(1/σ) + x̂·(−mean(g·x̂)/σ) − mean(g)/σ.
-        T a = T.CreateTruncating(invStd), k = T.CreateTruncating(-invStd * meanGXhat), l = T.CreateTruncating(-invStd * meanG);
+        // The group path's closed form with g = γ·dy in place of dy and a = 1/σ; γ is applied per element.
+        var (c, a, k, l) = GradientCoefficients<T>(mean[row], invStd, 1, meanG, meanGXhat);
         ReadOnlySpan<T> xRow = x.Slice(row * length, length), dyRow = dy.Slice(row * length, length);
         Span<T> dxRow = dx.Slice(row * length, length);
-        if (weight.IsEmpty) NormalizationSimd.Write(dxRow, new RowGradient<T, Uniform<T>>(dyRow, xRow, new(T.One), c, s, h, a, k, l), streaming);
-        else NormalizationSimd.Write(dxRow, new RowGradient<T, PerElement<T>>(dyRow, xRow, new(weight), c, s, h, a, k, l), streaming);
+        if (weight.IsEmpty) NormalizationSimd.Write(dxRow, new RowGradient<T, Uniform<T>>(dyRow, xRow, new(T.One), c, a, k, l), streaming);
+        else NormalizationSimd.Write(dxRow, new RowGradient<T, PerElement<T>>(dyRow, xRow, new(weight), c, a, k, l), streaming);
     }
 
     private static void RowsBackward<T>(ReadOnlyMemory<T> input, ReadOnlyMemory<T> gradOutput, Memory<T> gradInput, NormalizationPlan plan,

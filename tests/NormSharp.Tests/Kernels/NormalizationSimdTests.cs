@@ -204,6 +204,100 @@ public class NormalizationSimdTests
         }
     }
 
+    public static TheoryData<int, int, int> WidthsSegmentsAndLengths => new()
+    {
+        { 128, 1, 3 }, { 128, 5, 4 }, { 128, 8, 49 }, { 256, 1, 196 }, { 256, 3, 7 }, { 256, 8, 196 }, { 256, 2, 200 },
+        { 512, 8, 196 }, { 512, 4, 15 }, { 512, 3, 16 }, { 512, 2, 300 },
+    };
+
+    [Theory]
+    [MemberData(nameof(WidthsSegmentsAndLengths))]
+    public void Segment_gradient_sums_and_dx_match_float64_for_each_channel_of_a_group(int bits, int segments, int length) =>
+        VectorWidths.Run(bits, new SegmentGradient(segments, length));
+
+    private readonly struct SegmentGradient(int segments, int length) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(segments * 1000 + length);
+            int count = segments * length;
+            float[] dy = Enumerable.Range(0, count).Select(_ => random.NextSingle() - 0.5f).ToArray();
+            float[] x = Enumerable.Range(0, count).Select(_ => random.NextSingle() * 3 + 100).ToArray();
+            float[] a = Enumerable.Range(0, segments).Select(_ => random.NextSingle() + 0.5f).ToArray();
+            double[] sumDy = new double[segments], sumDyCentered = new double[segments];
+            NormalizationSimd.SegmentGradientSums<float, TFloat, TDouble>(dy, x, 101.5f, length, sumDy, sumDyCentered);
+            // One element past the group on each side shows that nothing outside it is written.
+            float[] dx = Enumerable.Repeat(-999f, count + 2).ToArray();
+            NormalizationSimd.SegmentGradient<float, TFloat>(dy, x, dx.AsSpan(1, count), length, a, 101.5f, -0.75f, 0.25f);
+            for (int s = 0; s < segments; s++)
+            {
+                double expectedDy = 0, expectedDyCentered = 0;
+                for (int i = s * length; i < (s + 1) * length; i++)
+                {
+                    expectedDy += dy[i];
+                    expectedDyCentered += dy[i] * (x[i] - 101.5);
+                    Assert.Equal(dy[i] * a[s] + (x[i] - 101.5) * -0.75 + 0.25, dx[i + 1], 1e-5);
+                }
+                Assert.Equal(expectedDy, sumDy[s], 1e-5);
+                Assert.Equal(expectedDyCentered, sumDyCentered[s], 1e-5);
+            }
+            Assert.Equal(-999f, dx[0]);
+            Assert.Equal(-999f, dx[^1]);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(WidthsSegmentsAndLengths))]
+    public void Segment_shift_scale_matches_the_scalar_formula_per_channel_and_touches_nothing_else(int bits, int segments, int length) =>
+        VectorWidths.Run(bits, new SegmentShiftScale(segments, length));
+
+    private readonly struct SegmentShiftScale(int segments, int length) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(segments * 1000 + length + 7);
+            int count = segments * length;
+            float[] x = Enumerable.Range(0, count).Select(_ => random.NextSingle() * 3 + 100).ToArray();
+            float[] scale = Enumerable.Range(0, segments).Select(_ => random.NextSingle() + 0.5f).ToArray();
+            float[] shift = Enumerable.Range(0, segments).Select(_ => random.NextSingle() - 0.5f).ToArray();
+            float[] y = Enumerable.Repeat(-999f, count + 2).ToArray();
+            NormalizationSimd.SegmentShiftScale<float, TFloat>(x, y.AsSpan(1, count), length, 101.5f, scale, shift);
+            for (int s = 0; s < segments; s++)
+                for (int i = s * length; i < (s + 1) * length; i++)
+                    Assert.Equal((x[i] - 101.5) * scale[s] + shift[s], y[i + 1], 1e-5);
+            Assert.Equal(-999f, y[0]);
+            Assert.Equal(-999f, y[^1]);
+        }
+    }
+
+    public static TheoryData<int, int> WidthsAndSpanLengths => new()
+    {
+        { 128, 3 }, { 128, 67 }, { 128, 2047 }, { 256, 7 }, { 256, 300 }, { 256, 2047 }, { 512, 15 }, { 512, 300 }, { 512, 2047 },
+    };
+
+    [Theory]
+    [MemberData(nameof(WidthsAndSpanLengths))]
+    public void Centered_squares_of_one_span_have_the_bits_of_the_general_sums(int bits, int length) => VectorWidths.Run(bits, new SpanSquares(length));
+
+    private readonly struct SpanSquares(int length) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            // Values far from the centre, so that the float32 partial sums round and a different order would show.
+            var random = new Random(length);
+            float[] x = Enumerable.Range(0, length + 1).Select(_ => (float)random.NextDouble() * 40 + 100).ToArray();
+            var (sum, squares) = NormalizationSimd.CenteredSums<float, TFloat, TDouble>(x, 101.3f, x, 101.3f, new Runs(1, 1, length, 0));
+            var (spanSum, spanSquares) = NormalizationSimd.CenteredSquares<float, TFloat, TDouble>(x.AsSpan(1, length), 101.3f);
+            Assert.Equal(sum, spanSum);
+            Assert.Equal(squares, spanSquares);
+            double expected = x.Skip(1).Sum(v => (v - 101.3) * (v - 101.3));
+            Assert.Equal(expected, spanSquares, expected * 1e-5);
+        }
+    }
+
     public static TheoryData<int, int> WidthsAndRowLengths => new() { { 128, 3 }, { 128, 70 }, { 256, 7 }, { 256, 70 }, { 512, 15 }, { 512, 70 }, { 512, 768 } };
 
     [Theory]

@@ -98,11 +98,15 @@ public class WinogradConvolutionTests
     }
 
     [Fact]
-    public void At_512_bits_only_convolutions_whose_tiles_cover_the_output_exactly_run_as_Winograd()
+    public void Forwards_run_as_Winograd_at_every_width_but_at_512_bits_input_gradients_only_where_the_tiles_cover_dx_exactly()
     {
-        Assert.True(Convolution.RunsWinograd<float>(Geometry(128, 32, 64, 14, 14, 1)));
-        Assert.Equal(!Vector512.IsHardwareAccelerated, Convolution.RunsWinograd<float>(Geometry(128, 64, 128, 7, 7, 1)));
-        Assert.Equal(!Vector512.IsHardwareAccelerated, Convolution.RunsWinograd<float>(Geometry(128, 32, 32, 14, 13, 1)));
+        ConvGeometry conv2 = Geometry(128, 32, 64, 14, 14, 1), conv3 = Geometry(128, 64, 128, 7, 7, 1), odd = Geometry(128, 32, 32, 14, 13, 1);
+        Assert.True(Convolution.RunsWinograd<float>(conv2));
+        Assert.True(Convolution.RunsWinograd<float>(conv3));
+        Assert.True(Convolution.RunsWinograd<float>(odd));
+        Assert.True(Convolution.InputGradientRunsWinograd<float>(conv2));
+        Assert.Equal(!Vector512.IsHardwareAccelerated, Convolution.InputGradientRunsWinograd<float>(conv3));
+        Assert.Equal(!Vector512.IsHardwareAccelerated, Convolution.InputGradientRunsWinograd<float>(odd));
     }
 
     [Fact]

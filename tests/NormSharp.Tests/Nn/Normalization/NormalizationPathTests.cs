@@ -139,7 +139,8 @@ public class NormalizationPathTests
             Assert.True(MaxRelativeError(f64[k], f32[k]) < 1e-4, $"{operation}, gradient {k}: {MaxRelativeError(f64[k], f32[k]):E2}");
     }
 
-    public static TheoryData<string> GradientCases => new() { "BatchNorm1d-19", "BatchNorm1d-70", "BatchNorm2d-5x5", "BatchNorm2d-23x25", "LayerNorm-19", "RMSNorm-35", "GroupNorm-17" };
+    public static TheoryData<string> GradientCases => new() { "BatchNorm1d-19", "BatchNorm1d-70", "BatchNorm2d-5x5", "BatchNorm2d-23x25", "LayerNorm-19", "RMSNorm-35", "GroupNorm-17",
+        "GroupNorm-3-channels-3x3", "GroupNorm-1-channel-33" };
 
     [Theory]
     [MemberData(nameof(GradientCases))]
@@ -153,6 +154,8 @@ public class NormalizationPathTests
             "BatchNorm2d-23x25" => (new BatchNorm2d(2), new[] { 2, 2, 23, 25 }), // runs of 575: the memory-order batch path
             "LayerNorm-19" => (new LayerNorm(19), new[] { 3, 19 }),
             "RMSNorm-35" => (new RMSNorm(35), new[] { 2, 35 }),
+            "GroupNorm-3-channels-3x3" => (new GroupNorm(2, 6), new[] { 2, 6, 3, 3 }), // channels shorter than a vector
+            "GroupNorm-1-channel-33" => (new GroupNorm(4, 4), new[] { 2, 4, 33 }),
             _ => (new GroupNorm(2, 4), new[] { 2, 4, 17 }),
         };
         foreach (Tensor p in module.Parameters()) p.CopyFrom(Tensor.Normal(p.Shape, 1, 0.3, generator: new RandomGenerator(2)));
@@ -183,6 +186,7 @@ public class NormalizationPathDeterminismTests
     [InlineData(3, 5, 4500)]
     [InlineData(2000, 300, 0)]
     [InlineData(2600, 1000, -1)]
+    [InlineData(16, 64, -2)]
     public void Results_are_bit_identical_for_one_and_two_threads(int n, int c, int s)
     {
         int saved = Parallelism.ThreadCount;
@@ -197,14 +201,16 @@ public class NormalizationPathDeterminismTests
         finally { Parallelism.ThreadCount = saved; }
     }
 
-    /// <summary>BatchNorm on (n, c, s), on (n, c) for s = 0, LayerNorm over rows of c for s = −1: output and gradients.</summary>
+    /// <summary>BatchNorm on (n, c, s), on (n, c) for s = 0, LayerNorm over rows of c for s = −1, GroupNorm(8) on
+    /// (n, c, 14, 14) for s = −2: output and gradients.</summary>
     private static float[][] Run(int n, int c, int s)
     {
-        int[] shape = s > 0 ? new[] { n, c, s } : new[] { n, c };
+        int[] shape = s > 0 ? new[] { n, c, s } : s == -2 ? new[] { n, c, 14, 14 } : new[] { n, c };
         Tensor x = Tensor.Normal(shape, 3, 2, generator: new RandomGenerator(19));
         Tensor w = Tensor.Normal(new[] { c }, 1, 0.1, generator: new RandomGenerator(20)), b = Tensor.Normal(new[] { c }, 0, 1, generator: new RandomGenerator(21));
         foreach (Tensor t in new[] { x, w, b }) t.RequiresGrad = true;
-        Tensor y = s < 0 ? Functional.LayerNorm(x, new[] { c }, w, b) : Functional.BatchNorm(x, null, null, w, b, training: true);
+        Tensor y = s == -2 ? Functional.GroupNorm(x, 8, w, b)
+            : s < 0 ? Functional.LayerNorm(x, new[] { c }, w, b) : Functional.BatchNorm(x, null, null, w, b, training: true);
         y.Backward(Tensor.Normal(shape, generator: new RandomGenerator(22)));
         return new[] { y.ToArray(), x.Grad!.ToArray(), w.Grad!.ToArray(), b.Grad!.ToArray() };
     }

@@ -314,9 +314,11 @@ internal static partial class Convolution
         /// <summary>Y = Aᵀ m A for each tile's 16 products (eq. 8's Aᵀ = [1 1 1 0; 0 1 −1 −1]) plus the bias. Tile rows
         /// of more than 4 tiles run a vector of tiles of one row at a time (<see cref="TransformOutputRows{TOut}"/>), with
         /// vectors of at most 256 bits for rows of up to 8 tiles, since a row's last vector computes lanes that are
-        /// dropped; shorter rows (conv3's 4 tiles of 7 × 7) keep <see cref="ScatterOutputTiles"/>, on which rows of
-        /// vectors ran 2–7 % slower. Measured: same-process A/B, batch 128, 1 thread, under heavy load, CPU-time
-        /// medians, bit-identical: the seed CNN's conv2 forward 2–7 % faster at 512, 256 and 128 bits.</summary>
+        /// dropped (512-bit ones on conv2's 7-tile rows ran 7 % slower than the scatter). Shorter rows (conv3's 4 tiles
+        /// of 7 × 7) keep <see cref="ScatterOutputTiles"/>: rows of 256- or 128-bit vectors ran 6–7 % slower there.
+        /// Measured: same-process A/B against the scatter alone, batch 128, alternating rounds, medians of process CPU
+        /// time, bit-identical, under load: the seed CNN's conv2 forward 8.5 % faster at 256 bits and 9 % at 512 on 1
+        /// thread, 7 % at 256 bits on 2, 3.5 % at 128 bits; its input gradient 1–2 % on 1 thread, 8 % on 2.</summary>
         private void TransformOutputTiles(float* products, int groupTiles, int* placements, float* images)
         {
             if (layout.TileCols <= 4) ScatterOutputTiles(products, groupTiles, placements, images);

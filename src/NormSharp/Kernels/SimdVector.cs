@@ -95,6 +95,11 @@ internal interface ISimdVector<TSelf, T> where TSelf : struct, ISimdVector<TSelf
     /// <summary>A mask of the lanes k for which bit k of <paramref name="bits"/> is set (the bits from
     /// <see cref="Count"/> on are ignored).</summary>
     static abstract TSelf LanesOf(uint bits);
+
+    /// <summary>The inverse of <see cref="EvenLanes"/> and <see cref="OddLanes"/>: the 2·Count values
+    /// <paramref name="evens"/>[0], <paramref name="odds"/>[0], <paramref name="evens"/>[1], ... as two vectors, the
+    /// first half then the second.</summary>
+    static abstract (TSelf Low, TSelf High) Interleave(TSelf evens, TSelf odds);
 }
 
 /// <summary>A vector of float32 or float64 and the float64 vector of the same width its lanes widen to (float32
@@ -236,6 +241,32 @@ internal readonly struct Simd512<T>(Vector512<T> value) : IWideningVector<Simd51
         Vector512<long> wideLanes = Vector512.Create(1L, 2, 4, 8, 16, 32, 64, 128);
         return new(Vector512.Equals(Vector512.Create((long)bits) & wideLanes, wideLanes).As<long, T>());
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Simd512<T> Low, Simd512<T> High) Interleave(Simd512<T> evens, Simd512<T> odds)
+    {
+        // One two-source permutation (vpermt2ps / vpermt2pd) for each half.
+        if (Avx512F.IsSupported && typeof(T) == typeof(float))
+            return (new(Avx512F.PermuteVar16x32x2(evens.Value.AsSingle(), Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), odds.Value.AsSingle()).As<float, T>()),
+                new(Avx512F.PermuteVar16x32x2(evens.Value.AsSingle(), Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), odds.Value.AsSingle()).As<float, T>()));
+        if (Avx512F.IsSupported)
+            return (new(Avx512F.PermuteVar8x64x2(evens.Value.AsDouble(), Vector512.Create(0L, 8, 1, 9, 2, 10, 3, 11), odds.Value.AsDouble()).As<double, T>()),
+                new(Avx512F.PermuteVar8x64x2(evens.Value.AsDouble(), Vector512.Create(4L, 12, 5, 13, 6, 14, 7, 15), odds.Value.AsDouble()).As<double, T>()));
+        return (ZipLanes(evens, odds, Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), Vector512.Create(0L, 0, 1, 1, 2, 2, 3, 3)),
+            ZipLanes(evens, odds, Vector512.Create(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15), Vector512.Create(4L, 4, 5, 5, 6, 6, 7, 7)));
+    }
+
+    /// <summary>Lane k from <paramref name="evens"/> (k even) or <paramref name="odds"/> (k odd), each permuted by the
+    /// lane indices (float32 by <paramref name="floatLanes"/>, float64 by <paramref name="doubleLanes"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Simd512<T> ZipLanes(Simd512<T> evens, Simd512<T> odds, Vector512<int> floatLanes, Vector512<long> doubleLanes)
+    {
+        if (typeof(T) == typeof(float))
+            return new(Vector512.ConditionalSelect(Vector512.Equals(Vector512<int>.Indices & Vector512<int>.One, Vector512<int>.One).AsSingle(),
+                Vector512.Shuffle(odds.Value.AsSingle(), floatLanes), Vector512.Shuffle(evens.Value.AsSingle(), floatLanes)).As<float, T>());
+        return new(Vector512.ConditionalSelect(Vector512.Equals(Vector512<long>.Indices & Vector512<long>.One, Vector512<long>.One).AsDouble(),
+            Vector512.Shuffle(odds.Value.AsDouble(), doubleLanes), Vector512.Shuffle(evens.Value.AsDouble(), doubleLanes)).As<double, T>());
+    }
 }
 
 /// <summary>256-bit vectors (AVX2).</summary>
@@ -364,6 +395,36 @@ internal readonly struct Simd256<T>(Vector256<T> value) : IWideningVector<Simd25
         }
         Vector256<long> wideLanes = Vector256.Create(1L, 2, 4, 8);
         return new(Vector256.Equals(Vector256.Create((long)bits) & wideLanes, wideLanes).As<long, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Simd256<T> Low, Simd256<T> High) Interleave(Simd256<T> evens, Simd256<T> odds)
+    {
+        // unpcklps / unpckhps interleave within each 128-bit half; vperm2f128 puts the halves in order.
+        if (Avx.IsSupported && typeof(T) == typeof(float))
+        {
+            Vector256<float> low = Avx.UnpackLow(evens.Value.AsSingle(), odds.Value.AsSingle()), high = Avx.UnpackHigh(evens.Value.AsSingle(), odds.Value.AsSingle());
+            return (new(Avx.Permute2x128(low, high, 0x20).As<float, T>()), new(Avx.Permute2x128(low, high, 0x31).As<float, T>()));
+        }
+        if (Avx.IsSupported)
+        {
+            Vector256<double> low = Avx.UnpackLow(evens.Value.AsDouble(), odds.Value.AsDouble()), high = Avx.UnpackHigh(evens.Value.AsDouble(), odds.Value.AsDouble());
+            return (new(Avx.Permute2x128(low, high, 0x20).As<double, T>()), new(Avx.Permute2x128(low, high, 0x31).As<double, T>()));
+        }
+        return (ZipLanes(evens, odds, Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3), Vector256.Create(0L, 0, 1, 1)),
+            ZipLanes(evens, odds, Vector256.Create(4, 4, 5, 5, 6, 6, 7, 7), Vector256.Create(2L, 2, 3, 3)));
+    }
+
+    /// <summary>Lane k from <paramref name="evens"/> (k even) or <paramref name="odds"/> (k odd), each permuted by the
+    /// lane indices (float32 by <paramref name="floatLanes"/>, float64 by <paramref name="doubleLanes"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Simd256<T> ZipLanes(Simd256<T> evens, Simd256<T> odds, Vector256<int> floatLanes, Vector256<long> doubleLanes)
+    {
+        if (typeof(T) == typeof(float))
+            return new(Vector256.ConditionalSelect(Vector256.Equals(Vector256<int>.Indices & Vector256<int>.One, Vector256<int>.One).AsSingle(),
+                Vector256.Shuffle(odds.Value.AsSingle(), floatLanes), Vector256.Shuffle(evens.Value.AsSingle(), floatLanes)).As<float, T>());
+        return new(Vector256.ConditionalSelect(Vector256.Equals(Vector256<long>.Indices & Vector256<long>.One, Vector256<long>.One).AsDouble(),
+            Vector256.Shuffle(odds.Value.AsDouble(), doubleLanes), Vector256.Shuffle(evens.Value.AsDouble(), doubleLanes)).As<double, T>());
     }
 }
 
@@ -496,5 +557,27 @@ internal readonly struct Simd128<T>(Vector128<T> value) : IWideningVector<Simd12
         }
         Vector128<long> wideLanes = Vector128.Create(1L, 2);
         return new(Vector128.Equals(Vector128.Create((long)bits) & wideLanes, wideLanes).As<long, T>());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Simd128<T> Low, Simd128<T> High) Interleave(Simd128<T> evens, Simd128<T> odds)
+    {
+        if (Sse.IsSupported && typeof(T) == typeof(float))
+            return (new(Sse.UnpackLow(evens.Value.AsSingle(), odds.Value.AsSingle()).As<float, T>()), new(Sse.UnpackHigh(evens.Value.AsSingle(), odds.Value.AsSingle()).As<float, T>()));
+        if (Sse2.IsSupported)
+            return (new(Sse2.UnpackLow(evens.Value.AsDouble(), odds.Value.AsDouble()).As<double, T>()), new(Sse2.UnpackHigh(evens.Value.AsDouble(), odds.Value.AsDouble()).As<double, T>()));
+        return (ZipLanes(evens, odds, Vector128.Create(0, 0, 1, 1), Vector128.Create(0L, 0)), ZipLanes(evens, odds, Vector128.Create(2, 2, 3, 3), Vector128.Create(1L, 1)));
+    }
+
+    /// <summary>Lane k from <paramref name="evens"/> (k even) or <paramref name="odds"/> (k odd), each permuted by the
+    /// lane indices (float32 by <paramref name="floatLanes"/>, float64 by <paramref name="doubleLanes"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Simd128<T> ZipLanes(Simd128<T> evens, Simd128<T> odds, Vector128<int> floatLanes, Vector128<long> doubleLanes)
+    {
+        if (typeof(T) == typeof(float))
+            return new(Vector128.ConditionalSelect(Vector128.Equals(Vector128<int>.Indices & Vector128<int>.One, Vector128<int>.One).AsSingle(),
+                Vector128.Shuffle(odds.Value.AsSingle(), floatLanes), Vector128.Shuffle(evens.Value.AsSingle(), floatLanes)).As<float, T>());
+        return new(Vector128.ConditionalSelect(Vector128.Equals(Vector128<long>.Indices & Vector128<long>.One, Vector128<long>.One).AsDouble(),
+            Vector128.Shuffle(odds.Value.AsDouble(), doubleLanes), Vector128.Shuffle(evens.Value.AsDouble(), doubleLanes)).As<double, T>());
     }
 }

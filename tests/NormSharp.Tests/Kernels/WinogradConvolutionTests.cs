@@ -32,7 +32,9 @@ public class WinogradConvolutionTests
     /// tiles an image, five images a group, the last group three) and conv3 (64 → 128, 7×7: 16 tiles an image, 8
     /// images a group for the products' 1 MiB, the last group four; the last tile row and column are cut to one output); odd sizes: 17 and 19 channels (no whole vectors), odd and unequal sides, no padding (the
     /// input gradient's convolution pads 2), one image; padding 2 (output wider than the input; the input gradient's
-    /// convolution pads 0) and a 3×3 image whose output is a single tile.</summary>
+    /// convolution pads 0) and a 3×3 image whose output is a single tile; output rows of 16 tiles (exactly one
+    /// 512-bit vector of tiles, two of 256 bits, four of 128 bits: no cut store) and of 17 tiles whose last has one
+    /// column (whole vectors, then one tile cut by the output's border).</summary>
     public static readonly TheoryData<int, int, int, int, int, int> Shapes = new()
     {
         { 13, 32, 64, 14, 14, 1 },
@@ -42,6 +44,8 @@ public class WinogradConvolutionTests
         { 2, 16, 23, 13, 5, 0 },
         { 2, 18, 16, 6, 5, 2 },
         { 4, 16, 16, 3, 3, 1 },
+        { 1, 16, 16, 4, 32, 1 },
+        { 2, 17, 16, 5, 33, 1 },
     };
 
     [Theory]

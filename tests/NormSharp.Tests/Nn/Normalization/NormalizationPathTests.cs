@@ -106,23 +106,23 @@ public class NormalizationPathTests
     [Fact]
     public void Outputs_that_bypass_the_cache_match_the_reference()
     {
-        // 2.5 million elements (10 MB) per output: the kernels write them with streaming stores, here from runs of an
-        // odd length whose starts are not aligned.
-        var (x, values) = RandomFloat(14, mean: -2, std: 3, 5, 4, 125_001);
+        // 8.4 million elements (34 MB) per output, past the 32 MiB from which the kernels write with streaming stores
+        // (NormalizationKernels.StreamingBytes), here from runs of an odd length whose starts are not aligned.
+        var (x, values) = RandomFloat(14, mean: -2, std: 3, 5, 4, 420_525);
         double[] gamma = { 0.5, 1, 1.5, 2 }, beta = { -1, 0, 1, 2 };
         Tensor runningMean = Tensor.FromArray(new[] { -2f, -1f, 0f, 1f }), runningVar = Tensor.FromArray(new[] { 9f, 4f, 1f, 0.25f });
         Tensor eval = Functional.BatchNorm(x, runningMean, runningVar, ToFloat(gamma), ToFloat(beta), training: false);
         double[] expected = values.Select((v, i) =>
         {
-            int c = i / 125_001 % 4;
+            int c = i / 420_525 % 4;
             return (v - (c - 2)) / Math.Sqrt(new[] { 9, 4, 1, 0.25 }[c] + 1e-5) * gamma[c] + beta[c];
         }).ToArray();
         Assert.True(MaxRelativeError(expected, eval.ToDoubleArray()) < 2e-6);
         Tensor train = Functional.BatchNorm(x, null, null, ToFloat(gamma), ToFloat(beta), training: true);
-        Assert.True(MaxRelativeError(Normalize(values, BatchNormGroup(4, 125_001), i => i / 125_001 % 4, gamma, beta, 1e-5), train.ToDoubleArray()) < 2e-6);
-        double[] rowGamma = Enumerable.Range(0, 1020).Select(i => 1 + 0.001 * i).ToArray(), rowBeta = Enumerable.Range(0, 1020).Select(i => 0.01 * i).ToArray();
-        Tensor rows = Functional.LayerNorm(x.Reshape(2451, 1020), new[] { 1020 }, ToFloat(rowGamma), ToFloat(rowBeta));
-        Assert.True(MaxRelativeError(Normalize(values, RowGroup(1020), i => i % 1020, rowGamma, rowBeta, 1e-5), rows.ToDoubleArray()) < 2e-6);
+        Assert.True(MaxRelativeError(Normalize(values, BatchNormGroup(4, 420_525), i => i / 420_525 % 4, gamma, beta, 1e-5), train.ToDoubleArray()) < 2e-6);
+        double[] rowGamma = Enumerable.Range(0, 1050).Select(i => 1 + 0.001 * i).ToArray(), rowBeta = Enumerable.Range(0, 1050).Select(i => 0.01 * i).ToArray();
+        Tensor rows = Functional.LayerNorm(x.Reshape(8010, 1050), new[] { 1050 }, ToFloat(rowGamma), ToFloat(rowBeta));
+        Assert.True(MaxRelativeError(Normalize(values, RowGroup(1050), i => i % 1050, rowGamma, rowBeta, 1e-5), rows.ToDoubleArray()) < 2e-6);
     }
 
     [Theory]

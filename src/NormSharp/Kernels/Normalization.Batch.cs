@@ -102,13 +102,14 @@ internal static partial class NormalizationKernels
 
     /// <summary>Whether the batch path's reductions read <paramref name="length"/> elements with 256-bit vectors on a
     /// machine with 512-bit ones: when the input is larger than the cache (<see cref="Streams{T}"/>), so that they
-    /// read memory. A tensor's storage is not 64-byte aligned, so every 512-bit load of a run straddles two cache
-    /// lines, and on an AMD EPYC (Zen 5) such loads read memory 20–25 % slower than 256-bit ones (a float32 sum of
-    /// 256 MiB on one thread: 23–24 GB/s against 27–29 GB/s; aligned 512-bit loads 31–37). BatchNorm2d 64x64x56x56's
-    /// statistics pass alone ran 25 % faster, its training forward 7 points of the copy bandwidth nearer to it, and
-    /// its backward 5–8 points (one and two threads, alternating rounds under load). From the cache the wider loads
-    /// are faster and are kept. The choice depends on the length alone, so results stay identical for a given width
-    /// and thread count.</summary>
+    /// read memory. Measured before tensor storage started on a cache line (<see cref="Storage.Start"/>), when every
+    /// 512-bit load of a run straddled two lines and such loads read memory 20–25 % slower than 256-bit ones on an
+    /// AMD EPYC (Zen 5; a float32 sum of 256 MiB on one thread: 23–24 GB/s against 27–29 GB/s; aligned 512-bit loads
+    /// 31–37): BatchNorm2d 64x64x56x56's statistics pass alone ran 25 % faster, its training forward 7 points of the
+    /// copy bandwidth nearer to it, and its backward 5–8 points (one and two threads, alternating rounds under load).
+    /// With aligned planes the wider loads may win again; not re-measured yet. From the cache the wider loads are
+    /// faster and are kept. The choice depends on the length alone, so results stay identical for a given width and
+    /// thread count.</summary>
     private static bool ReadsNarrow<T>(int length) where T : unmanaged => Vector512.IsHardwareAccelerated && Streams<T>(length);
 
     /// <summary><see cref="MeanAndVariance"/> (centred) of one piece at the vector width

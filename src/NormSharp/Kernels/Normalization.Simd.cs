@@ -599,9 +599,10 @@ internal static class NormalizationSimd
     /// A channel of a 14×14 image is only two dozen 256-bit vectors, so the per-call work (the block set-up, the
     /// tail's lane mask, a call) was as large as the sums themselves; here the mask is made once, and two pairs of
     /// accumulators each take every other vector. With AVX-512 it still runs 256-bit vectors (the results are those
-    /// of the 256-bit width): a tensor's array is not aligned to 64 bytes, so every 512-bit load of a run straddles two
-    /// cache lines where half the 256-bit ones do, and the whole GroupNorm backward pass (32x256x14x14 and
-    /// 32x256x16x16, one thread, thread CPU time on a loaded AMD EPYC) measured 28–38 % faster so.
+    /// of the 256-bit width): a run of 14×14 floats is 784 bytes, so most runs start off a 64-byte boundary even though
+    /// the tensor does (<see cref="Storage.Start"/>), and every 512-bit load of such a run straddles two cache lines
+    /// where half the 256-bit ones do. The whole GroupNorm backward pass (32x256x14x14 and 32x256x16x16, one thread,
+    /// thread CPU time on a loaded AMD EPYC) measured 28–38 % faster so, before tensors were aligned.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void SegmentGradientSums<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, T center, int length, Span<double> sumDy, Span<double> sumDyCentered)

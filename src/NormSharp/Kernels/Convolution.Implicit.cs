@@ -84,14 +84,11 @@ internal static partial class Convolution
     /// of the image that a block of dot products reads stay in L1 and L2.</summary>
     private const int WeightChunkPositions = 2048;
 
-    /// <summary>Patch rows per block of the weight pass's dot products.</summary>
-    private const int WeightDotRows = 6;
-
     /// <summary>dW = Σ_images dy·Xᵀ for a shifted-plane geometry, without a column matrix. The batch is summed in
     /// <see cref="WeightGradientGroups"/> fixed groups, each staged a chunk of images at a time (with one mask row per
     /// tap), so the result depends on the geometry and the vector width only. A small patch
-    /// (<see cref="DotProductPatch"/>: a first layer on one or a few channels) takes masked dot products
-    /// (ImplicitWeightGroups.AddDots) on the image's and dy's channel rows staged end to end; a deep one an implicit
+    /// (<see cref="DotProductPatch"/>: a first layer on one or a few channels) takes register-blocked dot products
+    /// on each image's column matrix (<see cref="WeightDotGroups"/>, Convolution.WeightDots.cs); a deep one an implicit
     /// GEMM over the positions (ImplicitWeightGroups.AddProducts) on the image in blocks of 32 channels, channels
     /// last, with dy's rows transposed into the GEMM's panels straight from NCHW. Each group also sums dy's rows, the
     /// bias gradient (written into <paramref name="gradBias"/> unless it is empty), just before the pass reads them, so
@@ -106,7 +103,9 @@ internal static partial class Convolution
         {
             fixed (float* x = input.AsSpan(), dy = gradOutput.AsSpan(), sums = partials, dw = gradWeight.AsSpan(), db = gradBias.AsSpan())
             {
-                Parallelism.For(groups, new ImplicitWeightGroups(g, x, dy, sums, groups), workPerItem: g.MultiplyAddsPerImage * g.Batch / groups);
+                long workPerGroup = g.MultiplyAddsPerImage * g.Batch / groups;
+                if (g.PatchSize <= DotProductPatch) Parallelism.For(groups, new WeightDotGroups(g, x, dy, sums, groups), workPerGroup);
+                else Parallelism.For(groups, new ImplicitWeightGroups(g, x, dy, sums, groups), workPerGroup);
                 Parallelism.For(g.OutChannels, new WeightGradientTotals(g, sums, groups, dw, gradBias.Count > 0 ? db : null),
                     workPerItem: (long)groups * sumLength / g.OutChannels);
             }
@@ -176,24 +175,22 @@ internal static partial class Convolution
         public void Run(int start, int end)
         {
             int plane = g.InPlane, stride = _chunkImages * plane + Gemm.TileCols;
-            bool byProducts = g.PatchSize > DotProductPatch;
             int depthMax = Math.Min(WeightProductDepthBlock, _chunkImages * plane);
             int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
             // The GEMM's operands and its product dW' (OutChannels, taps, channel blocks · 32), or the channel rows.
-            long imageLength = byProducts ? (long)_channelBlocks * BlockRows * Gemm.TileCols + Gemm.AlignmentSlack : _reach + g.InChannels * _chunkImages * plane + Gemm.TileCols + _reach;
-            long panelsLength = byProducts ? (long)rowPanels * Gemm.TileRows * depthMax + Gemm.TileCols * depthMax + 2 * Gemm.AlignmentSlack : 1;
+            long imageLength = (long)_channelBlocks * BlockRows * Gemm.TileCols + Gemm.AlignmentSlack;
+            long panelsLength = (long)rowPanels * Gemm.TileRows * depthMax + Gemm.TileCols * depthMax + 2 * Gemm.AlignmentSlack;
             float[] stagedX = BufferPool<float>.Shared.Rent(WorkspaceLength(g, imageLength, "staged image"));
-            float[] stagedDy = BufferPool<float>.Shared.Rent(byProducts ? 1 : g.OutChannels * stride);
             float[] panels = BufferPool<float>.Shared.Rent(WorkspaceLength(g, panelsLength, "weight-gradient panels"));
             int[] masks = BufferPool<int>.Shared.Rent(_taps * stride);
             int[] offsets = BufferPool<int>.Shared.Rent(_taps);
             try
             {
                 TapOffsets(g, offsets);
-                fixed (float* xRows = stagedX, dyRows = stagedDy, panelsRaw = panels)
+                fixed (float* xRows = stagedX, panelsRaw = panels)
                 fixed (int* maskBits = masks, tapOffsets = offsets)
                 {
-                    if (byProducts) ClearGuardRows(Gemm.AlignTo64(xRows));
+                    ClearGuardRows(Gemm.AlignTo64(xRows));
                     float* packedA = Gemm.AlignTo64(panelsRaw), packedB = Gemm.AlignTo64(packedA + (nint)rowPanels * Gemm.TileRows * depthMax);
                     int maskedImages = 0;
                     for (int group = start; group < end; group++)
@@ -211,23 +208,10 @@ internal static partial class Convolution
                                 float channelSum = PlaneSum(dy + ((nint)n * g.OutChannels + o) * plane, (nint)g.OutChannels * plane, count, plane);
                                 biasSum[o] = n > firstImage ? biasSum[o] + channelSum : channelSum;
                             }
-                            if (byProducts)
-                            {
-                                StageChannelsLast(n, count, Gemm.AlignTo64(xRows));
-                                var operands = new ProductOperands(Gemm.AlignTo64(xRows), dy + (nint)n * g.OutChannels * plane, stride,
-                                    (float*)maskBits, tapOffsets, packedA, packedB);
-                                AddProducts(operands, positions, depthMax, sum, accumulate: n > firstImage);
-                                continue;
-                            }
-                            StageChannels(dy, n, count, g.OutChannels, plane, stride, dyRows);
-                            // Zeros past the last position, where the last vector of a dot product reaches (the masks
-                            // are zero there too, but a stale NaN times zero would not be).
-                            for (int o = 0; o < g.OutChannels; o++) new Span<float>(dyRows + (nint)o * stride + positions, Gemm.TileCols).Clear();
-                            StageChannels(x, n, count, g.InChannels, plane, positions, xRows + _reach);
-                            var chunk = new DotChunk(xRows + _reach, positions, dyRows, stride, (float*)maskBits, tapOffsets);
-                            if (Vector512.IsHardwareAccelerated) AddDots<Simd512<float>>(chunk, sum, accumulate: n > firstImage);
-                            else if (Vector256.IsHardwareAccelerated) AddDots<Simd256<float>>(chunk, sum, accumulate: n > firstImage);
-                            else AddDots<Simd128<float>>(chunk, sum, accumulate: n > firstImage);
+                            StageChannelsLast(n, count, Gemm.AlignTo64(xRows));
+                            var operands = new ProductOperands(Gemm.AlignTo64(xRows), dy + (nint)n * g.OutChannels * plane, stride,
+                                (float*)maskBits, tapOffsets, packedA, packedB);
+                            AddProducts(operands, positions, depthMax, sum, accumulate: n > firstImage);
                         }
                     }
                 }
@@ -235,7 +219,6 @@ internal static partial class Convolution
             finally
             {
                 BufferPool<float>.Shared.Return(stagedX);
-                BufferPool<float>.Shared.Return(stagedDy);
                 BufferPool<float>.Shared.Return(panels);
                 BufferPool<int>.Shared.Return(masks);
                 BufferPool<int>.Shared.Return(offsets);
@@ -245,7 +228,7 @@ internal static partial class Convolution
         /// <summary>Σ of <paramref name="count"/> planes of <paramref name="plane"/> floats, <paramref name="stride"/>
         /// apart: one channel of dy over a chunk's images. One loop rather than a TensorPrimitives.Sum per plane, whose
         /// setup weighed as much as its 49 adds on the seed CNN's 7 × 7 planes.</summary>
-        private static float PlaneSum(float* first, nint stride, int count, int plane)
+        internal static float PlaneSum(float* first, nint stride, int count, int plane)
         {
             Vector<float> vectorSum = Vector<float>.Zero;
             float tailSum = 0;
@@ -366,50 +349,6 @@ internal static partial class Convolution
                 for (int c = 0; c < channels.Length; c++) target[c * taps] = channels[c];
             }
         }
-
-        /// <summary>sum[o, p] (+)= the dot products of one staged chunk, a block of 4 output channels (2 below 512-bit
-        /// vectors, which have 16 registers) × 6 patch rows at a time so that each vector loaded feeds several
-        /// multiply-adds; rows past the last repeat the last one and their dots are dropped. (With a deep patch the
-        /// dots lost to im2col + GEMM: measured 0.64–0.89× on the seed CNN's 32- and 64-channel inputs.)</summary>
-        [SkipLocalsInit]
-        private void AddDots<TVector>(DotChunk chunk, float* sum, bool accumulate) where TVector : struct, ISimdVector<TVector, float>
-        {
-            int block = TVector.Count >= 16 ? 4 : 2, taps = g.Rows.Kernel * g.Cols.Kernel, patch = g.PatchSize, last = g.OutChannels - 1;
-            int length = (chunk.Positions + TVector.Count - 1) / TVector.Count * TVector.Count;
-            float** xs = stackalloc float*[WeightDotRows];
-            float** ms = stackalloc float*[WeightDotRows];
-            float* dots = stackalloc float[4 * WeightDotRows];
-            for (int o = 0; o < g.OutChannels; o += block)
-            {
-                float* d0 = chunk.Dy + (nint)o * chunk.Stride, d1 = chunk.Dy + (nint)Math.Min(o + 1, last) * chunk.Stride;
-                float* d2 = chunk.Dy + (nint)Math.Min(o + 2, last) * chunk.Stride, d3 = chunk.Dy + (nint)Math.Min(o + 3, last) * chunk.Stride;
-                for (int p0 = 0; p0 < patch; p0 += WeightDotRows)
-                {
-                    for (int u = 0; u < WeightDotRows; u++)
-                    {
-                        int p = Math.Min(p0 + u, patch - 1), c = p / taps, t = p - c * taps;
-                        xs[u] = chunk.X + (nint)c * chunk.Positions + chunk.Offsets[t];
-                        ms[u] = chunk.Masks + (nint)t * chunk.Stride;
-                    }
-                    MaskedDots<TVector>(length, d0, d1, d2, d3, xs, ms, dots);
-                    for (int i = 0; i < block && o + i <= last; i++)
-                        for (int u = 0; u < WeightDotRows && p0 + u < patch; u++)
-                        {
-                            float* target = sum + (nint)(o + i) * patch + p0 + u;
-                            *target = accumulate ? *target + dots[i * WeightDotRows + u] : dots[i * WeightDotRows + u];
-                        }
-                }
-            }
-        }
-    }
-
-    /// <summary>One staged chunk of the weight pass: the image's channel rows (<see cref="Positions"/> apart), and the
-    /// rows of dy and the tap masks (<see cref="Stride"/> apart), and the tap offsets.</summary>
-    private readonly unsafe struct DotChunk(float* x, int positions, float* dy, int stride, float* masks, int* offsets)
-    {
-        public readonly float* X = x, Dy = dy, Masks = masks;
-        public readonly int Positions = positions, Stride = stride;
-        public readonly int* Offsets = offsets;
     }
 
     /// <summary>The operands of the weight pass's implicit GEMM over one staged chunk: the channels-last image (its
@@ -420,53 +359,6 @@ internal static partial class Convolution
         public readonly float* X = x, Dy = dy, Masks = masks, PanelsA = panelsA, PanelB = panelB;
         public readonly int Stride = stride;
         public readonly int* Offsets = offsets;
-    }
-
-    /// <summary>dots[6i + u] = Σ_j dy_i[j]·(mask_u[j] ? x_u[j] : 0) for j &lt; <paramref name="length"/> (a whole number of
-    /// vectors), for 4 rows of dy with 512-bit vectors (24 accumulators of the 32 registers) and 2 below.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void MaskedDots<TVector>(int length, float* dy0, float* dy1, float* dy2, float* dy3, float** xs, float** ms, float* dots)
-        where TVector : struct, ISimdVector<TVector, float>
-    {
-        bool four = TVector.Count >= 16;
-        float* x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5];
-        float* m0 = ms[0], m1 = ms[1], m2 = ms[2], m3 = ms[3], m4 = ms[4], m5 = ms[5];
-        // sIU: row I of dy with patch row U.
-        TVector s00 = default, s01 = default, s02 = default, s03 = default, s04 = default, s05 = default;
-        TVector s10 = default, s11 = default, s12 = default, s13 = default, s14 = default, s15 = default;
-        TVector s20 = default, s21 = default, s22 = default, s23 = default, s24 = default, s25 = default;
-        TVector s30 = default, s31 = default, s32 = default, s33 = default, s34 = default, s35 = default;
-        for (nuint j = 0; j < (nuint)length; j += (nuint)TVector.Count)
-        {
-            TVector y0 = TVector.LoadUnsafe(in *dy0, j), y1 = TVector.LoadUnsafe(in *dy1, j);
-            TVector y2 = four ? TVector.LoadUnsafe(in *dy2, j) : default, y3 = four ? TVector.LoadUnsafe(in *dy3, j) : default;
-            MaskedStep(j, x0, m0, y0, y1, y2, y3, ref s00, ref s10, ref s20, ref s30);
-            MaskedStep(j, x1, m1, y0, y1, y2, y3, ref s01, ref s11, ref s21, ref s31);
-            MaskedStep(j, x2, m2, y0, y1, y2, y3, ref s02, ref s12, ref s22, ref s32);
-            MaskedStep(j, x3, m3, y0, y1, y2, y3, ref s03, ref s13, ref s23, ref s33);
-            MaskedStep(j, x4, m4, y0, y1, y2, y3, ref s04, ref s14, ref s24, ref s34);
-            MaskedStep(j, x5, m5, y0, y1, y2, y3, ref s05, ref s15, ref s25, ref s35);
-        }
-        (dots[0], dots[1], dots[2], dots[3], dots[4], dots[5]) = (TVector.Sum(s00), TVector.Sum(s01), TVector.Sum(s02), TVector.Sum(s03), TVector.Sum(s04), TVector.Sum(s05));
-        (dots[6], dots[7], dots[8], dots[9], dots[10], dots[11]) = (TVector.Sum(s10), TVector.Sum(s11), TVector.Sum(s12), TVector.Sum(s13), TVector.Sum(s14), TVector.Sum(s15));
-        if (!four) return;
-        (dots[12], dots[13], dots[14], dots[15], dots[16], dots[17]) = (TVector.Sum(s20), TVector.Sum(s21), TVector.Sum(s22), TVector.Sum(s23), TVector.Sum(s24), TVector.Sum(s25));
-        (dots[18], dots[19], dots[20], dots[21], dots[22], dots[23]) = (TVector.Sum(s30), TVector.Sum(s31), TVector.Sum(s32), TVector.Sum(s33), TVector.Sum(s34), TVector.Sum(s35));
-    }
-
-    /// <summary>One vector step of <see cref="MaskedDots"/> for one patch row: its masked vector times each row of dy,
-    /// added to that row's accumulator (rows 2 and 3 only with 512-bit vectors).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void MaskedStep<TVector>(nuint j, float* x, float* mask, TVector y0, TVector y1, TVector y2, TVector y3,
-        ref TVector s0, ref TVector s1, ref TVector s2, ref TVector s3)
-        where TVector : struct, ISimdVector<TVector, float>
-    {
-        TVector v = TVector.ConditionalSelect(TVector.LoadUnsafe(in *mask, j), TVector.LoadUnsafe(in *x, j), TVector.Zero);
-        s0 = TVector.MultiplyAdd(y0, v, s0);
-        s1 = TVector.MultiplyAdd(y1, v, s1);
-        if (TVector.Count < 16) return;
-        s2 = TVector.MultiplyAdd(y2, v, s2);
-        s3 = TVector.MultiplyAdd(y3, v, s3);
     }
 
     /// <summary>Packs row panels [start, end) of a convolution's weight, rows × (channels · taps) with patch row
@@ -519,16 +411,6 @@ internal static partial class Convolution
     {
         for (int t = 0; t < g.Rows.Kernel * g.Cols.Kernel; t++)
             offsets[t] = (t / g.Cols.Kernel - g.Rows.PadBefore) * g.Cols.Input + t % g.Cols.Kernel - g.Cols.PadBefore;
-    }
-
-    /// <summary>Copies channel c of images [first, first + count) of NCHW data end to end into row c of
-    /// <paramref name="staged"/> (rows <paramref name="rowLength"/> apart).</summary>
-    private static unsafe void StageChannels(float* images, int first, int count, int channels, int plane, int rowLength, float* staged)
-    {
-        for (int c = 0; c < channels; c++)
-            for (int n = 0; n < count; n++)
-                new ReadOnlySpan<float>(images + ((nint)(first + n) * channels + c) * plane, plane)
-                    .CopyTo(new Span<float>(staged + (nint)c * rowLength + n * plane, plane));
     }
 
     /// <summary>masks[t·stride + j] = all ones where tap t of position j (of images end to end) reads inside its

@@ -43,10 +43,13 @@ public class ImplicitConvolutionTests
     // Even kernels: "same" pads 0 before and 1 after (2×2), or 1 and 2 (4×4); the input gradient mirrors them.
     [InlineData(3, 4, 9, 2, 3)]
     [InlineData(2, 3, 8, 4, 2)]
-    // Patches of at most 16 rows take the weight pass of masked dot products: one channel, 3×3, over more images
-    // than the weight pass has groups and with 7 output channels (a partial block); and a 4×4 patch of 16 rows.
+    // Patches of at most 16 rows take the weight pass of register-blocked dot products: one channel, 3×3, over more
+    // images than the weight pass has groups and with 7 output channels (a partial block); a 4×4 patch of 16 rows
+    // with 36 positions (two whole vectors and a tail of 4 at 512 bits); and a 23×23 plane (529 positions: two spans and
+    // a one-position tail at 512 bits) into 9 output channels (a full block of 8 and a partial one).
     [InlineData(1, 7, 12, 3, 21)]
     [InlineData(1, 5, 6, 4, 3)]
+    [InlineData(1, 9, 23, 3, 5)]
     // Deep patches on at least 22 channels take the weight pass's implicit GEMM: 33 images of 32×32 put three images
     // in some of its 16 groups, staged two at a time, so a group sums two chunks of 4 depth blocks (2,048 positions),
     // each block half an image (dy transposed into the panels image by image), and 44 channels fill one 32-channel
@@ -131,5 +134,48 @@ public class ConvolutionWorkspaceTests
         var error = Assert.Throws<NotSupportedException>(() => Convolution.Forward<float>(Huge, default, default, default, default));
         Assert.Contains("column matrix needs 3317760000 elements", error.Message);
         Assert.Contains("4096 input and 8 output channels", error.Message);
+    }
+}
+
+/// <summary>The small-patch weight pass (Convolution.WeightDots.cs) at every vector width and register block, whatever
+/// this machine accelerates, against the float64 im2col weight pass.</summary>
+public class WeightDotTests
+{
+    [Theory]
+    // The seed CNN's conv1 (1 → 32 channels, 28×28): its blocks fill exactly, 784 positions in two spans.
+    [InlineData(1, 32, 28, 3, 3)]
+    // 9 output channels (a partial block of either shape); 529 positions, a tail of one at every width.
+    [InlineData(1, 9, 23, 3, 4)]
+    // Two channels of a 2×2 kernel: 8 patch rows (a partial block of 3), 5×5 planes shorter than one 512-bit span.
+    [InlineData(2, 4, 5, 2, 3)]
+    public void Every_width_and_register_block_matches_float64(int inChannels, int outChannels, int side, int kernel, int batch)
+    {
+        var axis = new WindowAxis(side, side, kernel, 1, (kernel - 1) / 2, 1);
+        var g = new ConvGeometry(batch, inChannels, outChannels, axis, axis);
+        var random = new Random(41);
+        double[] x = Enumerable.Range(0, batch * inChannels * side * side).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+        double[] dy = Enumerable.Range(0, batch * outChannels * side * side).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+        double[] dw = new double[outChannels * g.PatchSize], db = new double[outChannels];
+        Convolution.BackwardWeight<double>(g, x, dy, dw, db);
+        float[] x32 = x.Select(v => (float)v).ToArray(), dy32 = dy.Select(v => (float)v).ToArray();
+        AssertMatches<Simd512<float>, Convolution.DotBlock8x3>(g, x32, dy32, dw, db);
+        AssertMatches<Simd256<float>, Convolution.DotBlock8x3>(g, x32, dy32, dw, db);
+        AssertMatches<Simd512<float>, Convolution.DotBlock3x3>(g, x32, dy32, dw, db);
+        AssertMatches<Simd256<float>, Convolution.DotBlock3x3>(g, x32, dy32, dw, db);
+        AssertMatches<Simd128<float>, Convolution.DotBlock3x3>(g, x32, dy32, dw, db);
+    }
+
+    /// <summary>Runs every group at one width and block and checks the groups' partial sums, added up, against dW and db.</summary>
+    private static unsafe void AssertMatches<TVector, TBlock>(ConvGeometry g, float[] x, float[] dy, double[] dw, double[] db)
+        where TVector : struct, ISimdVector<TVector, float> where TBlock : struct, Convolution.IDotBlock
+    {
+        int groups = Math.Min(g.Batch, 16), weightLength = g.OutChannels * g.PatchSize, sumLength = weightLength + g.OutChannels;
+        float[] partials = new float[groups * sumLength];
+        fixed (float* xs = x, dys = dy, sums = partials)
+            new Convolution.WeightDotGroups(g, xs, dys, sums, groups).Run<TVector, TBlock>(0, groups);
+        double[] total = new double[sumLength];
+        for (int group = 0; group < groups; group++)
+            for (int i = 0; i < sumLength; i++) total[i] += partials[group * sumLength + i];
+        TensorAssert.Close(dw.Concat(db).ToArray(), total, rtol: 1e-4, atol: 1e-4);
     }
 }

@@ -203,11 +203,14 @@ internal static partial class Convolution
                             int count = Math.Min(_chunkImages, endImage - n), positions = count * plane;
                             if (count != maskedImages) BuildTapMasks(g, count * plane, stride, maskBits);
                             maskedImages = count;
-                            for (int o = 0; o < g.OutChannels; o++)
-                            {
-                                float channelSum = PlaneSum(dy + ((nint)n * g.OutChannels + o) * plane, (nint)g.OutChannels * plane, count, plane);
-                                biasSum[o] = n > firstImage ? biasSum[o] + channelSum : channelSum;
-                            }
+                            // Image by image, so that dy is read in memory order (one channel over the images
+                            // jumped a whole image ahead at each step, which the prefetcher did not follow).
+                            for (int i = 0; i < count; i++)
+                                for (int o = 0; o < g.OutChannels; o++)
+                                {
+                                    float channelSum = PlaneSum(dy + ((nint)(n + i) * g.OutChannels + o) * plane, plane);
+                                    biasSum[o] = n + i > firstImage ? biasSum[o] + channelSum : channelSum;
+                                }
                             StageChannelsLast(n, count, Gemm.AlignTo64(xRows));
                             var operands = new ProductOperands(Gemm.AlignTo64(xRows), dy + (nint)n * g.OutChannels * plane, stride,
                                 (float*)maskBits, tapOffsets, packedA, packedB);
@@ -225,20 +228,15 @@ internal static partial class Convolution
             }
         }
 
-        /// <summary>Σ of <paramref name="count"/> planes of <paramref name="plane"/> floats, <paramref name="stride"/>
-        /// apart: one channel of dy over a chunk's images. One loop rather than a TensorPrimitives.Sum per plane, whose
-        /// setup weighed as much as its 49 adds on the seed CNN's 7 × 7 planes.</summary>
-        internal static float PlaneSum(float* first, nint stride, int count, int plane)
+        /// <summary>Σ of <paramref name="length"/> floats: one channel plane of dy, for the bias gradient. One loop
+        /// rather than a TensorPrimitives.Sum, whose setup weighed as much as its 49 adds on the seed CNN's 7 × 7 planes.</summary>
+        internal static float PlaneSum(float* plane, int length)
         {
             Vector<float> vectorSum = Vector<float>.Zero;
             float tailSum = 0;
-            for (int i = 0; i < count; i++)
-            {
-                float* row = first + i * stride;
-                int j = 0;
-                for (; j <= plane - Vector<float>.Count; j += Vector<float>.Count) vectorSum += Vector.Load(row + j);
-                for (; j < plane; j++) tailSum += row[j];
-            }
+            int j = 0;
+            for (; j <= length - Vector<float>.Count; j += Vector<float>.Count) vectorSum += Vector.Load(plane + j);
+            for (; j < length; j++) tailSum += plane[j];
             return Vector.Sum(vectorSum) + tailSum;
         }
 
@@ -289,17 +287,18 @@ internal static partial class Convolution
             for (int depthStart = 0; depthStart < positions; depthStart += block)
             {
                 int depth = Math.Min(block, positions - depthStart);
-                // dy's rows straight from NCHW, one image's stretch of the block at a time.
-                for (int r = 0; r < rowPanels; r++)
+                // dy's rows straight from NCHW, one image's stretch of the block at a time, all the panels' rows of
+                // that image before the next, so that dy is read in memory order.
+                for (int q = depthStart, end = depthStart + depth; q < end;)
                 {
-                    int panelRows = Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows);
-                    for (int q = depthStart, end = depthStart + depth; q < end;)
+                    int image = q / g.InPlane, at = q - image * g.InPlane, stretch = Math.Min(end - q, g.InPlane - at);
+                    for (int r = 0; r < rowPanels; r++)
                     {
-                        int image = q / g.InPlane, at = q - image * g.InPlane, stretch = Math.Min(end - q, g.InPlane - at);
+                        int panelRows = Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows);
                         for (int i = 0; i < panelRows; i++) rows[i] = operands.Dy + ((nint)image * g.OutChannels + r * Gemm.TileRows + i) * g.InPlane + at;
                         TransposeIntoPanel(rows, panelRows, stretch, operands.PanelsA + (nint)r * Gemm.TileRows * depth + (q - depthStart) * Gemm.TileRows, Gemm.TileRows);
-                        q += stretch;
                     }
+                    q += stretch;
                 }
                 bool loadC = accumulate || depthStart > 0;
                 for (int b = 0; b < _channelBlocks; b++)
@@ -484,31 +483,30 @@ internal static partial class Convolution
         }
 
         /// <summary>Copies channel c of the batch's positions [first − reach, first + count + reach) into staged row c,
-        /// image by image; positions outside the batch read as zeros (a tap reads them only where its mask is clear,
-        /// but they must be finite).</summary>
+        /// an image's stretch of every channel at a time, so that the image is read in memory order (channel by channel
+        /// over the images it jumped a whole image ahead at each step; same-process A/B on the seed CNN's conv3 input
+        /// gradient, under load: 1.00–1.01×); positions outside the batch read as zeros (a tap reads them only where its
+        /// mask is clear, but they must be finite).</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void StageWindow(long first, int count, ImplicitBuffers buffers)
         {
             int plane = g.InPlane;
             long total = (long)g.Batch * plane, from = first - _guard, to = first + count + _guard;
-            for (int c = 0; c < g.InChannels; c++)
+            for (long q = from; q < to;)
             {
-                float* row = buffers.Staged - _guard + (nint)c * buffers.RowStride;
-                for (long q = from; q < to;)
+                if (q < 0 || q >= total)
                 {
-                    float* target = row + (q - from);
-                    if (q < 0 || q >= total)
-                    {
-                        long stop = q < 0 ? Math.Min(0, to) : to;
-                        new Span<float>(target, (int)(stop - q)).Clear();
-                        q = stop;
-                        continue;
-                    }
-                    long image = q / plane;
-                    int at = (int)(q - image * plane), stretch = (int)Math.Min(to - q, plane - at);
-                    CopyShort(x + (image * g.InChannels + c) * plane + at, target, stretch);
-                    q += stretch;
+                    long stop = q < 0 ? Math.Min(0, to) : to;
+                    for (int c = 0; c < g.InChannels; c++) new Span<float>(buffers.Staged - _guard + (nint)c * buffers.RowStride + (q - from), (int)(stop - q)).Clear();
+                    q = stop;
+                    continue;
                 }
+                // One image's stretch of every channel, which lie one after another in memory.
+                long image = q / plane;
+                int at = (int)(q - image * plane), stretch = (int)Math.Min(to - q, plane - at);
+                float* source = x + image * g.InChannels * plane + at, target = buffers.Staged - _guard + (q - from);
+                for (int c = 0; c < g.InChannels; c++) CopyShort(source + (nint)c * plane, target + (nint)c * buffers.RowStride, stretch);
+                q += stretch;
             }
         }
 

@@ -63,7 +63,7 @@ internal static partial class Convolution
                             float* image = dy + (nint)n * g.OutChannels * plane;
                             for (int o = 0; o < g.OutChannels; o++)
                             {
-                                float channelSum = ImplicitWeightGroups.PlaneSum(image + (nint)o * plane, plane, 1, plane);
+                                float channelSum = ImplicitWeightGroups.PlaneSum(image + (nint)o * plane, plane);
                                 biasSum[o] = n > firstImage ? biasSum[o] + channelSum : channelSum;
                             }
                             for (int from = 0; from < wholeVectors; from += spanVectors)

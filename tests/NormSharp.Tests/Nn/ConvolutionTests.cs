@@ -344,7 +344,7 @@ internal static class Reference
 public class ConvolutionThreadingTests
 {
     // 37 images of 10×10 in float32 (the implicit GEMM): 116 forward tiles, cut at different places at one and three
-    // threads, tiles that straddle images, and a weight pass in 16 groups; one input channel takes the masked dot products for dW, 24 the
+    // threads, tiles that straddle images, and a weight pass in 16 groups; one input channel takes the register-blocked dot products for dW, 24 the
     // implicit GEMM (14 output channels leave a two-row panel), three and five im2col + GEMM.
     [Theory]
     [InlineData(24, 14)]

@@ -59,7 +59,9 @@ internal static partial class Convolution
                             Im2Col.Expand(new ReadOnlySpan<float>(x + (nint)n * g.InChannels * g.InPlane, g.InChannels * g.InPlane),
                                 new Span<float>(cols, patch * plane), g.InChannels, g.Rows, g.Cols, plane);
                             // The image's dy, 100 KiB for the seed CNN's conv1, swept once in order for the bias
-                            // gradient, which brings it into L2 for the dot products.
+                            // gradient, which brings it into L2 for the dot products. The pass is bound by reading dy
+                            // (12.8 MB at batch 128): with the bias summed after the dots, whose eight rows first met
+                            // dy strided, it ran at 0.94× the masked dots it replaced; summed first, 1.27×.
                             float* image = dy + (nint)n * g.OutChannels * plane;
                             for (int o = 0; o < g.OutChannels; o++)
                             {

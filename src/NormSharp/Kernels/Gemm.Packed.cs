@@ -14,11 +14,15 @@ namespace NormSharp.Kernels;
 // SweepColumnPanels, PerThreadSharedFloats, the per-thread packing buffer and the row/column split on a Zen 5 EPYC
 // (48 KiB L1d, 1 MiB L2 per core); each says how.
 //
-// Threads own contiguous ranges of row panels or of column panels, whichever shares C out more evenly (ThreadsOwnRows).
-// The other operand is shared: all its panels, for every depth block, are packed by all threads first; then each
-// thread packs its own panels one depth block at a time and computes its tiles. That is two fork-joins per multiply, and nothing is packed
-// twice. A small shared operand (PerThreadSharedFloats) is instead packed whole by every thread into a buffer it
-// keeps: one fork-join, and each core reads and writes panels in its own caches rather than the other core's.
+// One operand is "own", the other "shared" (ThreadsOwnRows: rows of A are own when that shares C out more evenly). A
+// small shared operand (PerThreadSharedFloats) is packed whole by every thread into a buffer it keeps, and each thread
+// owns a contiguous range of own panels, which it packs a depth block at a time and multiplies: one fork-join, and
+// each core reads and writes panels in its own caches rather than the other core's. A larger shared operand is packed
+// once, all depth blocks, by all threads; then, per depth block, the own panels are packed by all threads, and the
+// block is computed as column sweeps × one row part per thread, which the threads take one at a time. Threads that
+// own fixed halves wait for the slower one: on 2 threads of a quiet Zen 5 (load about 1), 2048³ NN with 256-bit
+// vectors took 108 ms with fixed halves against 99 ms in parts taken in turn (90 and 92 ms with the other processes
+// held off by real-time priority; same-process A/B).
 // k is never split: a tile's value depends only on its panels and on the depth blocks, which depend on k alone,
 // so C is bitwise the same for any thread count.
 internal static partial class Gemm
@@ -43,6 +47,13 @@ internal static partial class Gemm
 
     /// <summary>Upper bound, in floats, of one thread's packed panels for one depth block (4 MiB).</summary>
     private const int OwnPackFloats = 1 << 20;
+
+    /// <summary>Upper bound, in floats, of the own operand packed for one depth block when the shared operand is packed
+    /// once for all threads (8 MiB: all 2,048 rows of a 2048³ product at kc = 512).</summary>
+    private const int OwnBlockFloats = 1 << 21;
+
+    /// <summary>Floats of panels that one thread packs at a time (256 KiB).</summary>
+    private const int PackChunkFloats = 1 << 16;
 
     /// <summary>Floats of slack in each rented buffer so its start can be moved to a 64-byte boundary.</summary>
     internal const int AlignmentSlack = 16;
@@ -70,6 +81,10 @@ internal static partial class Gemm
         return (panels + parts - 1) / parts;
     }
 
+    /// <summary>How many parts of at most <paramref name="maxPanels"/> panels (at least one) <paramref name="panels"/>
+    /// panels are cut into.</summary>
+    private static int EqualPartsCount(int panels, int maxPanels) => (panels + Math.Max(1, maxPanels) - 1) / Math.Max(1, maxPanels);
+
     private static long PaddedWidth(int columns) => (columns + TileCols - 1) / TileCols * (long)TileCols;
 
     internal static unsafe float* AlignTo64(float* p) => (float*)(((nuint)p + 63) & ~(nuint)63);
@@ -90,8 +105,10 @@ internal static partial class Gemm
         private int _sharedStart, _sharedCount;
         private float* _shared;
 
-        // Whether each thread packs the whole (small) shared operand itself, into a buffer of its own.
-        private bool _packSharedPerThread;
+        // With a shared operand packed once for all threads, the block computed now: own panels [_ownStart, _ownStart + _ownCount) of the own operand, packed
+        // for depth block [_depthStart, _depthStart + _depth) at _own, cut into _rowParts row ranges per sweep.
+        private int _ownStart, _ownCount, _depthStart, _depth, _rowParts;
+        private float* _own;
 
         /// <summary>Whether threads should own row panels rather than column panels: the split whose busiest thread
         /// computes the smaller share of C when that share is over 3 % smaller, else the one with more panels. On 2
@@ -132,25 +149,92 @@ internal static partial class Gemm
             int ownPanels = (ownTotal + OwnWidth - 1) / OwnWidth;
             if ((long)(sharedTotal + SharedWidth - 1) / SharedWidth * SharedWidth * k <= PerThreadSharedFloats)
             {
-                (_sharedStart, _sharedCount, _packSharedPerThread) = (0, sharedTotal, true);
+                (_sharedStart, _sharedCount) = (0, sharedTotal);
                 Parallelism.For(ownPanels, new ComputeOwnChunks(this), workPerItem: (long)OwnWidth * _sharedCount * k / MultiplyAddsPerWorkUnit);
                 return;
             }
             int slab = Math.Min(sharedTotal, EqualParts(sharedTotal, SharedWidth, SharedPackFloats / (SharedWidth * k)) * SharedWidth);
+            int ownSlab = EqualParts(ownPanels, 1, OwnBlockFloats / (OwnWidth * _depthMax));
+            // Per sweep, the block's rows are cut into one part per thread: with the parts of a sweep taken one after
+            // the other, the threads share its column panels the way they would with fixed halves of the rows.
+            int blockRows = _threadsOwnRows ? Math.Min(ownSlab * TileRows, m) : slab;
+            _rowParts = Math.Min(Parallelism.ThreadCount, (blockRows + TileRows - 1) / TileRows);
             float[] buffer = BufferPool<float>.Shared.Rent((slab + SharedWidth - 1) / SharedWidth * SharedWidth * k + AlignmentSlack);
-            fixed (float* raw = buffer)
+            float[] ownBuffer = BufferPool<float>.Shared.Rent(ownSlab * OwnWidth * _depthMax + AlignmentSlack);
+            fixed (float* raw = buffer, ownRaw = ownBuffer)
             {
                 _shared = AlignTo64(raw);
+                _own = AlignTo64(ownRaw);
                 for (_sharedStart = 0; _sharedStart < sharedTotal; _sharedStart += slab)
                 {
                     _sharedCount = Math.Min(slab, sharedTotal - _sharedStart);
                     int sharedPanels = (_sharedCount + SharedWidth - 1) / SharedWidth;
-                    // Packing a float costs about as much as 32 multiply-adds.
-                    Parallelism.For(sharedPanels, new PackSharedChunks(this), workPerItem: SharedWidth * (long)k / 2);
-                    Parallelism.For(ownPanels, new ComputeOwnChunks(this), workPerItem: (long)OwnWidth * _sharedCount * k / MultiplyAddsPerWorkUnit);
+                    Parallelism.ForEachChunk(sharedPanels, PackChunks(sharedPanels, SharedWidth * k), new PackSharedChunks(this));
+                    for (_ownStart = 0; _ownStart < ownPanels; _ownStart += ownSlab)
+                    {
+                        _ownCount = Math.Min(ownSlab, ownPanels - _ownStart);
+                        for (_depthStart = 0; _depthStart < k; _depthStart += _depthMax)
+                        {
+                            _depth = Math.Min(_depthMax, k - _depthStart);
+                            Parallelism.ForEachChunk(_ownCount, PackChunks(_ownCount, OwnWidth * _depth), new PackOwnChunks(this));
+                            int parts = BlockSweeps * _rowParts;
+                            Parallelism.ForEachChunk(parts, parts, new ComputeBlockChunks(this));
+                        }
+                    }
                 }
             }
+            BufferPool<float>.Shared.Return(ownBuffer);
             BufferPool<float>.Shared.Return(buffer);
+        }
+
+        /// <summary>Chunks of at most <see cref="PackChunkFloats"/> that the packing of <paramref name="panels"/> panels
+        /// of <paramref name="panelFloats"/> floats is cut into.</summary>
+        private static int PackChunks(int panels, int panelFloats) => EqualPartsCount(panels, PackChunkFloats / panelFloats);
+
+        /// <summary>Column sweeps (<see cref="SweepColumnPanels"/> column panels each) across the current block.</summary>
+        private readonly int BlockSweeps
+        {
+            get
+            {
+                int columns = _threadsOwnRows ? _sharedCount : Math.Min((_ownStart + _ownCount) * TileCols, n) - _ownStart * TileCols;
+                return EqualPartsCount((columns + TileCols - 1) / TileCols, SweepColumnPanels);
+            }
+        }
+
+        private readonly struct PackOwnChunks(PackedGemm gemm) : IChunkBody
+        {
+            public void Run(int start, int end) => gemm.PackOwn(start, end);
+        }
+
+        private readonly struct ComputeBlockChunks(PackedGemm gemm) : IChunkBody
+        {
+            public void Run(int start, int end)
+            {
+                for (int part = start; part < end; part++) gemm.ComputeBlockPart(part);
+            }
+        }
+
+        /// <summary>Packs own panels [start, end) of the current own slab for the current depth block.</summary>
+        private readonly void PackOwn(int start, int end) =>
+            PackPanels(_threadsOwnRows, (_ownStart + start) * OwnWidth, end - start, _threadsOwnRows ? m : n, _depthStart, _depth,
+                _own + (nint)start * OwnWidth * _depth);
+
+        /// <summary>Computes part <paramref name="part"/> of the current block (own slab × shared slab × depth block):
+        /// column sweep part / <see cref="_rowParts"/>, over the row panels of chunk part % <see cref="_rowParts"/>.
+        /// Consecutive parts share a sweep, so the threads work on the same shared panels at the same time.</summary>
+        private readonly void ComputeBlockPart(int part)
+        {
+            int ownFirst = _ownStart * OwnWidth, ownCount = Math.Min((_ownStart + _ownCount) * OwnWidth, _threadsOwnRows ? m : n) - ownFirst;
+            float* shared = _shared + (nint)_depthStart * ((_sharedCount + SharedWidth - 1) / SharedWidth) * SharedWidth;
+            // C's rows and columns in this block, and their packed panels.
+            int rowFirst = _threadsOwnRows ? ownFirst : _sharedStart, rowCount = _threadsOwnRows ? ownCount : _sharedCount;
+            int columnFirst = _threadsOwnRows ? _sharedStart : ownFirst, columnCount = _threadsOwnRows ? _sharedCount : ownCount;
+            float* rowPanels = _threadsOwnRows ? _own : shared, columnPanels = _threadsOwnRows ? shared : _own;
+            var (firstPanel, endPanel) = Parallelism.Chunk((rowCount + TileRows - 1) / TileRows, _rowParts, part % _rowParts);
+            int row = firstPanel * TileRows, column = part / _rowParts * SweepColumnPanels * TileCols;
+            ComputeTiles(rowFirst + row, Math.Min(endPanel * TileRows, rowCount) - row, rowPanels + (nint)row * _depth,
+                columnFirst + column, Math.Min(column + SweepColumnPanels * TileCols, columnCount) - column, columnPanels + (nint)column * _depth,
+                _depthStart, _depth);
         }
 
         private readonly struct PackSharedChunks(PackedGemm gemm) : IChunkBody
@@ -184,15 +268,10 @@ internal static partial class Gemm
         /// (Zen 5, real-time priority, same-process A/B).</summary>
         [ThreadStatic] private static float[]? t_sharedPanels;
 
-        /// <summary>Computes every tile in own panels [start, end) × the shared slab, first packing the whole shared
-        /// operand into <see cref="t_sharedPanels"/> when <see cref="_packSharedPerThread"/>.</summary>
+        /// <summary>Computes every tile in own panels [start, end) × the whole (small) shared operand, first packing the
+        /// shared operand into <see cref="t_sharedPanels"/>.</summary>
         private readonly void ComputeOwn(int start, int end)
         {
-            if (!_packSharedPerThread)
-            {
-                ComputeOwnTiles(start, end);
-                return;
-            }
             int sharedPanels = (_sharedCount + SharedWidth - 1) / SharedWidth;
             fixed (float* raw = t_sharedPanels ??= new float[PerThreadSharedFloats + AlignmentSlack])
             {

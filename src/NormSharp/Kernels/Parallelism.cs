@@ -53,6 +53,28 @@ public static class Parallelism
         WorkerPool.Run(body, count, chunks);
     }
 
+    /// <summary>Runs <paramref name="body"/>(start, end) over [0, <paramref name="count"/>) cut into
+    /// <paramref name="chunks"/> equal contiguous chunks, whatever the thread count; up to <see cref="ThreadCount"/>
+    /// threads take them one at a time, so a thread that another process slows down leaves its share to the others
+    /// instead of holding up the loop (the chunks of <see cref="For{TBody}"/> are one per thread). With one thread,
+    /// or inside another parallel loop, the chunks run in order on the calling thread. The chunks do not depend on the
+    /// thread count or on timing; which thread runs which does.</summary>
+    internal static void ForEachChunk<TBody>(int count, int chunks, TBody body) where TBody : struct, IChunkBody
+    {
+        chunks = Math.Min(chunks, count);
+        int threads = Math.Min(ThreadCount, chunks);
+        if (threads <= 1 || t_insideParallelLoop)
+        {
+            for (int chunk = 0; chunk < chunks; chunk++)
+            {
+                var (start, end) = Chunk(count, chunks, chunk);
+                body.Run(start, end);
+            }
+            return;
+        }
+        WorkerPool.Run(body, count, chunks, threads);
+    }
+
     /// <summary>Chunk <paramref name="chunk"/> of <paramref name="chunks"/> equal contiguous chunks of [0, count).</summary>
     internal static (int Start, int End) Chunk(int count, int chunks, int chunk) =>
         ((int)((long)count * chunk / chunks), (int)((long)count * (chunk + 1) / chunks));

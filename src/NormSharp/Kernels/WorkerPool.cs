@@ -32,8 +32,14 @@ internal static class WorkerPool
     private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 5000;
 
     /// <summary>Runs <paramref name="body"/> over [0, <paramref name="count"/>) in <paramref name="chunks"/> chunks
-    /// (at least 2) and returns when all have ended, rethrowing the exception of the first chunk that failed.</summary>
-    public static void Run<TBody>(TBody body, int count, int chunks) where TBody : struct, IChunkBody
+    /// (at least 2) on as many threads and returns when all have ended, rethrowing the exception of the first chunk
+    /// that failed.</summary>
+    public static void Run<TBody>(TBody body, int count, int chunks) where TBody : struct, IChunkBody =>
+        Run(body, count, chunks, chunks);
+
+    /// <summary><see cref="Run{TBody}(TBody, int, int)"/> with the chunks shared among <paramref name="threads"/>
+    /// threads (at least 2, at most <paramref name="chunks"/>): the calling thread and threads − 1 workers.</summary>
+    public static void Run<TBody>(TBody body, int count, int chunks, int threads) where TBody : struct, IChunkBody
     {
         if (Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
         {
@@ -45,12 +51,13 @@ internal static class WorkerPool
         {
             // Close the previous loop to late claims before its job and sizes are overwritten.
             Interlocked.Exchange(ref s_claims, ((long)s_loop << 32) | int.MaxValue);
-            EnsureWorkers(chunks - 1);
+            EnsureWorkers(threads - 1);
+            if (s_errors.Length < chunks) s_errors = new Exception?[chunks];
             job.Body = body;
             (s_job, s_count, s_chunks, s_finished) = (job, count, chunks, 0);
             int loop = ++s_loop;
             Volatile.Write(ref s_claims, ((long)loop << 32) | 1); // publishes the loop, chunk 0 claimed by the caller
-            for (int w = 0; w < chunks - 1; w++) s_workers[w].Wake.Set();
+            for (int w = 0; w < threads - 1; w++) s_workers[w].Wake.Set();
             bool finishedLast = RunChunk(job, count, chunks, 0);
             if (!(RunClaimedChunks(job, loop, count, chunks) || finishedLast))
             {
@@ -123,7 +130,7 @@ internal static class WorkerPool
             var workers = new Worker[count];
             s_workers.CopyTo(workers, 0);
             for (int i = s_workers.Length; i < count; i++) workers[i] = new Worker(i + 1);
-            (s_workers, s_errors) = (workers, new Exception?[count + 1]);
+            s_workers = workers;
         }
     }
 

@@ -148,11 +148,12 @@ public class GemmTests
         Assert.Equal(new float[] { 11, 8, 14, 10 }, c);
     }
 
-    [Fact]
-    public void Large_problem_matches_exact_sums_at_sampled_elements()
+    [Theory]
+    [InlineData(400, 1000, 4300)] // k·n > 4M floats: the shared operand is packed and multiplied in several slabs
+    [InlineData(200, 2048, 1400)] // threads own column panels; the rows of A (over 1 MiB packed) are shared
+    [InlineData(4104, 160, 2048)] // the own operand (over 8 MiB per depth block) is packed in two slabs
+    public void Large_problem_matches_exact_sums_at_sampled_elements(int m, int n, int k)
     {
-        // k·n > 4M floats: the shared operand is packed and multiplied in several slabs.
-        const int m = 400, n = 1000, k = 4300;
         var problem = new GemmProblem(m, n, k, false, true, seed: 11);
         float[] actual = problem.Run(accumulate: true);
         var random = new Random(3);
@@ -247,6 +248,8 @@ public class GemmThreadingTests
     [InlineData(300, 600, 517, false, true)]  // the shared B (over 1 MiB packed) is packed once, by all threads
     [InlineData(600, 12, 300, false, true)]   // narrow C: computed as Cᵀ
     [InlineData(400, 1000, 4300, true, true)] // two slabs of the shared operand
+    [InlineData(200, 2048, 1400, false, false)] // threads own column panels and share the rows of A (over 1 MiB packed)
+    [InlineData(4104, 160, 2048, false, false)] // two slabs of the own operand (over 8 MiB per depth block)
     public void Results_are_bitwise_identical_for_any_thread_count(int m, int n, int k, bool transA, bool transB)
     {
         var problem = new GemmProblem(m, n, k, transA, transB, seed: 29);

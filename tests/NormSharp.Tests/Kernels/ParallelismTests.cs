@@ -171,6 +171,70 @@ public class ParallelismTests
         Assert.True(allocated.Min() < loops * 8L, $"bytes allocated by {loops} loops: {string.Join(", ", allocated)}");
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void ForEachChunk_cuts_the_same_chunks_whatever_the_thread_count(int threads)
+    {
+        var chunks = WithThreads(threads, () =>
+        {
+            var seen = new ConcurrentBag<(int Start, int End)>();
+            Parallelism.ForEachChunk(10, 4, new ActionBody((start, end) => seen.Add((start, end))));
+            return seen;
+        });
+        Assert.Equal(new[] { (0, 2), (2, 5), (5, 7), (7, 10) }, chunks.OrderBy(c => c.Start));
+    }
+
+    [Fact]
+    public void ForEachChunk_on_one_thread_runs_the_chunks_in_order_on_the_calling_thread()
+    {
+        var calls = WithThreads(1, () =>
+        {
+            var seen = new List<(int Start, int Thread)>();
+            Parallelism.ForEachChunk(6, 3, new ActionBody((start, _) => seen.Add((start, Environment.CurrentManagedThreadId))));
+            return seen;
+        });
+        Assert.Equal(new[] { (0, Environment.CurrentManagedThreadId), (2, Environment.CurrentManagedThreadId), (4, Environment.CurrentManagedThreadId) }, calls);
+    }
+
+    [Fact]
+    public void ForEachChunk_shares_more_chunks_than_threads_among_the_threads()
+    {
+        // Each of the first two chunks waits for the other: this ends only if two threads run them at once.
+        using var firstTwo = new Barrier(2);
+        var calls = WithThreads(2, () =>
+        {
+            var seen = new ConcurrentBag<(int Start, int Thread)>();
+            Parallelism.ForEachChunk(16, 16, new ActionBody((start, _) =>
+            {
+                if (start < 2) Assert.True(firstTwo.SignalAndWait(TimeSpan.FromSeconds(30)));
+                seen.Add((start, Environment.CurrentManagedThreadId));
+            }));
+            return seen;
+        });
+        Assert.Equal(Enumerable.Range(0, 16), calls.Select(c => c.Start).Order());
+        Assert.Equal(2, calls.Select(c => c.Thread).Distinct().Count());
+    }
+
+    [Fact]
+    public void ForEachChunk_rethrows_the_exception_of_a_chunk_beyond_the_thread_count()
+    {
+        int finished = 0;
+        var error = WithThreads(2, () => Assert.Throws<InvalidOperationException>(() => Parallelism.ForEachChunk(12, 12, new ActionBody((start, _) =>
+        {
+            if (start == 9) throw new InvalidOperationException($"chunk {start} failed");
+            Interlocked.Increment(ref finished);
+        }))));
+        Assert.Equal("chunk 9 failed", error.Message);
+        Assert.Equal(11, finished);
+    }
+
+    private readonly struct ActionBody(Action<int, int> body) : IChunkBody
+    {
+        public void Run(int start, int end) => body(start, end);
+    }
+
     /// <summary>Adds the items of each chunk into its own slot (chunk = start / 500 for 1000 items on 2 threads).</summary>
     private readonly struct SumBody(long[] sums) : IChunkBody
     {

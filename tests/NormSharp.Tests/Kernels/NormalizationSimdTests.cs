@@ -272,6 +272,27 @@ public class NormalizationSimdTests
         }
     }
 
+    [Theory]
+    [InlineData(8, 196)]
+    [InlineData(3, 15)]
+    [InlineData(2, 300)]
+    public void Segment_shift_scale_at_the_widest_width_has_the_bits_of_the_256_bit_loop(int segments, int length)
+    {
+        // Each element is one fused multiply-add, so the width AVX-512 machines now take (512 bits) must not change
+        // GroupNorm's output; without fused multiply-add (128 bits) there is no 256-bit loop to compare with.
+        if (!System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated || !System.Runtime.Intrinsics.X86.Fma.IsSupported) return;
+        var random = new Random(segments * 31 + length);
+        int count = segments * length;
+        float[] x = Enumerable.Range(0, count).Select(_ => random.NextSingle() * 3 + 100).ToArray();
+        float[] scale = Enumerable.Range(0, segments).Select(_ => random.NextSingle() + 0.5f).ToArray();
+        float[] shift = Enumerable.Range(0, segments).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        float[] widest = new float[count], narrow = new float[count];
+        NormalizationSimd.SegmentShiftScale<float>(x, widest, length, 101.5f, scale, shift);
+        NormalizationSimd.SegmentShiftScale<float, Simd256<float>>(x, narrow, length, 101.5f, scale, shift);
+        Assert.Equal(narrow.Select(BitConverter.SingleToInt32Bits), widest.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal((x[count - 1] - 101.5f) * scale[^1] + shift[^1], widest[^1], 1e-4);
+    }
+
     public static TheoryData<int, int> WidthsAndSpanLengths => new()
     {
         { 128, 3 }, { 128, 67 }, { 128, 2047 }, { 256, 7 }, { 256, 300 }, { 256, 2047 }, { 512, 15 }, { 512, 300 }, { 512, 2047 },

@@ -57,7 +57,8 @@ public static class NormalizationWorkloads
                 if (pass == Pass.EvalForward && !c.HasEval) continue;
                 string label = pass switch { Pass.TrainForward => "train fwd", Pass.EvalForward => "eval fwd", _ => "fwd+bwd" };
                 yield return new Workload("normalization", $"{c.Name} {label}", RateUnit.Bytes, (pass == Pass.ForwardBackward ? 16 : 8) * elements,
-                    () => NormSharpCall(c, pass), () => LibTorchCall(c, pass));
+                    () => NormSharpCall(c, pass), () => LibTorchCall(c, pass))
+                { ComparedWithCopy = 4 * elements > CopyYardstick.CacheBytes };
             }
         }
     }

@@ -41,8 +41,8 @@ public static class OnnxRuntimeComparison
                     var inputs = new[] { NamedOnnxValue.CreateFromTensor("x", new DenseTensor<float>(x.ToArray(), x.Shape)) };
                     Action ours = Inference(graph, x), oursFolded = Inference(folded, x);
                     Action theirs = () => { using var results = session.Run(inputs); };
-                    var (plain, ort, _) = QuickComparison.Measure(ours, theirs, secondsPerCase);
-                    var (fused, _, _) = QuickComparison.Measure(oursFolded, null, secondsPerCase);
+                    var (plain, ort, _, _) = QuickComparison.Measure(ours, theirs, secondsPerCase);
+                    var (fused, _, _, _) = QuickComparison.Measure(oursFolded, null, secondsPerCase);
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"| ResNet-8 inference, batch {batch} | {threads} | {plain * 1e3:F3} | {fused * 1e3:F3} | {ort * 1e3:F3} | {ort / fused:F2}× |"));
                 }

@@ -24,13 +24,16 @@ public static class QuickComparison
         output.WriteLine(VectorWidth.Describe() + ".");
         output.WriteLine("speed-up = libtorch time / NormSharp time (above 1: NormSharp is faster); alloc = NormSharp's managed bytes per call, all threads.");
         int saved = Parallelism.ThreadCount;
+        CopyYardstick? copy = selected.Any(w => w.Unit == RateUnit.Bytes) ? new CopyYardstick() : null;
         try
         {
-            if (selected.Any(w => w.Unit == RateUnit.Bytes))
+            if (copy is not null)
             {
                 output.Write("copy bandwidth (Span.CopyTo of 256 MiB, 8 B/element):");
-                foreach (int t in threadCounts) output.Write($" {t} thread{(t == 1 ? "" : "s")} {CopyBandwidth(t):F1} GB/s;");
+                foreach (int t in threadCounts) output.Write($" {t} thread{(t == 1 ? "" : "s")} {copy.Bandwidth(t):F1} GB/s;");
                 output.WriteLine();
+                if (selected.Any(w => w.ComparedWithCopy))
+                    output.WriteLine("rows on tensors larger than the cache also give their share of a copy timed in alternation with them (rate, share of copy, copy GB/s).");
                 GC.Collect();
             }
             output.WriteLine();
@@ -43,9 +46,16 @@ public static class QuickComparison
                 {
                     Parallelism.ThreadCount = threads;
                     LibTorch.SetThreads(threads);
-                    var (ours, theirs, allocated) = Measure(normSharp, libTorch, secondsPerCase);
+                    Action? yardstick = w.ComparedWithCopy && copy is not null ? () => copy.Copy(threads) : null;
+                    var (ours, theirs, allocated, copied) = Measure(normSharp, libTorch, secondsPerCase, yardstick);
+                    string rate = FormatRate(w, ours);
+                    if (yardstick is not null)
+                    {
+                        double copyRate = CopyYardstick.BytesPerCall / copied / 1e9;
+                        rate += string.Create(CultureInfo.InvariantCulture, $", {100 * w.Rate(ours) / copyRate:F0} % of copy {copyRate:F1}");
+                    }
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {w.Suite} | {w.Name} | {threads} | {ours * 1e3:F3} | {FormatRate(w, ours)} | " +
+                        $"| {w.Suite} | {w.Name} | {threads} | {ours * 1e3:F3} | {rate} | " +
                         $"{(libTorch is null ? "—" : (theirs * 1e3).ToString("F3", CultureInfo.InvariantCulture))} | {(libTorch is null ? "—" : FormatRate(w, theirs))} | " +
                         $"{(libTorch is null ? "—" : (theirs / ours).ToString("F2", CultureInfo.InvariantCulture) + "×")} | {FormatBytes(allocated)} |"));
                 }
@@ -62,8 +72,10 @@ public static class QuickComparison
     /// <summary>Median seconds per call of each engine and NormSharp's allocated bytes per call. The engines run in
     /// alternating blocks of about a tenth of a second with a short pause between them: both keep worker threads
     /// spinning for a while after a parallel call (libtorch's OpenMP team, .NET's thread pool), which would steal the
-    /// other engine's second core if single calls alternated.</summary>
-    internal static (double Ours, double Theirs, double AllocatedPerCall) Measure(Action ours, Action? theirs, double seconds)
+    /// other engine's second core if single calls alternated. A <paramref name="yardstick"/> (the copy that bandwidth
+    /// rows are held against) takes its turn after each pair of blocks; its median is the last value (NaN without).</summary>
+    internal static (double Ours, double Theirs, double AllocatedPerCall, double Yardstick) Measure(Action ours, Action? theirs, double seconds,
+        Action? yardstick = null)
     {
         // Warm-up: the JIT tiers NormSharp's kernels up after a few calls; libtorch builds its caches.
         Block(ours, Math.Min(0.5, seconds), null);
@@ -71,6 +83,7 @@ public static class QuickComparison
         // Capacity for every call of a fast case, so that growing the lists allocates nothing inside a block.
         var ourTimes = new List<double>(1 << 20);
         var theirTimes = new List<double>(1 << 20);
+        var yardstickTimes = new List<double>(1 << 10);
         double ourTotal = 0, theirTotal = 0;
         long allocated = 0;
         while (ourTotal < seconds || (theirs is not null && theirTotal < seconds))
@@ -79,8 +92,10 @@ public static class QuickComparison
             ourTotal += Block(ours, 0.1, ourTimes);
             allocated += GC.GetTotalAllocatedBytes(precise: true) - before;
             if (theirs is not null) theirTotal += Block(theirs, 0.1, theirTimes);
+            if (yardstick is not null) Block(yardstick, 0.1, yardstickTimes);
         }
-        return (Median(ourTimes), theirs is null ? double.NaN : Median(theirTimes), (double)allocated / ourTimes.Count);
+        return (Median(ourTimes), theirs is null ? double.NaN : Median(theirTimes), (double)allocated / ourTimes.Count,
+            yardstick is null ? double.NaN : Median(yardstickTimes));
     }
 
     /// <summary>Calls <paramref name="action"/> at least three times and for at least <paramref name="seconds"/>,
@@ -119,27 +134,6 @@ public static class QuickComparison
         < 1 << 20 => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024:F1} KiB"),
         _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1 << 20):F1} MiB"),
     };
-
-    /// <summary>GB/s of copying an initialized 256 MiB float buffer, split into one contiguous part per thread.</summary>
-    public static double CopyBandwidth(int threads)
-    {
-        const int length = 64 << 20;
-        float[] source = new float[length], destination = new float[length];
-        for (int i = 0; i < length; i++) source[i] = i; // touch every page: untouched pages read as a shared zero page
-        destination.AsSpan().Fill(1);
-        var times = new List<double>();
-        for (int run = 0; run < 7; run++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-            {
-                int first = (int)((long)length * t / threads), end = (int)((long)length * (t + 1) / threads);
-                source.AsSpan(first, end - first).CopyTo(destination.AsSpan(first, end - first));
-            });
-            times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
-        }
-        return 8.0 * length / Median(times) / 1e9;
-    }
 
     /// <summary>The CPU model from /proc/cpuinfo where there is one.</summary>
     public static string MachineDescription()

@@ -33,6 +33,10 @@ public sealed class Workload(string suite, string name, RateUnit unit, double wo
     /// <summary>FLOPs or bytes of one call (ignored for <see cref="RateUnit.None"/>).</summary>
     public double WorkPerCall { get; } = workPerCall;
 
+    /// <summary>Whether the case's tensors are larger than the last-level cache, so that its GB/s is compared with
+    /// the copy bandwidth timed in alternation with it (<see cref="CopyYardstick"/>).</summary>
+    public bool ComparedWithCopy { get; init; }
+
     /// <summary>Builds operands for both engines and returns their timed calls.</summary>
     public (Action NormSharp, Action? LibTorch) Prepare() =>
         (prepareNormSharp(), LibTorch.Available ? prepareLibTorch() : null);

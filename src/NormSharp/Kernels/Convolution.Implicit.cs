@@ -161,8 +161,8 @@ internal static partial class Convolution
 
     /// <summary>The deep-patch weight pass over work items [start, end), each thread with its own staging buffers:
     /// item group·columns + u sums column block u = b·taps + t of dW' (OutChannels, taps, channel blocks · 32), tap t
-    /// of channel block b, over the group's images into the group's partial sum. The item that holds a group's column
-    /// block 0 also sums the group's bias gradient.</summary>
+    /// of channel block b, over the group's images into the group's partial sum. The items also sum the group's bias
+    /// gradient, each run of a group's items the same share of its channels.</summary>
     private readonly unsafe struct ImplicitWeightProducts(ConvGeometry g, float* x, float* dy, float* partials, int groups) : IChunkBody
     {
         /// <summary>Column blocks (channel block, tap) of dW', each 32 wide.</summary>
@@ -217,6 +217,9 @@ internal static partial class Convolution
                         float* sum = partials + (nint)group * (ProductLength(g) + g.OutChannels), biasSum = sum + ProductLength(g);
                         int firstColumn = Math.Max(0, start - group * columns), endColumn = Math.Min(columns, end - group * columns);
                         int firstBlock = firstColumn / _taps, endBlock = (endColumn - 1) / _taps + 1;
+                        // The bias gradient's channels in the same share as the columns, so that threads that split
+                        // a group's columns split its sums too.
+                        int firstSum = (int)((long)g.OutChannels * firstColumn / columns), endSum = (int)((long)g.OutChannels * endColumn / columns);
                         int firstImage = (int)((long)g.Batch * group / groups), endImage = (int)((long)g.Batch * (group + 1) / groups);
                         for (int n = firstImage; n < endImage; n += _chunkImages)
                         {
@@ -225,13 +228,12 @@ internal static partial class Convolution
                             maskedImages = count;
                             // Image by image, so that dy is read in memory order (one channel over the images
                             // jumped a whole image ahead at each step, which the prefetcher did not follow).
-                            if (firstColumn == 0)
-                                for (int i = 0; i < count; i++)
-                                    for (int o = 0; o < g.OutChannels; o++)
-                                    {
-                                        float channelSum = PlaneSum(dy + ((nint)(n + i) * g.OutChannels + o) * plane, plane);
-                                        biasSum[o] = n + i > firstImage ? biasSum[o] + channelSum : channelSum;
-                                    }
+                            for (int i = 0; i < count; i++)
+                                for (int o = firstSum; o < endSum; o++)
+                                {
+                                    float channelSum = PlaneSum(dy + ((nint)(n + i) * g.OutChannels + o) * plane, plane);
+                                    biasSum[o] = n + i > firstImage ? biasSum[o] + channelSum : channelSum;
+                                }
                             StageChannelsLast(n, count, Gemm.AlignTo64(xRows), firstBlock, endBlock);
                             var operands = new ProductOperands(Gemm.AlignTo64(xRows), dy + (nint)n * g.OutChannels * plane, stride,
                                 (float*)maskBits, tapOffsets, packedA, packedB);

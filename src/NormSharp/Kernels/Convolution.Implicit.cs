@@ -120,14 +120,14 @@ internal static partial class Convolution
 
     /// <summary>Adds the weight pass's partial sums in group order and writes dW (and db unless it is null) for output
     /// channels [start, end). The channels are split over the threads: every element is still the same sum in the
-    /// same order, and a serial pass over all the partial sums (16 × 295 KiB for the seed CNN's conv3) left the
-    /// other thread idle.</summary>
+    /// same order, and a serial pass over all the partial sums (16 × 295 KiB for conv3 when it still summed 16 groups)
+    /// left the other thread idle.</summary>
     private readonly unsafe struct WeightGradientTotals(ConvGeometry g, float* partials, int groups, float* gradWeight, float* gradBias) : IChunkBody
     {
         public void Run(int start, int end)
         {
             bool dots = g.PatchSize <= DotProductPatch;
-            int productLength = dots ? WeightDotGroups.SumLength(g) : (int)ImplicitWeightProducts.ProductLength(g), sumLength = productLength + g.OutChannels, row = productLength / g.OutChannels;
+            int productLength = dots ? WeightDotGroups.SumLength(g) : ImplicitWeightProducts.ProductLength(g), sumLength = productLength + g.OutChannels, row = productLength / g.OutChannels;
             for (int o = start; o < end; o++)
             {
                 var total = new Span<float>(partials + (nint)o * row, row);
@@ -154,9 +154,10 @@ internal static partial class Convolution
             || BlockTranspose.FourByFour && 2 * (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols * Gemm.TileCols <= 3 * g.InChannels);
 
     /// <summary>Most positions per depth block of the weight pass's implicit GEMM (a chunk's positions are cut into
-    /// equal blocks): a 32 × 512 B panel (64 KiB) is read by the A panels of every output channel (128 × 512 floats)
-    /// from L1 and L2. The seed CNN's conv3 sums each group's 8 images (392 positions) as one block, so its tiles never
-    /// read dW' back; same-process A/B against blocks of 256 (under load): 1–2 % faster.</summary>
+    /// equal blocks, and a chunk is the images that fill one): a 32 × 512 B panel (64 KiB) is read by the A panels of
+    /// every output channel (128 × 512 floats) from L1 and L2. The seed CNN's conv3 stages 10 images (490 positions) as
+    /// one block; same-process A/B against blocks of 256 (under load, when it summed 8 images per group): 1–2 %
+    /// faster.</summary>
     private const int WeightProductDepthBlock = 512;
 
     /// <summary>The deep-patch weight pass over work items [start, end), each thread with its own staging buffers:
@@ -175,7 +176,7 @@ internal static partial class Convolution
         /// dW''s columns and sum the whole batch in place (each staging only its channel blocks, every one
         /// transposing all of dy); else <see cref="WeightGradientGroups"/>, whose threads split the images, as one
         /// channel block's threads would each stage the whole image. Same-process A/B, process CPU time, under load,
-        /// against 16 groups: the seed CNN's conv3 (two blocks) 1.055× on 1 thread, 1.00× on 2, its 16 partial sums of
+        /// against 16 groups: the seed CNN's conv3 (two blocks) 1.045–1.055× on 1 thread, 0.98–1.01× on 2, its 16 partial sums of
         /// dW no longer added; conv2 (one block) 1.02× on 1 and 0.92× on 2.</summary>
         public static int Groups(ConvGeometry g) =>
             g.InChannels > Gemm.TileCols ? 1 : Math.Min(g.Batch, WeightGradientGroups);
@@ -296,11 +297,12 @@ internal static partial class Convolution
             }
         }
 
-        /// <summary>Column blocks [<paramref name="firstColumn"/>, <paramref name="endColumn"/>) of dW' (+)= dy·Xᵀ over one staged chunk as a GEMM whose depth is the positions, with the product laid
-        /// out (OutChannels, taps, channel blocks · 32): per depth block the A panels are dy's rows transposed (12 output
-        /// channels each), and the B panel of tap t and channel block b is that block's channels-last rows read at
-        /// tap t's offset, each row kept or zeroed by tap t's mask (the centre tap's rows are all kept, and read in
-        /// place). One B panel meets every A panel while it stays in L1.</summary>
+        /// <summary>Column blocks [<paramref name="firstColumn"/>, <paramref name="endColumn"/>) of dW' (+)= dy·Xᵀ over
+        /// one staged chunk as a GEMM whose depth is the positions, with the product laid out (OutChannels, taps, channel
+        /// blocks · 32): per depth block the A panels are dy's rows transposed (12 output channels each), and the B
+        /// panel of tap t and channel block b is that block's channels-last rows read at tap t's offset, each row kept
+        /// or zeroed by tap t's mask (the centre tap's rows are all kept, and read in place). One B panel meets every A
+        /// panel while it stays in L1.</summary>
         private void AddProducts(ProductOperands operands, int positions, int depthMax, int firstColumn, int endColumn, float* product, bool accumulate)
         {
             int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, productRow = _taps * _channelBlocks * Gemm.TileCols;

@@ -13,7 +13,8 @@ namespace NormSharp.Kernels;
 // tap reads padding are zeroed by a mask that depends on the tap and the position's place in its image only (one row
 // per tap, built once per thread) and serves every channel. The batch's positions are numbered end to end over its
 // images and cut into tiles of 32, so every tile but the last is full whatever the plane size; the register tile
-// (Gemm.Tile) writes straight into the NCHW output. The bias is one more patch row, of ones, with the bias as its
+// (Gemm.Tile, or at 512 bits Convolution.ShiftedTile, which reads the shifted rows in place and packs nothing) writes
+// straight into the NCHW output. The bias is one more patch row, of ones, with the bias as its
 // weight, so the first depth block writes the output without reading it. Each output element is one fused
 // multiply-add chain per depth block, the blocks fixed by the patch size alone, so the result does not depend on which
 // tile holds the element or on the thread count. The weight pass reads the same masked, shifted rows, there as the
@@ -80,32 +81,33 @@ internal static partial class Convolution
         ForwardImplicit(mirrored, gradOutput, weight.AsSpan(0, g.OutChannels * g.PatchSize), bias, gradInput, turnedWeight: true);
     }
 
-    /// <summary>Output positions the weight pass stages at a time (at least one image), so that the rows of dy and
-    /// of the image that a block of dot products reads stay in L1 and L2.</summary>
-    private const int WeightChunkPositions = 2048;
-
     /// <summary>dW = Σ_images dy·Xᵀ for a shifted-plane geometry, without a column matrix. The batch is summed in
-    /// <see cref="WeightGradientGroups"/> fixed groups, each staged a chunk of images at a time (with one mask row per
-    /// tap), so the result depends on the geometry and the vector width only. A small patch
-    /// (<see cref="DotProductPatch"/>: a first layer on one or a few channels) takes register-blocked dot products
-    /// on each image's column matrix (<see cref="WeightDotGroups"/>, Convolution.WeightDots.cs); a deep one an implicit
-    /// GEMM over the positions (ImplicitWeightGroups.AddProducts) on the image in blocks of 32 channels, channels
-    /// last, with dy's rows transposed into the GEMM's panels straight from NCHW. Each group also sums dy's rows, the
-    /// bias gradient (written into <paramref name="gradBias"/> unless it is empty), just before the pass reads them, so
-    /// they come from the cache.</summary>
+    /// fixed groups of images, each staged a chunk of images at a time (with one mask row per tap), into its own
+    /// partial sum, and the partial sums are added afterwards in group order, so the result depends on the geometry
+    /// and the vector width only. A small patch (<see cref="DotProductPatch"/>: a first layer on one or a few
+    /// channels) takes register-blocked dot products on each image's column matrix in
+    /// <see cref="WeightGradientGroups"/> groups (<see cref="WeightDotGroups"/>, Convolution.WeightDots.cs); a deep
+    /// one an implicit GEMM over the positions (<see cref="ImplicitWeightProducts"/>) on the image in blocks of 32
+    /// channels, channels last, with dy's rows transposed into the GEMM's panels straight from NCHW, its work items
+    /// each group's column blocks of dW' (<see cref="ImplicitWeightProducts.Groups"/>). Each group also sums dy's rows,
+    /// the bias gradient (written into <paramref name="gradBias"/> unless it is empty), just before the pass reads
+    /// them, so they come from the cache.</summary>
     private static unsafe void BackwardWeightImplicit(ConvGeometry g, ArraySegment<float> input, ArraySegment<float> gradOutput,
         ArraySegment<float> gradWeight, ArraySegment<float> gradBias)
     {
-        int groups = Math.Min(g.Batch, WeightGradientGroups), sumLength = ImplicitWeightGroups.SumLength(g) + g.OutChannels;
+        bool dots = g.PatchSize <= DotProductPatch;
+        int groups = dots ? Math.Min(g.Batch, WeightGradientGroups) : ImplicitWeightProducts.Groups(g);
+        int items = dots ? groups : groups * ImplicitWeightProducts.ColumnBlocks(g);
+        int sumLength = (dots ? WeightDotGroups.SumLength(g) : ImplicitWeightProducts.ProductLength(g)) + g.OutChannels;
         // Each group sums into its own partial sum; they are added afterwards in group order.
         float[] partials = BufferPool<float>.Shared.Rent(WorkspaceLength(g, (long)groups * sumLength, "weight-gradient partial sums"));
         try
         {
             fixed (float* x = input.AsSpan(), dy = gradOutput.AsSpan(), sums = partials, dw = gradWeight.AsSpan(), db = gradBias.AsSpan())
             {
-                long workPerGroup = g.MultiplyAddsPerImage * g.Batch / groups;
-                if (g.PatchSize <= DotProductPatch) Parallelism.For(groups, new WeightDotGroups(g, x, dy, sums, groups), workPerGroup);
-                else Parallelism.For(groups, new ImplicitWeightGroups(g, x, dy, sums, groups), workPerGroup);
+                long workPerItem = g.MultiplyAddsPerImage * g.Batch / items;
+                if (dots) Parallelism.For(items, new WeightDotGroups(g, x, dy, sums, groups), workPerItem);
+                else Parallelism.For(items, new ImplicitWeightProducts(g, x, dy, sums, groups), workPerItem);
                 Parallelism.For(g.OutChannels, new WeightGradientTotals(g, sums, groups, dw, gradBias.Count > 0 ? db : null),
                     workPerItem: (long)groups * sumLength / g.OutChannels);
             }
@@ -118,13 +120,14 @@ internal static partial class Convolution
 
     /// <summary>Adds the weight pass's partial sums in group order and writes dW (and db unless it is null) for output
     /// channels [start, end). The channels are split over the threads: every element is still the same sum in the
-    /// same order, and a serial pass over all the partial sums (16 × 295 KiB for the seed CNN's conv3) left the
-    /// other thread idle.</summary>
+    /// same order, and a serial pass over all the partial sums (16 × 295 KiB for conv3 when it still summed 16 groups)
+    /// left the other thread idle.</summary>
     private readonly unsafe struct WeightGradientTotals(ConvGeometry g, float* partials, int groups, float* gradWeight, float* gradBias) : IChunkBody
     {
         public void Run(int start, int end)
         {
-            int productLength = ImplicitWeightGroups.SumLength(g), sumLength = productLength + g.OutChannels, row = productLength / g.OutChannels;
+            bool dots = g.PatchSize <= DotProductPatch;
+            int productLength = dots ? WeightDotGroups.SumLength(g) : ImplicitWeightProducts.ProductLength(g), sumLength = productLength + g.OutChannels, row = productLength / g.OutChannels;
             for (int o = start; o < end; o++)
             {
                 var total = new Span<float>(partials + (nint)o * row, row);
@@ -135,8 +138,8 @@ internal static partial class Convolution
                     TensorPrimitives.Add(total, new ReadOnlySpan<float>(partial + (nint)o * row, row), total);
                     bias += partial[productLength + o];
                 }
-                if (g.PatchSize <= DotProductPatch) total.CopyTo(new Span<float>(gradWeight + (nint)o * g.PatchSize, g.PatchSize));
-                else ImplicitWeightGroups.StoreProduct(g, total, new Span<float>(gradWeight + (nint)o * g.PatchSize, g.PatchSize));
+                if (dots) total.CopyTo(new Span<float>(gradWeight + (nint)o * g.PatchSize, g.PatchSize));
+                else ImplicitWeightProducts.StoreProduct(g, total, new Span<float>(gradWeight + (nint)o * g.PatchSize, g.PatchSize));
                 if (gradBias != null) gradBias[o] = bias;
             }
         }
@@ -151,21 +154,36 @@ internal static partial class Convolution
             || BlockTranspose.FourByFour && 2 * (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols * Gemm.TileCols <= 3 * g.InChannels);
 
     /// <summary>Most positions per depth block of the weight pass's implicit GEMM (a chunk's positions are cut into
-    /// equal blocks): a 32 × 512 B panel (64 KiB) is read by the A panels of every output channel (128 × 512 floats)
-    /// from L1 and L2. The seed CNN's conv3 sums each group's 8 images (392 positions) as one block, so its tiles never
-    /// read dW' back; same-process A/B against blocks of 256 (under load): 1–2 % faster.</summary>
+    /// equal blocks, and a chunk is the images that fill one): a 32 × 512 B panel (64 KiB) is read by the A panels of
+    /// every output channel (128 × 512 floats) from L1 and L2. The seed CNN's conv3 stages 10 images (490 positions) as
+    /// one block; same-process A/B against blocks of 256 (under load, when it summed 8 images per group): 1–2 %
+    /// faster.</summary>
     private const int WeightProductDepthBlock = 512;
 
-    /// <summary>The weight pass over groups of images [start, end), each thread with its own staging buffers.</summary>
-    private readonly unsafe struct ImplicitWeightGroups(ConvGeometry g, float* x, float* dy, float* partials, int groups) : IChunkBody
+    /// <summary>The deep-patch weight pass over work items [start, end), each thread with its own staging buffers:
+    /// item group·columns + u sums column block u = b·taps + t of dW' (OutChannels, taps, channel blocks · 32), tap t
+    /// of channel block b, over the group's images into the group's partial sum. The items also sum the group's bias
+    /// gradient, each run of a group's items the same share of its channels.</summary>
+    private readonly unsafe struct ImplicitWeightProducts(ConvGeometry g, float* x, float* dy, float* partials, int groups) : IChunkBody
     {
-        /// <summary>Floats of one group's sum: dW itself for the dot products, dW' (OutChannels, taps, channel blocks ·
-        /// 32) for the GEMM.</summary>
-        public static int SumLength(ConvGeometry g) => g.PatchSize <= DotProductPatch ? g.OutChannels * g.PatchSize
-            : WorkspaceLength(g, (long)g.OutChannels * g.Rows.Kernel * g.Cols.Kernel * ((g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols) * Gemm.TileCols, "weight-gradient product");
+        /// <summary>Column blocks (channel block, tap) of dW', each 32 wide.</summary>
+        public static int ColumnBlocks(ConvGeometry g) => (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols * g.Rows.Kernel * g.Cols.Kernel;
+
+        /// <summary>Floats of dW' (OutChannels, taps, channel blocks · 32).</summary>
+        public static int ProductLength(ConvGeometry g) => WorkspaceLength(g, (long)g.OutChannels * ColumnBlocks(g) * Gemm.TileCols, "weight-gradient product");
+
+        /// <summary>Groups of images: one where the image has two channel blocks or more, whose threads then split
+        /// dW''s columns and sum the whole batch in place (each staging only its channel blocks, every one
+        /// transposing all of dy); else <see cref="WeightGradientGroups"/>, whose threads split the images, as one
+        /// channel block's threads would each stage the whole image. Same-process A/B, process CPU time, under load,
+        /// against 16 groups: the seed CNN's conv3 (two blocks) 1.045–1.055× on 1 thread, 0.98–1.01× on 2, its 16 partial sums of
+        /// dW no longer added; conv2 (one block) 1.02× on 1 and 0.92× on 2.</summary>
+        public static int Groups(ConvGeometry g) =>
+            g.InChannels > Gemm.TileCols ? 1 : Math.Min(g.Batch, WeightGradientGroups);
 
         private readonly int _taps = g.Rows.Kernel * g.Cols.Kernel, _reach = TapReach(g);
-        private readonly int _chunkImages = Math.Clamp(WeightChunkPositions / g.InPlane, 1, g.Batch);
+        /// <summary>Images staged at a time: one depth block of the GEMM's positions (at least one image).</summary>
+        private readonly int _chunkImages = Math.Clamp(WeightProductDepthBlock / g.InPlane, 1, g.Batch);
         private readonly int _channelBlocks = (g.InChannels + Gemm.TileCols - 1) / Gemm.TileCols;
 
         /// <summary>Rows of one channel block of the channels-last image: the chunk's positions with room for the tap
@@ -174,10 +192,10 @@ internal static partial class Convolution
 
         public void Run(int start, int end)
         {
-            int plane = g.InPlane, stride = _chunkImages * plane + Gemm.TileCols;
+            int plane = g.InPlane, stride = _chunkImages * plane + Gemm.TileCols, columns = ColumnBlocks(g);
             int depthMax = Math.Min(WeightProductDepthBlock, _chunkImages * plane);
             int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
-            // The GEMM's operands and its product dW' (OutChannels, taps, channel blocks · 32), or the channel rows.
+            // The GEMM's operands: the channels-last image and the A and B panels.
             long imageLength = (long)_channelBlocks * BlockRows * Gemm.TileCols + Gemm.AlignmentSlack;
             long panelsLength = (long)rowPanels * Gemm.TileRows * depthMax + Gemm.TileCols * depthMax + 2 * Gemm.AlignmentSlack;
             float[] stagedX = BufferPool<float>.Shared.Rent(WorkspaceLength(g, imageLength, "staged image"));
@@ -193,10 +211,16 @@ internal static partial class Convolution
                     ClearGuardRows(Gemm.AlignTo64(xRows));
                     float* packedA = Gemm.AlignTo64(panelsRaw), packedB = Gemm.AlignTo64(packedA + (nint)rowPanels * Gemm.TileRows * depthMax);
                     int maskedImages = 0;
-                    for (int group = start; group < end; group++)
+                    for (int group = start / columns; group * columns < end; group++)
                     {
-                        // The group's dW (or dW'), then its bias gradient.
-                        float* sum = partials + (nint)group * (SumLength(g) + g.OutChannels), biasSum = sum + SumLength(g);
+                        // The group's dW', then its bias gradient; its column blocks in this run, and the channel
+                        // blocks they read.
+                        float* sum = partials + (nint)group * (ProductLength(g) + g.OutChannels), biasSum = sum + ProductLength(g);
+                        int firstColumn = Math.Max(0, start - group * columns), endColumn = Math.Min(columns, end - group * columns);
+                        int firstBlock = firstColumn / _taps, endBlock = (endColumn - 1) / _taps + 1;
+                        // The bias gradient's channels in the same share as the columns, so that threads that split
+                        // a group's columns split its sums too.
+                        int firstSum = (int)((long)g.OutChannels * firstColumn / columns), endSum = (int)((long)g.OutChannels * endColumn / columns);
                         int firstImage = (int)((long)g.Batch * group / groups), endImage = (int)((long)g.Batch * (group + 1) / groups);
                         for (int n = firstImage; n < endImage; n += _chunkImages)
                         {
@@ -206,15 +230,15 @@ internal static partial class Convolution
                             // Image by image, so that dy is read in memory order (one channel over the images
                             // jumped a whole image ahead at each step, which the prefetcher did not follow).
                             for (int i = 0; i < count; i++)
-                                for (int o = 0; o < g.OutChannels; o++)
+                                for (int o = firstSum; o < endSum; o++)
                                 {
                                     float channelSum = PlaneSum(dy + ((nint)(n + i) * g.OutChannels + o) * plane, plane);
                                     biasSum[o] = n + i > firstImage ? biasSum[o] + channelSum : channelSum;
                                 }
-                            StageChannelsLast(n, count, Gemm.AlignTo64(xRows));
+                            StageChannelsLast(n, count, Gemm.AlignTo64(xRows), firstBlock, endBlock);
                             var operands = new ProductOperands(Gemm.AlignTo64(xRows), dy + (nint)n * g.OutChannels * plane, stride,
                                 (float*)maskBits, tapOffsets, packedA, packedB);
-                            AddProducts(operands, positions, depthMax, sum, accumulate: n > firstImage);
+                            AddProducts(operands, positions, depthMax, firstColumn, endColumn, sum, accumulate: n > firstImage);
                         }
                     }
                 }
@@ -252,14 +276,15 @@ internal static partial class Convolution
             }
         }
 
-        /// <summary>Stages images [first, first + count) channels last in blocks of 32 channels (nChw32c): block b row
+        /// <summary>Stages images [first, first + count) channels last in blocks of 32 channels (nChw32c), blocks
+        /// [<paramref name="firstBlock"/>, <paramref name="endBlock"/>): block b row
         /// reach + q holds channels 32b … 32b + 31 of the chunk's position q. The rows past the last position are
         /// cleared, as a tap reaching past them must read zeros (finite) rather than an earlier chunk.</summary>
-        private void StageChannelsLast(int first, int count, float* blocked)
+        private void StageChannelsLast(int first, int count, float* blocked, int firstBlock, int endBlock)
         {
             int plane = g.InPlane;
             float** rows = stackalloc float*[Gemm.TileCols];
-            for (int b = 0; b < _channelBlocks; b++)
+            for (int b = firstBlock; b < endBlock; b++)
             {
                 float* block = blocked + (nint)b * BlockRows * Gemm.TileCols;
                 int channels = Math.Min(Gemm.TileCols, g.InChannels - b * Gemm.TileCols);
@@ -272,17 +297,18 @@ internal static partial class Convolution
             }
         }
 
-        /// <summary>dW' (+)= dy·Xᵀ over one staged chunk as a GEMM whose depth is the positions, with the product laid
-        /// out (OutChannels, taps, channel blocks · 32): per depth block the A panels are dy's rows transposed (12 output
-        /// channels each), and the B panel of tap t and channel block b is that block's channels-last rows read at
-        /// tap t's offset, each row kept or zeroed by tap t's mask (the centre tap's rows are all kept, and read in
-        /// place). One B panel meets every A panel while it stays in L1.</summary>
-        private void AddProducts(ProductOperands operands, int positions, int depthMax, float* product, bool accumulate)
+        /// <summary>Column blocks [<paramref name="firstColumn"/>, <paramref name="endColumn"/>) of dW' (+)= dy·Xᵀ over
+        /// one staged chunk as a GEMM whose depth is the positions, with the product laid out (OutChannels, taps, channel
+        /// blocks · 32): per depth block the A panels are dy's rows transposed (12 output channels each), and the B
+        /// panel of tap t and channel block b is that block's channels-last rows read at tap t's offset, each row kept
+        /// or zeroed by tap t's mask (the centre tap's rows are all kept, and read in place). One B panel meets every A
+        /// panel while it stays in L1.</summary>
+        private void AddProducts(ProductOperands operands, int positions, int depthMax, int firstColumn, int endColumn, float* product, bool accumulate)
         {
             int rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows, productRow = _taps * _channelBlocks * Gemm.TileCols;
             float** rows = stackalloc float*[Gemm.TileRows];
             GemmKernelPath path = Gemm.BestPath;
-            // Equal blocks: 8 images of 14 × 14 as 4 × 392 rather than 6 × 256 and a last block of 32.
+            // Equal blocks: an image of 28 × 28 as 2 × 392 rather than 512 and 272.
             int block = Gemm.EqualParts(positions, 1, depthMax);
             for (int depthStart = 0; depthStart < positions; depthStart += block)
             {
@@ -301,18 +327,18 @@ internal static partial class Convolution
                     q += stretch;
                 }
                 bool loadC = accumulate || depthStart > 0;
-                for (int b = 0; b < _channelBlocks; b++)
-                    for (int t = 0; t < _taps; t++)
-                    {
-                        float* source = operands.X + ((nint)b * BlockRows + _reach + depthStart + operands.Offsets[t]) * Gemm.TileCols;
-                        bool centre = t / g.Cols.Kernel == g.Rows.PadBefore && t % g.Cols.Kernel == g.Cols.PadBefore;
-                        float* panelB = centre ? source : operands.PanelB;
-                        if (!centre) CopyMaskedRows(source, operands.Masks + (nint)t * operands.Stride + depthStart, depth, panelB);
-                        float* c = product + (t * _channelBlocks + b) * Gemm.TileCols;
-                        for (int r = 0; r < rowPanels; r++)
-                            Gemm.Tile(path, Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows), depth,
-                                operands.PanelsA + (nint)r * Gemm.TileRows * depth, panelB, c + (nint)r * Gemm.TileRows * productRow, productRow, loadC);
-                    }
+                for (int column = firstColumn; column < endColumn; column++)
+                {
+                    int b = column / _taps, t = column - b * _taps;
+                    float* source = operands.X + ((nint)b * BlockRows + _reach + depthStart + operands.Offsets[t]) * Gemm.TileCols;
+                    bool centre = t / g.Cols.Kernel == g.Rows.PadBefore && t % g.Cols.Kernel == g.Cols.PadBefore;
+                    float* panelB = centre ? source : operands.PanelB;
+                    if (!centre) CopyMaskedRows(source, operands.Masks + (nint)t * operands.Stride + depthStart, depth, panelB);
+                    float* c = product + (t * _channelBlocks + b) * Gemm.TileCols;
+                    for (int r = 0; r < rowPanels; r++)
+                        Gemm.Tile(path, Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows), depth,
+                            operands.PanelsA + (nint)r * Gemm.TileRows * depth, panelB, c + (nint)r * Gemm.TileRows * productRow, productRow, loadC);
+                }
             }
         }
 
@@ -361,7 +387,8 @@ internal static partial class Convolution
     }
 
     /// <summary>Packs row panels [start, end) of a convolution's weight, rows × (channels · taps) with patch row
-    /// p = c·taps + t, followed by the bias as patch row channels · taps when <paramref name="depth"/> has room for it,
+    /// p = t·channels + c (tap-major, so that <see cref="ShiftedTile"/> keeps one tap's masks in registers over its
+    /// channels), followed by the bias as patch row channels · taps when <paramref name="depth"/> has room for it,
     /// as the GEMM packs op(A): per depth block of at most <paramref name="depthMax"/>, panels of 12 rows, k-major
     /// (element (r, p) at p·12 + r mod 12); rows past the last are left unset (the tile for a short panel does not
     /// read them). The weight is W[r, c, t] at weight[(r·channels + c)·taps + t], or, <paramref name="turned"/>, the
@@ -384,12 +411,12 @@ internal static partial class Convolution
                     int firstRow = panel * Gemm.TileRows, panelRows = Math.Min(Gemm.TileRows, rows - firstRow);
                     float* target = panels + (nint)blockStart * rowPanels * Gemm.TileRows + (nint)panel * Gemm.TileRows * block;
                     float* rowsStart = weight + firstRow * rowStep;
-                    int c = blockStart / taps, t = blockStart - c * taps;
+                    int t = blockStart / channels, c = blockStart - t * channels;
                     for (int p = blockStart; p < patchEnd; p++, target += Gemm.TileRows)
                     {
                         float* source = rowsStart + c * channelStep + (turned ? taps - 1 - t : t);
                         for (int i = 0; i < panelRows; i++) target[i] = source[i * rowStep];
-                        if (++t == taps) { t = 0; c++; }
+                        if (++c == channels) { c = 0; t++; }
                     }
                     if (patchEnd < blockEnd)
                         for (int i = 0; i < panelRows; i++) target[i] = bias[firstRow + i];
@@ -515,6 +542,7 @@ internal static partial class Convolution
         {
             int plane = g.InPlane, rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
             GemmKernelPath path = Gemm.BestPath;
+            bool shifted = RunsShiftedTile(g);
             for (int j0 = 0; j0 < count; j0 += Gemm.TileCols)
             {
                 long position = first + j0, image = position / plane;
@@ -527,8 +555,17 @@ internal static partial class Convolution
                 for (int depthStart = 0; depthStart < k; depthStart += depthMax)
                 {
                     int depth = Math.Min(depthMax, k - depthStart);
-                    PackImagePanel(buffers, j0, depthStart, depth);
                     float* blockPanels = weightPanels + (nint)depthStart * rowPanels * Gemm.TileRows;
+                    if (shifted)
+                    {
+                        for (int r = 0; r < rowPanels; r++)
+                            ShiftedTile(Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows), depthStart, depth, g.InChannels, g.PatchSize,
+                                blockPanels + (nint)r * Gemm.TileRows * depth, buffers.Staged + j0, buffers.RowStride, buffers.Offsets,
+                                buffers.Masks + j0, buffers.MaskStride, c0 + r * Gemm.TileRows * ldc, ldc, loadC: depthStart > 0);
+                        continue;
+                    }
+                    // ShiftedTile is written for 512-bit vectors and 4, 8 or 12 rows; elsewhere the B panel is packed.
+                    PackImagePanel(buffers, j0, depthStart, depth);
                     for (int r = 0; r < rowPanels; r++)
                         Gemm.Tile(path, Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows), depth,
                             blockPanels + (nint)r * Gemm.TileRows * depth, buffers.Panel, c0 + r * Gemm.TileRows * ldc, ldc, loadC: depthStart > 0);
@@ -538,7 +575,7 @@ internal static partial class Convolution
         }
 
         /// <summary>Packs the B panel of chunk positions [j0, j0 + 32) for patch rows [depthStart, depthStart + depth):
-        /// row p = c·taps + t is staged channel row c read at tap t's offset, under tap t's mask; the row after the
+        /// row p = t·channels + c is staged channel row c read at tap t's offset, under tap t's mask; the row after the
         /// patch (the bias's) is ones.</summary>
         private void PackImagePanel(ImplicitBuffers buffers, int j0, int depthStart, int depth)
         {
@@ -553,16 +590,16 @@ internal static partial class Convolution
         private void PackImagePanel<TVector>(ImplicitBuffers buffers, int j0, int depthStart, int depth)
             where TVector : struct, ISimdVector<TVector, float>
         {
-            int end = depthStart + depth, taps = _taps;
-            nint rowStride = buffers.RowStride, panelStep = (nint)taps * Gemm.TileCols;
+            int end = depthStart + depth, taps = _taps, channels = g.InChannels;
+            nint rowStride = buffers.RowStride, panelStep = Gemm.TileCols;
             for (int t = 0; t < taps; t++)
             {
-                // The block's rows of tap t: channels whose row c·taps + t lies in [depthStart, end).
-                int firstChannel = (depthStart - t + taps - 1) / taps, endChannel = Math.Min(g.InChannels, (end - t + taps - 1) / taps);
+                // The block's rows of tap t: channels whose row t·channels + c lies in [depthStart, end).
+                int firstChannel = Math.Max(0, depthStart - t * channels), endChannel = Math.Min(channels, end - t * channels);
                 if (firstChannel >= endChannel) continue;
                 float* source = buffers.Staged + firstChannel * rowStride + j0 + buffers.Offsets[t];
                 float* mask = buffers.Masks + (nint)t * buffers.MaskStride + j0;
-                float* target = buffers.Panel + ((nint)firstChannel * taps + t - depthStart) * Gemm.TileCols;
+                float* target = buffers.Panel + ((nint)t * channels + firstChannel - depthStart) * Gemm.TileCols;
                 for (int lane = 0; lane < Gemm.TileCols; lane += TVector.Count)
                 {
                     TVector keep = TVector.LoadUnsafe(in mask[lane], 0);

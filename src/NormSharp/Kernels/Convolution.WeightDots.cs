@@ -18,10 +18,12 @@ internal static partial class Convolution
     private const int DotSpanPositions = 512;
 
     /// <summary>The small-patch weight pass over groups of images [start, end): each group's dW (OutChannels ×
-    /// PatchSize) and bias gradient (OutChannels) into its partial sum, laid out as
-    /// <see cref="ImplicitWeightGroups.SumLength"/> says.</summary>
+    /// PatchSize) and bias gradient (OutChannels) into its partial sum.</summary>
     internal readonly unsafe struct WeightDotGroups(ConvGeometry g, float* x, float* dy, float* partials, int groups) : IChunkBody
     {
+        /// <summary>Floats of one group's dW, before its bias gradient.</summary>
+        public static int SumLength(ConvGeometry g) => g.OutChannels * g.PatchSize;
+
         public void Run(int start, int end)
         {
             // 8 × 3 = 24 accumulators of the 32 vector registers with AVX-512; 3 × 3 of the 16 below.
@@ -50,7 +52,7 @@ internal static partial class Convolution
                     float** columnRows = stackalloc float*[DotBlock8x3.ColumnRows];
                     for (int group = start; group < end; group++)
                     {
-                        float* sum = partials + (nint)group * (ImplicitWeightGroups.SumLength(g) + g.OutChannels), biasSum = sum + ImplicitWeightGroups.SumLength(g);
+                        float* sum = partials + (nint)group * (SumLength(g) + g.OutChannels), biasSum = sum + SumLength(g);
                         int firstImage = (int)((long)g.Batch * group / groups), endImage = (int)((long)g.Batch * (group + 1) / groups);
                         new Span<float>(accumulators, dyBlocks * columnBlocks * blockLength).Clear();
                         new Span<float>(tails, g.OutChannels * patch).Clear();
@@ -65,7 +67,7 @@ internal static partial class Convolution
                             float* image = dy + (nint)n * g.OutChannels * plane;
                             for (int o = 0; o < g.OutChannels; o++)
                             {
-                                float channelSum = ImplicitWeightGroups.PlaneSum(image + (nint)o * plane, plane);
+                                float channelSum = ImplicitWeightProducts.PlaneSum(image + (nint)o * plane, plane);
                                 biasSum[o] = n > firstImage ? biasSum[o] + channelSum : channelSum;
                             }
                             for (int from = 0; from < wholeVectors; from += spanVectors)

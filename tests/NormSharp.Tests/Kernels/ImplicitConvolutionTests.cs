@@ -50,12 +50,18 @@ public class ImplicitConvolutionTests
     [InlineData(1, 7, 12, 3, 21)]
     [InlineData(1, 5, 6, 4, 3)]
     [InlineData(1, 9, 23, 3, 5)]
-    // Deep patches on at least 22 channels take the weight pass's implicit GEMM: 33 images of 32×32 put three images
-    // in some of its 16 groups, staged two at a time, so a group sums two chunks of 4 depth blocks (2,048 positions),
-    // each block half an image (dy transposed into the panels image by image), and 44 channels fill one 32-channel
-    // block and part of a second; an even kernel has its centre tap at (1, 1).
+    // Deep patches on at least 22 channels take the weight pass's implicit GEMM: 44 channels fill one 32-channel block
+    // and part of a second, so the batch is one group whose 33 images of 32×32 are staged one at a time, each in two
+    // depth blocks of 512 positions (dy transposed into the panels image by image); 24 channels, one block, are
+    // summed in groups of images; an even kernel has its centre tap at (1, 1).
     [InlineData(44, 5, 32, 3, 33)]
     [InlineData(24, 3, 8, 4, 2)]
+    // At 512 bits the shifted tile (Convolution.Tile.cs): a 5×5 forward on 20 channels (patch 500 and the bias's row)
+    // into 16 outputs, panels of 12 and 4 rows, and its input gradient into 20 (12 and 8 rows); the input gradient
+    // of 44 channels on 7×7 (odd, so not Winograd) in panels of 12, 12, 12 and 8 rows, the weight pass's columns
+    // split over two channel blocks.
+    [InlineData(20, 16, 7, 5, 3)]
+    [InlineData(44, 16, 7, 3, 5)]
     public void Same_size_convolution_in_float32_matches_float64(int inChannels, int outChannels, int side, int kernel, int batch)
     {
         Assert.True(Convolution.RunsImplicitly<float>(new ConvGeometry(batch, inChannels, outChannels,

@@ -345,9 +345,11 @@ public class ConvolutionThreadingTests
 {
     // 37 images of 10×10 in float32 (the implicit GEMM): 116 forward tiles, cut at different places at one and three
     // threads, tiles that straddle images, and a weight pass in 16 groups; one input channel takes the register-blocked dot products for dW, 24 the
-    // implicit GEMM (14 output channels leave a two-row panel), three and five im2col + GEMM.
+    // implicit GEMM (14 output channels leave a two-row panel), 44 the implicit GEMM in one group whose 18 column
+    // blocks (two channel blocks × 9 taps) the threads split, three and five im2col + GEMM.
     [Theory]
     [InlineData(24, 14)]
+    [InlineData(44, 16)]
     [InlineData(3, 8)]
     [InlineData(1, 6)]
     [InlineData(5, 14)]

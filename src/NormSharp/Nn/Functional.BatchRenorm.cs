@@ -15,8 +15,10 @@ public static partial class Functional
         (double RMax, double DMax) limits, double momentum, double eps, bool unbiasedRunningVariance)
     {
         int channels = input.Dims[channelAxis];
-        // Momentum 1 makes BatchNorm copy the batch mean and biased variance into these scratch buffers.
-        Tensor batchMean = Tensor.Allocate(input.DType, new[] { channels }, clear: false), batchVariance = Tensor.Allocate(input.DType, new[] { channels }, clear: false);
+        // Momentum 1 makes BatchNorm copy the batch mean and biased variance into these scratch buffers: it computes
+        // (1 − 1)·old + 1·batch, so the old contents must be finite, and a buffer rented uninitialized in a scope can
+        // hold NaN or ∞ from whatever used it before (0·NaN = NaN): cleared, they are zeros.
+        Tensor batchMean = Tensor.Allocate(input.DType, new[] { channels }), batchVariance = Tensor.Allocate(input.DType, new[] { channels });
         Tensor normalized = BatchNorm(who, input, channelAxis, batchMean, batchVariance, null, null, training: true, momentum: 1, eps, unbiasedRunningVariance: false);
 
         double[] mean = runningMean.ToDoubleArray(), variance = runningVar.ToDoubleArray();

@@ -190,3 +190,32 @@ public class SmallBatchNormTests
         Assert.Contains("warm-up", Assert.Throws<ArgumentOutOfRangeException>(() => new BatchRenorm1d(3, clipping: new BatchRenormClipping(WarmupSteps: 10, RMaxSteps: 5))).Message);
     }
 }
+
+/// <summary>Batch Renormalization inside a <see cref="TensorScope"/>, whose tensors are rented uninitialized from the
+/// pool that every thread shares. In the collection that runs alone, so that no other test's arrays come between
+/// the ones this test leaves in the pool and the layer that rents them.</summary>
+[Collection("Parallelism")]
+public class BatchRenormInScopeTests
+{
+    [Fact]
+    public void Training_in_a_scope_is_unaffected_by_NaN_left_in_pooled_arrays()
+    {
+        // The batch statistics' scratch buffers (one value per channel) are rented from the pool; a diverged run
+        // (the learning-rate experiment's highest rates) returns arrays full of NaN to it. BatchRenorm used to rent
+        // them uninitialized and have BatchNorm compute (1 − 1)·old + batch into them: NaN from the first step.
+        const int channels = 8;
+        Tensor x = Tensor.Normal(new[] { 4, channels, 3, 3 }, generator: new RandomGenerator(1));
+        Tensor expected = new BatchNorm2d(channels).Forward(x);
+        using (TensorScope.Begin())
+        {
+            for (int i = 0; i < 64; i++) Tensor.Full(new[] { channels }, double.NaN);
+        }
+        var layer = new BatchRenorm2d(channels); // in its warm-up: rmax = 1, dmax = 0, so BatchNorm
+        using (TensorScope.Begin())
+        {
+            Tensor y = layer.Forward(x);
+            TensorAssert.Close(expected.ToArray(), y, 1e-6, 1e-6);
+        }
+        Assert.All(layer.RunningMean!.ToArray().Concat(layer.RunningVar!.ToArray()), v => Assert.True(float.IsFinite(v)));
+    }
+}

@@ -36,6 +36,14 @@ public static class QuickComparison
                     output.WriteLine("rows on tensors larger than the cache also give their share of a copy timed in alternation with them (rate, share of copy, copy GB/s).");
                 GC.Collect();
             }
+            if (threadCounts.Contains(1))
+            {
+                var (cpu, restore) = CorePinning.PinToOneCpu();
+                restore?.Dispose();
+                output.WriteLine(cpu >= 0
+                    ? $"one-thread rows: both engines on logical CPU {cpu} (the calling thread pinned: the cores of a VM need not be alike)."
+                    : "one-thread rows: not pinned to a core (thread affinity not available here).");
+            }
             output.WriteLine();
             output.WriteLine("| suite | case | threads | NormSharp ms | rate | libtorch ms | rate | speed-up | alloc |");
             output.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -46,6 +54,7 @@ public static class QuickComparison
                 {
                     Parallelism.ThreadCount = threads;
                     LibTorch.SetThreads(threads);
+                    using var pinned = threads == 1 ? CorePinning.PinToOneCpu().Restore : null;
                     Action? yardstick = w.ComparedWithCopy && copy is not null ? () => copy.Copy(threads) : null;
                     var (ours, theirs, allocated, copied) = Measure(normSharp, libTorch, secondsPerCase, yardstick);
                     string rate = FormatRate(w, ours);

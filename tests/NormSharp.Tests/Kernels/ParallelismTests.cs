@@ -7,8 +7,12 @@ namespace NormSharp.Tests.Kernels;
 [Collection("Parallelism")]
 public class ParallelismTests
 {
-    // Enough work per item that every thread gets a chunk (32,768 units make a chunk worth a thread).
+    // Enough work per item that every thread gets a share (32,768 units make a share worth a thread).
     private const long Plenty = 1 << 20;
+
+    // Enough for a share per thread in the loops of up to ten items below, too little to cut a share of up to five
+    // items into chunks (131,072 units the least chunk): one chunk per thread.
+    private const long OneChunkEach = 40_000;
 
     [Theory]
     [InlineData(2, 10, new[] { 0, 5, 10 })]
@@ -20,7 +24,7 @@ public class ParallelismTests
         var chunks = WithThreads(threads, () =>
         {
             var seen = new ConcurrentBag<(int Start, int End)>();
-            Parallelism.For(count, (start, end) => seen.Add((start, end)), Plenty);
+            Parallelism.For(count, (start, end) => seen.Add((start, end)), OneChunkEach);
             return seen;
         });
         var expected = bounds.Zip(bounds.Skip(1)).Select(b => (b.First, b.Second));
@@ -45,7 +49,7 @@ public class ParallelismTests
         var calls = WithThreads(3, () =>
         {
             var seen = new ConcurrentBag<(int Start, int Thread)>();
-            Parallelism.For(9, (start, _) => seen.Add((start, Environment.CurrentManagedThreadId)), Plenty);
+            Parallelism.For(9, (start, _) => seen.Add((start, Environment.CurrentManagedThreadId)), OneChunkEach);
             return seen;
         }).OrderBy(c => c.Start).ToArray();
         Assert.Equal(new[] { 0, 3, 6 }, calls.Select(c => c.Start));
@@ -60,27 +64,29 @@ public class ParallelismTests
         var met = new ConcurrentBag<(bool Met, int Thread)>();
         WithThreads(3, () =>
         {
-            Parallelism.For(3, (_, _) => met.Add((allThree.SignalAndWait(TimeSpan.FromSeconds(30)), Environment.CurrentManagedThreadId)), Plenty);
+            Parallelism.For(3, (_, _) => met.Add((allThree.SignalAndWait(TimeSpan.FromSeconds(30)), Environment.CurrentManagedThreadId)), OneChunkEach);
             return 0;
         });
         Assert.All(met, m => Assert.True(m.Met));
         Assert.Equal(3, met.Select(m => m.Thread).Distinct().Count());
     }
 
-    [Fact]
-    public void A_loop_inside_a_chunk_runs_inline_on_that_chunk_s_thread()
+    [Theory]
+    [InlineData(2, 2)]     // one chunk per thread
+    [InlineData(1024, 12)] // each thread's share cut into 6 chunks
+    public void A_loop_inside_a_chunk_runs_inline_on_that_chunk_s_thread(int outerCount, int outerChunks)
     {
         var inner = WithThreads(2, () =>
         {
             var seen = new ConcurrentBag<(int OuterThread, int Start, int End, int Thread)>();
-            Parallelism.For(2, (_, _) =>
+            Parallelism.For(outerCount, (_, _) =>
             {
                 int outerThread = Environment.CurrentManagedThreadId;
                 Parallelism.For(8, (start, end) => seen.Add((outerThread, start, end, Environment.CurrentManagedThreadId)), Plenty);
             }, Plenty);
             return seen;
         });
-        Assert.Equal(2, inner.Count);
+        Assert.Equal(outerChunks, inner.Count);
         Assert.All(inner, call =>
         {
             Assert.Equal((0, 8), (call.Start, call.End));
@@ -149,7 +155,7 @@ public class ParallelismTests
     }
 
     [Fact]
-    public void A_loop_over_a_struct_body_allocates_nothing_on_any_thread()
+    public void A_loop_over_a_struct_body_allocates_nothing_on_any_thread_even_with_its_shares_cut_into_chunks()
     {
         const int loops = 1000;
         long[] sums = new long[2];
@@ -230,18 +236,105 @@ public class ParallelismTests
         Assert.Equal(11, finished);
     }
 
+    [Fact]
+    public void A_share_with_enough_work_is_cut_into_chunks_that_halve_toward_its_end()
+    {
+        var chunks = WithThreads(2, () =>
+        {
+            var seen = new ConcurrentBag<(int Start, int End)>();
+            Parallelism.For(1024, (start, end) => seen.Add((start, end)), Plenty);
+            return seen;
+        });
+        // Two shares of 512 items, each cut into 6 chunks (the most): 256, 128, 64, 32, 16 and the 16 left.
+        int[] bounds = { 0, 256, 384, 448, 480, 496, 512 };
+        var expected = bounds.Zip(bounds.Skip(1)).SelectMany(b => new[] { (b.First, b.Second), (512 + b.First, 512 + b.Second) });
+        Assert.Equal(expected.Order(), chunks.Order());
+    }
+
+    [Theory]
+    [InlineData(1 << 16, 1, 2)]       // 32,768 units per share: one chunk each
+    [InlineData(1 << 19, 1, 4)]       // 262,144 units per share: halved while the last chunk keeps 131,072 units
+    [InlineData(1 << 20, 8, 12)]      // 4,194,304 units per share: the most, 6 chunks each (the last 131,072)
+    [InlineData(1 << 17, 4, 4)]       // the same work as the second in fewer, larger items
+    public void How_finely_a_share_is_cut_depends_on_its_work(int count, long workPerItem, int expectedChunks)
+    {
+        int chunks = WithThreads(2, () =>
+        {
+            int seen = 0;
+            Parallelism.For(count, (_, _) => Interlocked.Increment(ref seen), workPerItem);
+            return seen;
+        });
+        Assert.Equal(expectedChunks, chunks);
+    }
+
+    [Fact]
+    public void The_rest_of_the_share_of_a_thread_held_up_in_a_chunk_is_run_by_the_others()
+    {
+        // The calling thread's first chunk waits until every other chunk has run: this ends only if the worker takes
+        // the rest of the caller's share (from its end) as well as its own.
+        using var othersDone = new CountdownEvent(11);
+        int caller = Environment.CurrentManagedThreadId;
+        var calls = WithThreads(2, () =>
+        {
+            var seen = new ConcurrentBag<(int Start, int Thread)>();
+            Parallelism.For(1024, (start, _) =>
+            {
+                if (start == 0) Assert.True(othersDone.Wait(TimeSpan.FromSeconds(30)));
+                else othersDone.Signal();
+                seen.Add((start, Environment.CurrentManagedThreadId));
+            }, Plenty);
+            return seen;
+        });
+        Assert.Equal(12, calls.Count);
+        Assert.Equal(caller, calls.Single(c => c.Start == 0).Thread);
+        Assert.All(calls.Where(c => c.Start != 0), c => Assert.NotEqual(caller, c.Thread));
+    }
+
+    [Theory]
+    [InlineData(1, 3072)] // inline: one chunk of all items
+    [InlineData(2, 768)]  // item 2000 in the first chunk of the second share [1536, 3072)
+    [InlineData(3, 32)]   // item 2000 in the fifth chunk of the second share [1024, 2048): [1984, 2016)
+    public void An_exception_in_a_chunk_of_a_cut_share_reaches_the_caller_after_every_other_chunk_ends(int threads, int failedChunkLength)
+    {
+        int finished = 0;
+        var error = WithThreads(threads, () => Assert.Throws<InvalidOperationException>(() => Parallelism.For(3072, (start, end) =>
+        {
+            if (start <= 2000 && 2000 < end) throw new InvalidOperationException("the chunk of item 2000 failed");
+            Interlocked.Add(ref finished, end - start);
+        }, Plenty)));
+        Assert.Equal("the chunk of item 2000 failed", error.Message);
+        Assert.Equal(3072 - failedChunkLength, finished);
+    }
+
+    [Fact]
+    public void A_struct_body_that_does_not_take_turns_keeps_one_chunk_per_thread()
+    {
+        var chunks = WithThreads(2, () =>
+        {
+            var seen = new ConcurrentBag<(int Start, int End)>();
+            Parallelism.For(1024, new ActionBody((start, end) => seen.Add((start, end))), Plenty);
+            return seen;
+        });
+        Assert.Equal(new[] { (0, 512), (512, 1024) }, chunks.Order());
+    }
+
     private readonly struct ActionBody(Action<int, int> body) : IChunkBody
     {
         public void Run(int start, int end) => body(start, end);
     }
 
-    /// <summary>Adds the items of each chunk into its own slot (chunk = start / 500 for 1000 items on 2 threads).</summary>
+    /// <summary>Adds the items of each chunk into its share's slot (share = start / 500 for 1000 items on 2 threads;
+    /// either thread may run a chunk of either share).</summary>
     private readonly struct SumBody(long[] sums) : IChunkBody
     {
         public void Run(int start, int end)
         {
-            for (int item = start; item < end; item++) sums[start / 500] += item;
+            long sum = 0;
+            for (int item = start; item < end; item++) sum += item;
+            Interlocked.Add(ref sums[start / 500], sum);
         }
+
+        public static bool TakesTurns => true;
     }
 
     private static T WithThreads<T>(int threads, Func<T> run)

@@ -19,7 +19,7 @@ internal interface IChunkBody
 /// <summary>
 /// How many threads NormSharp's kernels use. A loop's items are cut into contiguous chunks that depend only on the
 /// item count, the work per item and the thread count, never on timing, so results are bit-reproducible for a given
-/// seed and thread count (and the kernels give the same bits whatever the chunks). The chunks run on the calling thread
+/// seed and thread count (and the kernels are written to give the same bits whatever the chunks). The chunks run on the calling thread
 /// and on up to <see cref="ThreadCount"/> − 1 background threads ("NormSharp worker N") that NormSharp starts on first
 /// use and keeps; which thread runs which chunk depends on timing.
 /// </summary>
@@ -64,8 +64,7 @@ public static class Parallelism
     /// <summary><see cref="For(int, Action{int, int}, long)"/> over a struct body, which allocates nothing. The items
     /// are cut into one contiguous share per thread (fewer when a share would hold under 32,768 units of
     /// <paramref name="workPerItem"/>), and, where the body <see cref="IChunkBody.TakesTurns"/>, a share with enough
-    /// work into chunks that halve in size from its start to
-    /// its end (<see cref="ChunkPlan"/>). Each thread runs its own share's chunks from the start, then takes the
+    /// work into chunks that halve in size from its start to its end (<see cref="ChunkPlan"/>). Each thread runs its own share's chunks from the start, then takes the
     /// smallest chunks left at the ends of the others' shares: a thread that a slower core or another process holds
     /// up leaves the rest of its share to the others instead of holding up the loop, while each thread still works
     /// through one contiguous range of memory. Chunks are not cut finer than 131,072 units, so a loop of tens of

@@ -35,6 +35,7 @@ internal static class Pooling
 
     /// <summary><see cref="MaxForward{T}"/> on planes [first, end), in one loop: the seed CNN's last pooling has
     /// 128 000 planes of nine outputs, where a call per plane or per row costs more than the work.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MaxPlanes<T>(PoolGeometry g, ArraySegment<T> input, ArraySegment<T> output, bool relu, int first, int end)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -76,6 +77,7 @@ internal static class Pooling
     /// Count outputs: the last vector overlaps the one before it rather than leaving a scalar tail. The window's four
     /// values are combined as <see cref="Max4{T}"/> scans them, (top pair, then bottom pair, then the two), which
     /// gives the same value as the scan in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void MaxPairs<T, TVector>(ReadOnlySpan<T> top, ReadOnlySpan<T> bottom, Span<T> row, bool relu)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
@@ -107,7 +109,7 @@ internal static class Pooling
     /// <summary>dx[argmax of the window of o] += dy[o]: the gradient goes to the window's maximum only.</summary>
     public static void MaxBackward<T>(PoolGeometry g, ArraySegment<T> input, ArraySegment<T> gradOutput, ArraySegment<T> gradInput)
         where T : unmanaged, IFloatingPointIeee754<T> =>
-        ForEachPlane(g, p =>
+        ForEachPlane(g, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (p) =>
         {
             ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
             ReadOnlySpan<T> dy = gradOutput.AsSpan(p * g.OutPlane, g.OutPlane);
@@ -276,7 +278,7 @@ internal static class Pooling
 
     /// <summary>Runs <paramref name="body"/>(plane) for every plane, split over the threads.</summary>
     private static void ForEachPlane(PoolGeometry g, Action<int> body) =>
-        Parallelism.For(g.Planes, (first, end) =>
+        Parallelism.For(g.Planes, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             for (int p = first; p < end; p++) body(p);
         }, g.WorkPerPlane);

@@ -472,6 +472,7 @@ internal static partial class Convolution
     {
         private readonly int _taps = g.Rows.Kernel * g.Cols.Kernel, _guard = TapReach(g);
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
             // A staged channel row holds the chunk's positions with the tap reach either side. The masks depend on a

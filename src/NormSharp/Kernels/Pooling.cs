@@ -96,6 +96,7 @@ internal static class Pooling
         }
 
         // ArgMax's rule on lanes: the candidate wins when larger or NaN (a NaN is the one value not ≤ itself).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static TVector Take(TVector max, TVector candidate) =>
             TVector.ConditionalSelect(~TVector.LessThanOrEqual(candidate, candidate), candidate,
                 TVector.ConditionalSelect(TVector.LessThan(max, candidate), candidate, max));
@@ -161,6 +162,7 @@ internal static class Pooling
 
     /// <summary>The maximum of a 2×2 window and its tap in row-major order (0..3), by <see cref="ArgMax{T}"/>'s rule:
     /// the first of equal values, a NaN wins (the last NaN, as the scan would find it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (T Value, int Tap) Max4<T>(T a, T b, T c, T d) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (typeof(T) == typeof(float))
@@ -203,6 +205,7 @@ internal static class Pooling
     /// <summary>The float <see cref="Max4{T}"/> without branches: on real data which tap wins is a coin toss, and
     /// mispredicted branches made the scalar version cost more than the convolution's im2col. Each step is a compare
     /// and two blends on lane 0 of a vector register.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (float Value, int Tap) Max4(float a, float b, float c, float d)
     {
         Vector128<float> max = Vector128.CreateScalarUnsafe(a);
@@ -212,6 +215,7 @@ internal static class Pooling
         Take(ref max, ref tap, d, 3);
         return (max.ToScalar(), tap.ToScalar());
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Take(ref Vector128<float> max, ref Vector128<int> tap, float value, int index)
         {
             Vector128<float> candidate = Vector128.CreateScalarUnsafe(value);

@@ -45,6 +45,7 @@ internal static class ActivationKernels
     }
 
     /// <inheritdoc cref="Relu{T}(ReadOnlySpan{T}, Span{T}, Span{ulong})"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Relu<T, TVector>(ReadOnlySpan<T> x, Span<T> y, Span<ulong> kept)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
@@ -84,6 +85,7 @@ internal static class ActivationKernels
     }
 
     /// <inheritdoc cref="ReluGradient{T}(ReadOnlySpan{ulong}, ReadOnlySpan{T}, Span{T})"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ReluGradient<T, TVector>(ReadOnlySpan<ulong> kept, ReadOnlySpan<T> dy, Span<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
@@ -166,6 +168,7 @@ internal static class ActivationKernels
         : ExpAffine<T, TAddend, Simd128<T>>(x, shift, scale, addend, output);
 
     /// <inheritdoc cref="ExpAffine{T, TAddend}"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static T ExpAffine<T, TAddend, TVector>(ReadOnlySpan<T> x, T shift, T scale, TAddend addend, Span<T> output)
         where T : unmanaged, IFloatingPointIeee754<T> where TAddend : ICoefficient<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {
@@ -202,6 +205,7 @@ internal static class ActivationKernels
         : RowMax<T, Simd128<T>>(x);
 
     /// <inheritdoc cref="RowMax{T}"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static T RowMax<T, TVector>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
         int width = TVector.Count, last = x.Length - width;
@@ -234,6 +238,7 @@ internal static class ActivationKernels
     /// number of (n, inner) blocks). Numerically stable: with m = max x, softmax = e^(x−m) / Σ e^(x−m) and
     /// log-softmax = x − m − log Σ e^(x−m), so no exponent is positive.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SoftmaxForward<T>(ReadOnlySpan<T> x, Span<T> y, int n, int inner, bool log)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -288,6 +293,7 @@ internal static class ActivationKernels
 
     /// <summary>The softmax of each contiguous row of n elements, and each row's log-normalizer m + log Σ e^(x−m)
     /// (m = the row's maximum) in <paramref name="logNormalizers"/> unless that is empty: log-softmax = x − that.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SoftmaxRows<T>(ReadOnlySpan<T> x, Span<T> probabilities, Span<T> logNormalizers, int n)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -306,6 +312,7 @@ internal static class ActivationKernels
     /// The input gradient from the saved output y and the output gradient dy, over the same layout as
     /// <see cref="SoftmaxForward"/>: for softmax dx = y ⊙ (dy − Σₙ dy·y); for log-softmax dx = dy − e^y ⊙ Σₙ dy.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SoftmaxBackward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx, int n, int inner, bool log)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -124,6 +124,7 @@ internal static partial class Convolution
     /// left the other thread idle.</summary>
     private readonly unsafe struct WeightGradientTotals(ConvGeometry g, float* partials, int groups, float* gradWeight, float* gradBias) : IChunkBody
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
             bool dots = g.PatchSize <= DotProductPatch;
@@ -190,6 +191,7 @@ internal static partial class Convolution
         /// offsets either side.</summary>
         private int BlockRows => _reach + _chunkImages * g.InPlane + _reach;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
             int plane = g.InPlane, stride = _chunkImages * plane + Gemm.TileCols, columns = ColumnBlocks(g);
@@ -254,6 +256,7 @@ internal static partial class Convolution
 
         /// <summary>Σ of <paramref name="length"/> floats: one channel plane of dy, for the bias gradient. One loop
         /// rather than a TensorPrimitives.Sum, whose setup weighed as much as its 49 adds on the seed CNN's 7 × 7 planes.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         internal static float PlaneSum(float* plane, int length)
         {
             Vector<float> vectorSum = Vector<float>.Zero;
@@ -442,6 +445,7 @@ internal static partial class Convolution
     /// <summary>masks[t·stride + j] = all ones where tap t of position j (of images end to end) reads inside its
     /// image, else zero, for j &lt; <paramref name="positions"/>, and zero from there to <paramref name="stride"/>
     /// (where a last tile or vector reaches). A tap reads inside when both its row and its column do.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void BuildTapMasks(ConvGeometry g, int positions, int stride, int* masks)
     {
         int width = g.Cols.Input, height = g.Rows.Input;
@@ -468,6 +472,7 @@ internal static partial class Convolution
     {
         private readonly int _taps = g.Rows.Kernel * g.Cols.Kernel, _guard = TapReach(g);
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
             // A staged channel row holds the chunk's positions with the tap reach either side. The masks depend on a
@@ -538,6 +543,7 @@ internal static partial class Convolution
         }
 
         /// <summary>The output tiles of one staged chunk: positions [first, first + count).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void RunChunk(long first, int count, ImplicitBuffers buffers)
         {
             int plane = g.InPlane, rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;

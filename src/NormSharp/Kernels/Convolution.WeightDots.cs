@@ -34,6 +34,7 @@ internal static partial class Convolution
 
         /// <summary><see cref="Run(int, int)"/> at a given width and register block (tests run every pair on any
         /// machine).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         internal void Run<TVector, TBlock>(int start, int end)
             where TVector : struct, ISimdVector<TVector, float> where TBlock : struct, IDotBlock
         {
@@ -118,84 +119,99 @@ internal static partial class Convolution
 
     /// <summary>accumulators[(i·C + j)·width …] += Σ over positions [<paramref name="first"/>, <paramref name="stop"/>)
     /// (whole vectors) of dyRows[i] ⊙ columnRows[j], for the block's R rows of dy × C rows of the column matrix: per
-    /// vector step R + C loads feed R·C multiply-adds. R and C are types, so that the JIT compiles one straight-line
-    /// kernel per block, with the unused accumulators removed.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// vector step R + C loads feed R·C multiply-adds, at the width of <typeparamref name="TVector"/>. The kernel runs on
+    /// the bare Vector512/256/128 through <see cref="Gemm.ITileLanes{TVector}"/>, as the GEMM's register tile does:
+    /// through the <see cref="ISimdVector{TSelf, T}"/> wrappers the JIT wrote each row's last multiply-add into the
+    /// register of the dy vector it consumed and copied it back, 10 register moves per 24 multiply-adds with AVX-512
+    /// and 5 per 9 with AVX2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static unsafe void BlockDots<TVector, TBlock>(float** dyRows, float** columnRows, nuint first, nuint stop, float* accumulators)
         where TVector : struct, ISimdVector<TVector, float> where TBlock : struct, IDotBlock
     {
+        // Count is a constant to the JIT: one branch remains.
+        if (TVector.Count == Vector512<float>.Count) BlockDots<Gemm.Lanes512, Vector512<float>, TBlock>(dyRows, columnRows, first, stop, accumulators);
+        else if (TVector.Count == Vector256<float>.Count) BlockDots<Gemm.Lanes256, Vector256<float>, TBlock>(dyRows, columnRows, first, stop, accumulators);
+        else BlockDots<Gemm.Lanes128, Vector128<float>, TBlock>(dyRows, columnRows, first, stop, accumulators);
+    }
+
+    /// <summary><see cref="BlockDots{TVector, TBlock}"/> on the vectors of <typeparamref name="TLanes"/>. R and C are
+    /// types, so that the JIT compiles one straight-line kernel per block, with the unused accumulators removed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void BlockDots<TLanes, TVec, TBlock>(float** dyRows, float** columnRows, nuint first, nuint stop, float* accumulators)
+        where TLanes : struct, Gemm.ITileLanes<TVec> where TVec : struct where TBlock : struct, IDotBlock
+    {
         int rows = TBlock.DyRows, columns = TBlock.ColumnRows;
-        nuint w = (nuint)TVector.Count;
+        nuint w = (nuint)TLanes.Count;
         float* y0 = dyRows[0], y1 = dyRows[Math.Min(1, rows - 1)], y2 = dyRows[Math.Min(2, rows - 1)], y3 = dyRows[Math.Min(3, rows - 1)];
         float* y4 = dyRows[Math.Min(4, rows - 1)], y5 = dyRows[Math.Min(5, rows - 1)], y6 = dyRows[Math.Min(6, rows - 1)], y7 = dyRows[Math.Min(7, rows - 1)];
         float* c0 = columnRows[0], c1 = columnRows[Math.Min(1, columns - 1)], c2 = columnRows[Math.Min(2, columns - 1)];
         // sIJ: row I of dy with column row J, at accumulators + (I·C + J)·width.
-        TVector s00 = default, s01 = default, s02 = default, s10 = default, s11 = default, s12 = default, s20 = default, s21 = default, s22 = default;
-        TVector s30 = default, s31 = default, s32 = default, s40 = default, s41 = default, s42 = default, s50 = default, s51 = default, s52 = default;
-        TVector s60 = default, s61 = default, s62 = default, s70 = default, s71 = default, s72 = default;
-        LoadRow(accumulators, columns, 0, ref s00, ref s01, ref s02);
-        if (rows > 1) LoadRow(accumulators, columns, 1, ref s10, ref s11, ref s12);
-        if (rows > 2) LoadRow(accumulators, columns, 2, ref s20, ref s21, ref s22);
-        if (rows > 3) LoadRow(accumulators, columns, 3, ref s30, ref s31, ref s32);
-        if (rows > 4) LoadRow(accumulators, columns, 4, ref s40, ref s41, ref s42);
-        if (rows > 5) LoadRow(accumulators, columns, 5, ref s50, ref s51, ref s52);
-        if (rows > 6) LoadRow(accumulators, columns, 6, ref s60, ref s61, ref s62);
-        if (rows > 7) LoadRow(accumulators, columns, 7, ref s70, ref s71, ref s72);
+        TVec s00 = default, s01 = default, s02 = default, s10 = default, s11 = default, s12 = default, s20 = default, s21 = default, s22 = default;
+        TVec s30 = default, s31 = default, s32 = default, s40 = default, s41 = default, s42 = default, s50 = default, s51 = default, s52 = default;
+        TVec s60 = default, s61 = default, s62 = default, s70 = default, s71 = default, s72 = default;
+        LoadRow<TLanes, TVec>(accumulators, columns, 0, ref s00, ref s01, ref s02);
+        if (rows > 1) LoadRow<TLanes, TVec>(accumulators, columns, 1, ref s10, ref s11, ref s12);
+        if (rows > 2) LoadRow<TLanes, TVec>(accumulators, columns, 2, ref s20, ref s21, ref s22);
+        if (rows > 3) LoadRow<TLanes, TVec>(accumulators, columns, 3, ref s30, ref s31, ref s32);
+        if (rows > 4) LoadRow<TLanes, TVec>(accumulators, columns, 4, ref s40, ref s41, ref s42);
+        if (rows > 5) LoadRow<TLanes, TVec>(accumulators, columns, 5, ref s50, ref s51, ref s52);
+        if (rows > 6) LoadRow<TLanes, TVec>(accumulators, columns, 6, ref s60, ref s61, ref s62);
+        if (rows > 7) LoadRow<TLanes, TVec>(accumulators, columns, 7, ref s70, ref s71, ref s72);
         for (nuint q = first; q < stop; q += w)
         {
-            TVector x0 = TVector.LoadUnsafe(in *c0, q);
-            TVector x1 = columns > 1 ? TVector.LoadUnsafe(in *c1, q) : default, x2 = columns > 2 ? TVector.LoadUnsafe(in *c2, q) : default;
-            RowStep(columns, TVector.LoadUnsafe(in *y0, q), x0, x1, x2, ref s00, ref s01, ref s02);
-            if (rows > 1) RowStep(columns, TVector.LoadUnsafe(in *y1, q), x0, x1, x2, ref s10, ref s11, ref s12);
-            if (rows > 2) RowStep(columns, TVector.LoadUnsafe(in *y2, q), x0, x1, x2, ref s20, ref s21, ref s22);
-            if (rows > 3) RowStep(columns, TVector.LoadUnsafe(in *y3, q), x0, x1, x2, ref s30, ref s31, ref s32);
-            if (rows > 4) RowStep(columns, TVector.LoadUnsafe(in *y4, q), x0, x1, x2, ref s40, ref s41, ref s42);
-            if (rows > 5) RowStep(columns, TVector.LoadUnsafe(in *y5, q), x0, x1, x2, ref s50, ref s51, ref s52);
-            if (rows > 6) RowStep(columns, TVector.LoadUnsafe(in *y6, q), x0, x1, x2, ref s60, ref s61, ref s62);
-            if (rows > 7) RowStep(columns, TVector.LoadUnsafe(in *y7, q), x0, x1, x2, ref s70, ref s71, ref s72);
+            TVec x0 = TLanes.Load(c0 + q);
+            TVec x1 = columns > 1 ? TLanes.Load(c1 + q) : default, x2 = columns > 2 ? TLanes.Load(c2 + q) : default;
+            RowStep<TLanes, TVec>(columns, TLanes.Load(y0 + q), x0, x1, x2, ref s00, ref s01, ref s02);
+            if (rows > 1) RowStep<TLanes, TVec>(columns, TLanes.Load(y1 + q), x0, x1, x2, ref s10, ref s11, ref s12);
+            if (rows > 2) RowStep<TLanes, TVec>(columns, TLanes.Load(y2 + q), x0, x1, x2, ref s20, ref s21, ref s22);
+            if (rows > 3) RowStep<TLanes, TVec>(columns, TLanes.Load(y3 + q), x0, x1, x2, ref s30, ref s31, ref s32);
+            if (rows > 4) RowStep<TLanes, TVec>(columns, TLanes.Load(y4 + q), x0, x1, x2, ref s40, ref s41, ref s42);
+            if (rows > 5) RowStep<TLanes, TVec>(columns, TLanes.Load(y5 + q), x0, x1, x2, ref s50, ref s51, ref s52);
+            if (rows > 6) RowStep<TLanes, TVec>(columns, TLanes.Load(y6 + q), x0, x1, x2, ref s60, ref s61, ref s62);
+            if (rows > 7) RowStep<TLanes, TVec>(columns, TLanes.Load(y7 + q), x0, x1, x2, ref s70, ref s71, ref s72);
         }
-        StoreRow(accumulators, columns, 0, s00, s01, s02);
-        if (rows > 1) StoreRow(accumulators, columns, 1, s10, s11, s12);
-        if (rows > 2) StoreRow(accumulators, columns, 2, s20, s21, s22);
-        if (rows > 3) StoreRow(accumulators, columns, 3, s30, s31, s32);
-        if (rows > 4) StoreRow(accumulators, columns, 4, s40, s41, s42);
-        if (rows > 5) StoreRow(accumulators, columns, 5, s50, s51, s52);
-        if (rows > 6) StoreRow(accumulators, columns, 6, s60, s61, s62);
-        if (rows > 7) StoreRow(accumulators, columns, 7, s70, s71, s72);
+        StoreRow<TLanes, TVec>(accumulators, columns, 0, s00, s01, s02);
+        if (rows > 1) StoreRow<TLanes, TVec>(accumulators, columns, 1, s10, s11, s12);
+        if (rows > 2) StoreRow<TLanes, TVec>(accumulators, columns, 2, s20, s21, s22);
+        if (rows > 3) StoreRow<TLanes, TVec>(accumulators, columns, 3, s30, s31, s32);
+        if (rows > 4) StoreRow<TLanes, TVec>(accumulators, columns, 4, s40, s41, s42);
+        if (rows > 5) StoreRow<TLanes, TVec>(accumulators, columns, 5, s50, s51, s52);
+        if (rows > 6) StoreRow<TLanes, TVec>(accumulators, columns, 6, s60, s61, s62);
+        if (rows > 7) StoreRow<TLanes, TVec>(accumulators, columns, 7, s70, s71, s72);
     }
 
-    /// <summary>One vector step of <see cref="BlockDots"/> for one row of dy: its vector times each column row's,
+    /// <summary>One vector step of <see cref="BlockDots{TVector, TBlock}"/> for one row of dy: its vector times each column row's,
     /// added to that pair's accumulator.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void RowStep<TVector>(int columns, TVector y, TVector x0, TVector x1, TVector x2, ref TVector s0, ref TVector s1, ref TVector s2)
-        where TVector : struct, ISimdVector<TVector, float>
+    private static void RowStep<TLanes, TVec>(int columns, TVec y, TVec x0, TVec x1, TVec x2, ref TVec s0, ref TVec s1, ref TVec s2)
+        where TLanes : struct, Gemm.ITileLanes<TVec> where TVec : struct
     {
-        s0 = TVector.MultiplyAdd(y, x0, s0);
-        if (columns > 1) s1 = TVector.MultiplyAdd(y, x1, s1);
-        if (columns > 2) s2 = TVector.MultiplyAdd(y, x2, s2);
+        s0 = TLanes.MultiplyAdd(y, x0, s0);
+        if (columns > 1) s1 = TLanes.MultiplyAdd(y, x1, s1);
+        if (columns > 2) s2 = TLanes.MultiplyAdd(y, x2, s2);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void LoadRow<TVector>(float* accumulators, int columns, int row, ref TVector s0, ref TVector s1, ref TVector s2)
-        where TVector : struct, ISimdVector<TVector, float>
+    private static unsafe void LoadRow<TLanes, TVec>(float* accumulators, int columns, int row, ref TVec s0, ref TVec s1, ref TVec s2)
+        where TLanes : struct, Gemm.ITileLanes<TVec> where TVec : struct
     {
-        float* at = accumulators + row * columns * TVector.Count;
-        s0 = TVector.LoadUnsafe(in *at, 0);
-        if (columns > 1) s1 = TVector.LoadUnsafe(in *at, (nuint)TVector.Count);
-        if (columns > 2) s2 = TVector.LoadUnsafe(in *at, (nuint)(2 * TVector.Count));
+        float* at = accumulators + row * columns * TLanes.Count;
+        s0 = TLanes.Load(at);
+        if (columns > 1) s1 = TLanes.Load(at + TLanes.Count);
+        if (columns > 2) s2 = TLanes.Load(at + 2 * TLanes.Count);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void StoreRow<TVector>(float* accumulators, int columns, int row, TVector s0, TVector s1, TVector s2)
-        where TVector : struct, ISimdVector<TVector, float>
+    private static unsafe void StoreRow<TLanes, TVec>(float* accumulators, int columns, int row, TVec s0, TVec s1, TVec s2)
+        where TLanes : struct, Gemm.ITileLanes<TVec> where TVec : struct
     {
-        float* at = accumulators + row * columns * TVector.Count;
-        s0.StoreUnsafe(ref *at, 0);
-        if (columns > 1) s1.StoreUnsafe(ref *at, (nuint)TVector.Count);
-        if (columns > 2) s2.StoreUnsafe(ref *at, (nuint)(2 * TVector.Count));
+        float* at = accumulators + row * columns * TLanes.Count;
+        TLanes.Store(s0, at);
+        if (columns > 1) TLanes.Store(s1, at + TLanes.Count);
+        if (columns > 2) TLanes.Store(s2, at + 2 * TLanes.Count);
     }
 
-    /// <summary>The register block of <see cref="BlockDots"/>: rows of dy (at most 8) × rows of the column matrix (at
+    /// <summary>The register block of <see cref="BlockDots{TVector, TBlock}"/>: rows of dy (at most 8) × rows of the column matrix (at
     /// most 3), known to the JIT as constants.</summary>
     internal interface IDotBlock
     {

@@ -142,6 +142,7 @@ internal static partial class Convolution
     private readonly unsafe struct WinogradWeights(float* weight, bool turned, int outChannels, int inChannels,
         int packedLength, float* packed) : IChunkBody
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
             float* rows = stackalloc float[12];
@@ -231,6 +232,7 @@ internal static partial class Convolution
         /// <summary>M_ξ = U_ξ · V_ξ for the 16 ξ, straight on the register tile: the weights come packed, and each panel
         /// of 32 transformed tiles is packed (k-major) once and multiplied by every row panel of U_ξ while it stays in L1.
         /// Each product is one multiply-add chain over the InChannels, whatever the thread count.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void MultiplyTiles(int groupTiles, float* tiles, float* panel, float* products)
         {
             ConvGeometry g = layout.G;
@@ -270,6 +272,7 @@ internal static partial class Convolution
 
         /// <summary>Copies one image (InChannels, H, W) into the channels-last staging buffer with its padding as zeros,
         /// a row of all channels at a time through the implicit GEMM's 4 × 4 transpose.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void StageImage(float* image, float* stage)
         {
             ConvGeometry g = layout.G;
@@ -288,6 +291,7 @@ internal static partial class Convolution
 
         /// <summary>V_ξ[t, c] = (Bᵀ d B)_ξ for each tile d of the staged image (eq. 8's Bᵀ = [1 0 −1 0; 0 1 1 0;
         /// 0 −1 1 0; 0 1 0 −1]), vectorized over the channels.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void TransformInputTiles(float* stage, float* tiles, int tileStride)
         {
             int channels = layout.StagedChannels, rowStride = layout.StagedCols * channels;
@@ -332,6 +336,7 @@ internal static partial class Convolution
 
         /// <summary>The output transform vectorized over the group's tiles in order, whatever their rows, each tile's 2×2
         /// outputs then written one at a time from a stack buffer, cut where the output ends inside a tile.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void ScatterOutputTiles(float* products, int groupTiles, int* placements, float* images)
         {
             ConvGeometry g = layout.G;
@@ -376,6 +381,7 @@ internal static partial class Convolution
         /// next to each other in the products and their outputs next to each other in the image, so each output row of a
         /// vector of tiles is its two columns interleaved into two vectors, stored whole (the last of a row cut where
         /// the output row ends).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void TransformOutputRows<TOut>(float* products, int groupTiles, float* images)
             where TOut : struct, ISimdVector<TOut, float>
         {

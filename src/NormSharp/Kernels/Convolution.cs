@@ -343,6 +343,7 @@ internal static partial class Convolution
     private readonly unsafe struct ChannelSumChunks<T>(T* data, int batch, int channels, int plane, T* sums) : IChunkBody
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int start, int end)
         {
             // Image by image, so that the reads run through memory in order.

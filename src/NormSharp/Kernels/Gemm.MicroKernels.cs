@@ -38,6 +38,7 @@ internal static partial class Gemm
     /// <summary>C tile (rows × 32, row stride ldc) = (loadC ? C : 0) + Σ_p a[p]ᵀ·b[p], the sum taken from zero, over
     /// one packed A panel (k-major, <see cref="TileRows"/> values per step, of which the first <paramref name="rows"/>
     /// are used) and one packed B panel (k-major, <see cref="TileCols"/> values per step).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void Tile(GemmKernelPath path, int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
     {
         // The kernels sum from zero and touch C only at the end, so these lines arrive while the FMAs run. A row's
@@ -61,6 +62,7 @@ internal static partial class Gemm
 
     /// <summary>The 12×32 tile as strips of at most 6 rows × two vectors: with 16 vector registers (AVX2, SSE) a strip
     /// needs 15, its 12 accumulators, two vectors of B and a broadcast of A.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void TileInStrips<TLanes, TVector>(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
         where TLanes : struct, ITileLanes<TVector> where TVector : struct
     {
@@ -71,6 +73,7 @@ internal static partial class Gemm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Tile<TLanes, TVector>(int rows, int kc, float* a, float* b, float* c, nint ldc, bool loadC)
         where TLanes : struct, ITileLanes<TVector> where TVector : struct
     {
@@ -158,7 +161,7 @@ internal static partial class Gemm
     /// k step in the 15-of-16-register strips (6 per 12 multiply-adds). Measured on the Zen 5 VM, a 6×16 strip on
     /// L1-resident panels: 105 GFLOP/s either way on one core, but 98 against 110 on the other, which is slower
     /// whenever its host core is shared (2048³ one-thread 256-bit: 172 ms on the first core, 217 on the second).</summary>
-    private interface ITileLanes<TVector> where TVector : struct
+    internal interface ITileLanes<TVector> where TVector : struct
     {
         static abstract int Count { get; }
         static abstract unsafe TVector Load(float* source);
@@ -170,7 +173,7 @@ internal static partial class Gemm
     }
 
     // Multiply-adds are MultiplyAddEstimate, as in ISimdVector: fused where the hardware has FMA.
-    private readonly struct Lanes512 : ITileLanes<Vector512<float>>
+    internal readonly struct Lanes512 : ITileLanes<Vector512<float>>
     {
         public static int Count => Vector512<float>.Count;
         public static unsafe Vector512<float> Load(float* source) => Vector512.Load(source);
@@ -180,7 +183,7 @@ internal static partial class Gemm
         public static unsafe void Store(Vector512<float> value, float* destination) => value.Store(destination);
     }
 
-    private readonly struct Lanes256 : ITileLanes<Vector256<float>>
+    internal readonly struct Lanes256 : ITileLanes<Vector256<float>>
     {
         public static int Count => Vector256<float>.Count;
         public static unsafe Vector256<float> Load(float* source) => Vector256.Load(source);
@@ -190,7 +193,7 @@ internal static partial class Gemm
         public static unsafe void Store(Vector256<float> value, float* destination) => value.Store(destination);
     }
 
-    private readonly struct Lanes128 : ITileLanes<Vector128<float>>
+    internal readonly struct Lanes128 : ITileLanes<Vector128<float>>
     {
         public static int Count => Vector128<float>.Count;
         public static unsafe Vector128<float> Load(float* source) => Vector128.Load(source);

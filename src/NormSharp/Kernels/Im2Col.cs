@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace NormSharp.Kernels;
 
@@ -54,6 +55,7 @@ internal static class Im2Col
         rows.Stride == 1 && cols.Stride == 1 && rows.Dilation == 1 && cols.Dilation == 1
         && rows.Output == rows.Input && cols.Output == cols.Input;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ExpandShifted<T>(ReadOnlySpan<T> image, Span<T> columns, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -73,6 +75,7 @@ internal static class Im2Col
                 }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FoldShifted<T>(Span<T> columns, Span<T> image, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -101,6 +104,7 @@ internal static class Im2Col
 
     /// <summary>Zeroes, in every row of the plane, the columns whose tap at horizontal offset <paramref name="shift"/>
     /// falls outside the image row: the first −shift columns, or the last shift.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ClearWrappedColumns<T>(Span<T> row, int width, int shift) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (shift == 0) return;
@@ -120,6 +124,7 @@ internal static class Im2Col
         void Pair(int columnStart, int imageStart, int owFirst, int owEnd, int iwFirst);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ForEachRow<TPair>(ref TPair pair, int channels, WindowAxis rows, WindowAxis cols, int rowStride)
         where TPair : struct, IRowPair, allows ref struct
     {

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace NormSharp.Kernels;
 
@@ -7,6 +8,7 @@ namespace NormSharp.Kernels;
 internal static class LinearKernels
 {
     /// <summary>y = x·Wᵀ + b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, ReadOnlySpan<T> bias, Span<T> y, int rows, int inFeatures, int outFeatures)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -17,6 +19,7 @@ internal static class LinearKernels
     }
 
     /// <summary>dx = dy·W, dW = dyᵀ·x, db = Σ_rows dy; an empty span skips that gradient.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Backward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, ReadOnlySpan<T> dy, Span<T> dx, Span<T> dw, Span<T> db, int rows, int inFeatures, int outFeatures)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

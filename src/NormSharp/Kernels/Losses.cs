@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace NormSharp.Kernels;
 
@@ -29,6 +30,7 @@ internal static class LossKernels
     /// are <paramref name="scores"/> less each row's <paramref name="logNormalizers"/> (logits and their
     /// m + log Σ e^(x−m)), or the scores themselves when that span is empty.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ClassIndexForward<T>(ReadOnlySpan<T> scores, ReadOnlySpan<T> logNormalizers, ReadOnlySpan<int> target, Span<T> loss,
         int classes, int inner, T smoothing, int ignoreIndex)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -61,6 +63,7 @@ internal static class LossKernels
     /// (inner = 1) the <paramref name="probabilities"/> that the forward kept, otherwise e^logp; without it (NLL on
     /// log-probabilities) upstream·(−q). Ignored rows get 0.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ClassIndexBackward<T>(ReadOnlySpan<T> logp, ReadOnlySpan<T> probabilities, ReadOnlySpan<int> target, ReadOnlySpan<T> upstream, Span<T> dx,
         int classes, int inner, T smoothing, int ignoreIndex, bool throughLogSoftmax)
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -138,13 +138,23 @@ internal static class OptimizerKernels
     }
 
     /// <inheritdoc cref="Update{T, TRule}"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Update<T, TRule, TVector>(TRule rule, Span<T> parameter, ReadOnlySpan<T> gradient, Span<T> state0, Span<T> state1, Span<T> state2)
         where T : unmanaged, IFloatingPointIeee754<T> where TRule : struct, IUpdateRule<T> where TVector : struct, ISimdVector<TVector, T>
     {
         int width = TVector.Count, n = parameter.Length, i = 0;
         for (; i <= n - width; i += width) UpdateVector<T, TRule, TVector>(rule, parameter, gradient, state0, state1, state2, i);
-        if (i == n) return;
-        int rest = n - i;
+        if (i < n) UpdateTail<T, TRule, TVector>(rule, parameter, gradient, state0, state1, state2, i);
+    }
+
+    /// <summary>The last n − <paramref name="i"/> &lt; width elements, padded to one vector on the stack. Its own
+    /// method: with the stackalloc in <see cref="Update{T, TRule, TVector}"/>, Adam's loop ran about 20 % slower (1M
+    /// float32, AVX-512, same-process A/B).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void UpdateTail<T, TRule, TVector>(TRule rule, Span<T> parameter, ReadOnlySpan<T> gradient, Span<T> state0, Span<T> state1, Span<T> state2, int i)
+        where T : unmanaged, IFloatingPointIeee754<T> where TRule : struct, IUpdateRule<T> where TVector : struct, ISimdVector<TVector, T>
+    {
+        int width = TVector.Count, rest = parameter.Length - i;
         Span<T> padded = stackalloc T[5 * width];
         padded.Clear();
         Span<T> p = padded[..width], g = padded.Slice(width, width);

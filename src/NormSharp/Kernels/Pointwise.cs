@@ -76,6 +76,7 @@ internal static class Pointwise
     /// the stores that overlap its inputs (the first vector is stored at the end, each other one after the next is
     /// formed), so the output may be an input.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Write<T, TOp, TVector>(Span<T> output, TOp op)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : IElementwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {

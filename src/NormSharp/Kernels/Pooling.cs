@@ -35,6 +35,7 @@ internal static class Pooling
 
     /// <summary><see cref="MaxForward{T}"/> on planes [first, end), in one loop: the seed CNN's last pooling has
     /// 128 000 planes of nine outputs, where a call per plane or per row costs more than the work.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MaxPlanes<T>(PoolGeometry g, ArraySegment<T> input, ArraySegment<T> output, bool relu, int first, int end)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -76,6 +77,7 @@ internal static class Pooling
     /// Count outputs: the last vector overlaps the one before it rather than leaving a scalar tail. The window's four
     /// values are combined as <see cref="Max4{T}"/> scans them, (top pair, then bottom pair, then the two), which
     /// gives the same value as the scan in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void MaxPairs<T, TVector>(ReadOnlySpan<T> top, ReadOnlySpan<T> bottom, Span<T> row, bool relu)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
@@ -94,6 +96,7 @@ internal static class Pooling
         }
 
         // ArgMax's rule on lanes: the candidate wins when larger or NaN (a NaN is the one value not ≤ itself).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static TVector Take(TVector max, TVector candidate) =>
             TVector.ConditionalSelect(~TVector.LessThanOrEqual(candidate, candidate), candidate,
                 TVector.ConditionalSelect(TVector.LessThan(max, candidate), candidate, max));
@@ -107,7 +110,7 @@ internal static class Pooling
     /// <summary>dx[argmax of the window of o] += dy[o]: the gradient goes to the window's maximum only.</summary>
     public static void MaxBackward<T>(PoolGeometry g, ArraySegment<T> input, ArraySegment<T> gradOutput, ArraySegment<T> gradInput)
         where T : unmanaged, IFloatingPointIeee754<T> =>
-        ForEachPlane(g, p =>
+        ForEachPlane(g, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (p) =>
         {
             ReadOnlySpan<T> x = input.AsSpan(p * g.InPlane, g.InPlane);
             ReadOnlySpan<T> dy = gradOutput.AsSpan(p * g.OutPlane, g.OutPlane);
@@ -159,6 +162,7 @@ internal static class Pooling
 
     /// <summary>The maximum of a 2×2 window and its tap in row-major order (0..3), by <see cref="ArgMax{T}"/>'s rule:
     /// the first of equal values, a NaN wins (the last NaN, as the scan would find it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (T Value, int Tap) Max4<T>(T a, T b, T c, T d) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (typeof(T) == typeof(float))
@@ -201,6 +205,7 @@ internal static class Pooling
     /// <summary>The float <see cref="Max4{T}"/> without branches: on real data which tap wins is a coin toss, and
     /// mispredicted branches made the scalar version cost more than the convolution's im2col. Each step is a compare
     /// and two blends on lane 0 of a vector register.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (float Value, int Tap) Max4(float a, float b, float c, float d)
     {
         Vector128<float> max = Vector128.CreateScalarUnsafe(a);
@@ -210,6 +215,7 @@ internal static class Pooling
         Take(ref max, ref tap, d, 3);
         return (max.ToScalar(), tap.ToScalar());
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Take(ref Vector128<float> max, ref Vector128<int> tap, float value, int index)
         {
             Vector128<float> candidate = Vector128.CreateScalarUnsafe(value);
@@ -276,7 +282,7 @@ internal static class Pooling
 
     /// <summary>Runs <paramref name="body"/>(plane) for every plane, split over the threads.</summary>
     private static void ForEachPlane(PoolGeometry g, Action<int> body) =>
-        Parallelism.For(g.Planes, (first, end) =>
+        Parallelism.For(g.Planes, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             for (int p = first; p < end; p++) body(p);
         }, g.WorkPerPlane);

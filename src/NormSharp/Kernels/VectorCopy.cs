@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace NormSharp.Kernels;
 
@@ -11,6 +12,7 @@ namespace NormSharp.Kernels;
 internal static class VectorCopy
 {
     /// <summary>destination[i] = source[i] for every i of <paramref name="source"/> (the spans must not overlap).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Copy<T>(ReadOnlySpan<T> source, Span<T> destination) where T : unmanaged
     {
         if (destination.Length < source.Length)

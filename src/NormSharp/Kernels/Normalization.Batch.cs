@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace NormSharp.Kernels;
@@ -31,7 +32,7 @@ internal static partial class NormalizationKernels
         // pieceStatistics[2·p] and [2·p + 1]: mean and M₂ of piece p, pieces in memory order.
         double[] pieceStatistics = BufferPool<double>.Shared.Rent(2 * runs * piecesPerRun);
         bool narrow = ReadsNarrow<T>(input.Length);
-        Parallelism.For(runs * piecesPerRun, (first, end) =>
+        Parallelism.For(runs * piecesPerRun, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             ReadOnlySpan<T> x = input.Span;
             for (int p = first; p < end; p++)
@@ -70,7 +71,7 @@ internal static partial class NormalizationKernels
         // runSums[2·r] and [2·r + 1]: Σdy and Σdy·(x − c) of run r, with c its channel's mean rounded to T.
         double[] runSums = BufferPool<double>.Shared.Rent(2 * runs);
         bool narrow = ReadsNarrow<T>(input.Length);
-        Parallelism.For(runs, (first, end) =>
+        Parallelism.For(runs, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span;
             ReadOnlySpan<double> mean = statistics.Mean.Span;

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -29,7 +30,7 @@ internal static partial class NormalizationKernels
         if (fromBatch && !streaming && FusesStrips<T>(rows, columns, tensors: 2))
         {
             // Each strip's statistics and then its output, while the strip of x is still in the core's cache.
-            Parallelism.For(StripGroups(columns), (first, end) =>
+            Parallelism.For(StripGroups(columns), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
             {
                 for (int group = first; group < end; group++)
                 {
@@ -43,7 +44,7 @@ internal static partial class NormalizationKernels
             BufferPool<T>.Shared.Return(coefficients);
             return;
         }
-        Parallelism.For(StripCount(columns), (first, end) =>
+        Parallelism.For(StripCount(columns), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             for (int strip = first; strip < end; strip++)
                 ForwardStripCoefficients(input.Span, weight.Span, bias.Span, statistics, coefficients, rows, columns, centered, eps, fromBatch, strip * ColumnStrip);
@@ -54,7 +55,7 @@ internal static partial class NormalizationKernels
             Parallelism.For(rows, (first, end) => NormalizationSimd.ShiftScaleRows(input.Span[(first * columns)..(end * columns)], output.Span[(first * columns)..(end * columns)],
                 columns, coefficients.AsSpan(0, columns), coefficients.AsSpan(columns, columns), coefficients.AsSpan(2 * columns, columns)), columns);
         else
-            Parallelism.For(rows, (first, end) =>
+            Parallelism.For(rows, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
             {
                 ReadOnlySpan<T> x = input.Span;
                 Span<T> y = output.Span;
@@ -113,7 +114,7 @@ internal static partial class NormalizationKernels
         {
             // Each strip's sums and then its dx, while the strips of x and dy are still in the core's cache: the
             // second visit reads them from there instead of from the shared cache or memory.
-            Parallelism.For(StripGroups(columns), (first, end) =>
+            Parallelism.For(StripGroups(columns), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
             {
                 for (int group = first; group < end; group++)
                 {
@@ -128,7 +129,7 @@ internal static partial class NormalizationKernels
             BufferPool<T>.Shared.Return(coefficients);
             return;
         }
-        Parallelism.For(StripCount(columns), (first, end) =>
+        Parallelism.For(StripCount(columns), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             for (int strip = first; strip < end; strip++)
                 GradientStripCoefficients(input.Span, gradOutput.Span, weight.Span, statistics, unitSums, coefficients, rows, columns, centered, statisticsFromBatch, strip * ColumnStrip);
@@ -176,7 +177,7 @@ internal static partial class NormalizationKernels
                 gradInput.Span[(first * columns)..(end * columns)], columns, coefficients.AsSpan(columns, columns), coefficients.AsSpan(0, columns),
                 coefficients.AsSpan(2 * columns, columns), coefficients.AsSpan(3 * columns, columns)), 2L * columns);
         else
-            Parallelism.For(rows, (first, end) =>
+            Parallelism.For(rows, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
             {
                 ReadOnlySpan<T> x = input.Span, dy = gradOutput.Span;
                 Span<T> dx = gradInput.Span;

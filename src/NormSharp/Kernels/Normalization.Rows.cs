@@ -74,7 +74,7 @@ internal static partial class NormalizationKernels
         // partials[(2·block)·length ..] holds the block's Σ dy, partials[(2·block + 1)·length ..] its Σ dy·x̂.
         bool streaming = Streams<T>(input.Length);
         double[]? partials = wantAffine ? BufferPool<double>.Shared.Rent(2 * blocks * length) : null;
-        Parallelism.For(blocks, (first, end) =>
+        Parallelism.For(blocks, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             // Column sums over a few rows in the element type (cheap), moved to the block's float64 sums every
             // FlushRows rows so no float32 sum holds more than FlushRows terms.

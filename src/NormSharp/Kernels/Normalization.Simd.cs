@@ -248,6 +248,7 @@ internal static class NormalizationSimd
         : WideSum<T, Simd128<T>, Simd128<double>>(values);
 
     /// <inheritdoc cref="WideSum{T}(ReadOnlySpan{T})"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double WideSum<T, TVector, TWide>(ReadOnlySpan<T> values) where T : unmanaged, IFloatingPointIeee754<T>
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
@@ -283,6 +284,7 @@ internal static class NormalizationSimd
         return squares ? CenteredSums<T, Yes, TVector, TWide>(a, centerA, b, centerB, runs) : CenteredSums<T, No, TVector, TWide>(a, centerA, b, centerB, runs);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static (double Sum, double SumOfProducts) CenteredSums<T, TSquares, TVector, TWide>(ReadOnlySpan<T> a, T centerA, ReadOnlySpan<T> b, T centerB, Runs runs)
         where T : unmanaged, IFloatingPointIeee754<T> where TSquares : struct
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
@@ -354,6 +356,7 @@ internal static class NormalizationSimd
     /// 64x64x56x56's training forward at 128 bits rose 1–4 points of the copy bandwidth on one thread and 4 on two
     /// (AMD EPYC, alternating rounds under load).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static (double Sum, double SumOfSquares) CenteredSquares<T, TVector, TWide>(ReadOnlySpan<T> x, T center)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
@@ -415,6 +418,7 @@ internal static class NormalizationSimd
         : RowGradientSums<T, TWeight, Simd128<T>, Simd128<double>>(dy, x, weight, center, scale, shift, columnDy, columnDyXhat);
 
     /// <inheritdoc cref="RowGradientSums{T, TWeight}(ReadOnlySpan{T}, ReadOnlySpan{T}, TWeight, T, T, T, Span{T}, Span{T})"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static (double SumG, double SumGXhat) RowGradientSums<T, TWeight, TVector, TWide>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, TWeight weight,
         T center, T scale, T shift, Span<T> columnDy, Span<T> columnDyXhat)
         where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct
@@ -498,6 +502,7 @@ internal static class NormalizationSimd
         : RowPairGradientSums<T, TWeight, Simd128<T>, Simd128<double>>(dy0, x0, center0, scale0, shift0, dy1, x1, center1, scale1, shift1, weight, columnDy, columnDyXhat);
 
     /// <inheritdoc cref="RowPairGradientSums{T, TWeight}(ReadOnlySpan{T}, ReadOnlySpan{T}, T, T, T, ReadOnlySpan{T}, ReadOnlySpan{T}, T, T, T, TWeight, Span{T}, Span{T})"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static (double SumG0, double SumGXhat0, double SumG1, double SumGXhat1) RowPairGradientSums<T, TWeight, TVector, TWide>(
         ReadOnlySpan<T> dy0, ReadOnlySpan<T> x0, T center0, T scale0, T shift0, ReadOnlySpan<T> dy1, ReadOnlySpan<T> x1, T center1, T scale1, T shift1,
         TWeight weight, Span<T> columnDy, Span<T> columnDyXhat)
@@ -615,6 +620,7 @@ internal static class NormalizationSimd
     }
 
     /// <inheritdoc cref="SegmentGradientSums{T}(ReadOnlySpan{T}, ReadOnlySpan{T}, T, int, Span{double}, Span{double})"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SegmentGradientSums<T, TVector, TWide>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, T center, int length, Span<double> sumDy, Span<double> sumDyCentered)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
@@ -688,6 +694,7 @@ internal static class NormalizationSimd
     }
 
     /// <inheritdoc cref="SegmentGradient{T}(ReadOnlySpan{T}, ReadOnlySpan{T}, Span{T}, int, ReadOnlySpan{T}, T, T, T)"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SegmentGradient<T, TVector>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, Span<T> dx, int length, ReadOnlySpan<T> a, T center, T k, T l)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
@@ -736,6 +743,7 @@ internal static class NormalizationSimd
     }
 
     /// <inheritdoc cref="SegmentShiftScale{T}(ReadOnlySpan{T}, Span{T}, int, T, ReadOnlySpan{T}, ReadOnlySpan{T})"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SegmentShiftScale<T, TVector>(ReadOnlySpan<T> x, Span<T> y, int length, T center, ReadOnlySpan<T> scale, ReadOnlySpan<T> shift)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
@@ -775,6 +783,7 @@ internal static class NormalizationSimd
     }
 
     /// <inheritdoc cref="AddWidened{T}(ReadOnlySpan{T}, Span{double})"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AddWidened<T, TVector, TWide>(ReadOnlySpan<T> partial, Span<double> total) where T : unmanaged, IFloatingPointIeee754<T>
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
@@ -806,6 +815,7 @@ internal static class NormalizationSimd
     }
 
     /// <inheritdoc cref="ColumnCenteredSums{T, TCenterA, TCenterB}(ReadOnlySpan{T}, TCenterA, ReadOnlySpan{T}, TCenterB, int, int, Span{double}, Span{double})"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ColumnCenteredSums<T, TCenterA, TCenterB, TVector, TWide>(ReadOnlySpan<T> a, TCenterA centerA, ReadOnlySpan<T> b, TCenterB centerB,
         int rows, int stride, Span<double> sum, Span<double> products)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -903,6 +913,7 @@ internal static class NormalizationSimd
     private const int PilotRows = 16;
 
     /// <inheritdoc cref="ColumnMeanAndM2{T}(ReadOnlySpan{T}, int, int, Span{double}, Span{double})"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ColumnMeanAndM2<T, TVector, TWide>(ReadOnlySpan<T> x, int rows, int stride, Span<double> mean, Span<double> m2)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
@@ -987,6 +998,7 @@ internal static class NormalizationSimd
     /// row (256x1024, one thread, thread CPU time on a loaded AMD EPYC) the evaluation forward's writes measured
     /// 17–36 % faster and the backward's dx 14–25 %, at each of the three widths. The first and last vectors of each row, which overlap the others, are formed before
     /// the block's stores, so the output may be an input. Results are those of <see cref="Write{T, TOp}"/> row by row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void WriteRows<T, TOp, TVector>(Span<T> output, int columns, TOp op)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : IColumnwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {
@@ -1061,6 +1073,7 @@ internal static class NormalizationSimd
     /// <summary>The loop of <see cref="ShiftScaleRun{T}(ReadOnlySpan{T}, Span{T}, T, T, T)"/> at any width. The stores
     /// start on a boundary of the vector's size and the first and last vectors are formed before any store, so y may
     /// be x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void ShiftScaleRun<T, TVector>(ReadOnlySpan<T> x, Span<T> y, T center, T scale, T shift)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
@@ -1118,6 +1131,7 @@ internal static class NormalizationSimd
     /// <summary>Writes out[i] = op(i) with plain stores. The whole vectors start on a boundary of the vector's size
     /// (a store that straddles two cache lines costs about twice as much); the first and last vectors of the span are
     /// stored whole, overlapping the aligned ones (the same lanes get the same values).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void WriteCached<T, TOp, TVector>(Span<T> output, TOp op)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : IElementwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {
@@ -1149,6 +1163,7 @@ internal static class NormalizationSimd
     /// than a vector, single elements. AVX2's masked stores are not used: on AMD processors they are microcoded,
     /// and a 256-bit vmaskmovps measured ten times as long as a plain store. A span without a whole line is written
     /// as by <see cref="WriteCached"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void WriteStreamed<T, TOp, TVector>(Span<T> output, TOp op)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : IElementwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace NormSharp.Kernels;
 
@@ -17,7 +18,7 @@ internal static partial class NormalizationKernels
     {
         if (layout.ChannelsAreContiguous)
         {
-            Parallelism.For(StripCount(layout.Groups), (first, end) =>
+            Parallelism.For(StripCount(layout.Groups), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
             {
                 for (int strip = first; strip < end; strip++)
                 {
@@ -28,7 +29,7 @@ internal static partial class NormalizationKernels
             }, 2L * layout.Outer * ColumnStrip);
             return;
         }
-        Parallelism.For(layout.Groups, (first, end) =>
+        Parallelism.For(layout.Groups, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             for (int g = first; g < end; g++)
                 (statistics.Mean.Span[g], statistics.Variance.Span[g]) = MeanAndVariance(input.Span, layout.GroupRuns(g), centered: true);
@@ -59,7 +60,7 @@ internal static partial class NormalizationKernels
         {
             int length = layout.Run;
             bool streaming = Streams<T>(input.Length);
-            Parallelism.For(layout.Outer * channels, (first, end) =>
+            Parallelism.For(layout.Outer * channels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
             {
                 for (int r = first; r < end; r++)
                 {

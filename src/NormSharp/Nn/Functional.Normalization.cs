@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using NormSharp.Autograd;
 using NormSharp.Kernels;
 
@@ -131,6 +132,7 @@ public static partial class Functional
 
     /// <summary>Normalizes with the running statistics (evaluation mode): each group uses its channel's running
     /// mean and 1/√(running variance + ε), which do not depend on the input.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Tensor NormalizeWithRunningStatistics(string who, Tensor input, NormalizationPlan plan, Tensor? weight, Tensor? bias,
         Tensor runningMean, Tensor runningVar, double eps)
     {

@@ -215,56 +215,13 @@ internal static partial class NormalizationKernels
 
     /// <summary>Writes out[n·stride + j] = op(n·stride + j, j) for the <paramref name="rows"/> rows of a strip of
     /// <paramref name="width"/> columns of a (rows, stride) matrix (<paramref name="output"/> and the op's spans start
-    /// at the strip's first column), as <see cref="NormalizationSimd.WriteRows{T, TOp, TVector}"/> writes whole rows:
-    /// four rows per load of the coefficient vectors, every element a vector lane (the last vector of a row ending
-    /// with the strip and formed before the row's stores, so the output may be an input), or all of them scalar when
-    /// the strip is narrower than a vector. The results are those of WriteRows.</summary>
+    /// at the strip's first column) with <see cref="NormalizationSimd.WriteRows{T, TOp, TVector}"/>
+    /// at the machine's width, so the results are those of writing whole rows.</summary>
     private static void WriteStrip<T, TOp>(Span<T> output, int rows, int stride, int width, TOp op)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : IColumnwise<T>, allows ref struct
     {
-        if (Vector512.IsHardwareAccelerated) WriteStrip<T, TOp, Simd512<T>>(output, rows, stride, width, op);
-        else if (Vector256.IsHardwareAccelerated) WriteStrip<T, TOp, Simd256<T>>(output, rows, stride, width, op);
-        else WriteStrip<T, TOp, Simd128<T>>(output, rows, stride, width, op);
-    }
-
-    private static void WriteStrip<T, TOp, TVector>(Span<T> output, int rows, int stride, int width, TOp op)
-        where T : unmanaged, IFloatingPointIeee754<T> where TOp : IColumnwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
-    {
-        if (width < TVector.Count)
-        {
-            for (int n = 0; n < rows; n++)
-                for (int j = 0; j < width; j++) output[n * stride + j] = op.At(n * stride + j, j);
-            return;
-        }
-        // Every store below ends within the strip's last row.
-        if ((long)(rows - 1) * stride + width > output.Length) throw new ArgumentException("The strip runs past its output.", nameof(output));
-        ref T o = ref MemoryMarshal.GetReference(output);
-        nuint vector = (nuint)TVector.Count, last = (nuint)(width - TVector.Count), step = (nuint)stride;
-        int n0 = 0;
-        for (; n0 + 4 <= rows; n0 += 4)
-        {
-            nuint r0 = (nuint)n0 * step, r1 = r0 + step, r2 = r1 + step, r3 = r2 + step;
-            ColumnCoefficients<TVector> c = op.CoefficientsAt<TVector>(last);
-            TVector e0 = op.VectorAt(r0 + last, c), e1 = op.VectorAt(r1 + last, c), e2 = op.VectorAt(r2 + last, c), e3 = op.VectorAt(r3 + last, c);
-            for (nuint j = 0; j < last; j += vector)
-            {
-                c = op.CoefficientsAt<TVector>(j);
-                op.VectorAt(r0 + j, c).StoreUnsafe(ref o, r0 + j);
-                op.VectorAt(r1 + j, c).StoreUnsafe(ref o, r1 + j);
-                op.VectorAt(r2 + j, c).StoreUnsafe(ref o, r2 + j);
-                op.VectorAt(r3 + j, c).StoreUnsafe(ref o, r3 + j);
-            }
-            e0.StoreUnsafe(ref o, r0 + last);
-            e1.StoreUnsafe(ref o, r1 + last);
-            e2.StoreUnsafe(ref o, r2 + last);
-            e3.StoreUnsafe(ref o, r3 + last);
-        }
-        for (; n0 < rows; n0++)
-        {
-            nuint r = (nuint)n0 * step;
-            TVector end = op.VectorAt(r + last, op.CoefficientsAt<TVector>(last));
-            for (nuint j = 0; j < last; j += vector) op.VectorAt(r + j, op.CoefficientsAt<TVector>(j)).StoreUnsafe(ref o, r + j);
-            end.StoreUnsafe(ref o, r + last);
-        }
+        if (Vector512.IsHardwareAccelerated) NormalizationSimd.WriteRows<T, TOp, Simd512<T>>(output, rows, stride, width, op);
+        else if (Vector256.IsHardwareAccelerated) NormalizationSimd.WriteRows<T, TOp, Simd256<T>>(output, rows, stride, width, op);
+        else NormalizationSimd.WriteRows<T, TOp, Simd128<T>>(output, rows, stride, width, op);
     }
 }

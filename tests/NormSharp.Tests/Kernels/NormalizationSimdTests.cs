@@ -131,8 +131,8 @@ public class NormalizationSimdTests
                             dy.AsSpan(0, length).CopyTo(dx.AsSpan(offset));
                         }
                         Span<float> outY = y.AsSpan(offset), outDx = dx.AsSpan(offset);
-                        NormalizationSimd.WriteRows<float, ShiftScaleColumns<float>, TFloat>(outY, columns, new(inPlace ? outY : x.AsSpan(0, length), c, s, b));
-                        NormalizationSimd.WriteRows<float, GradientColumns<float>, TFloat>(outDx, columns, new(inPlace ? outDx : dy.AsSpan(0, length), x.AsSpan(0, length), a, c, s, b));
+                        NormalizationSimd.WriteRows<float, ShiftScaleColumns<float>, TFloat>(outY, outY.Length / columns, columns, columns, new(inPlace ? outY : x.AsSpan(0, length), c, s, b));
+                        NormalizationSimd.WriteRows<float, GradientColumns<float>, TFloat>(outDx, outDx.Length / columns, columns, columns, new(inPlace ? outDx : dy.AsSpan(0, length), x.AsSpan(0, length), a, c, s, b));
                         for (int i = 0; i < length; i++)
                         {
                             int j = i % columns;
@@ -142,6 +142,42 @@ public class NormalizationSimdTests
                                 $"{TFloat.Count} lanes, {rows} rows, offset {offset}, in place {inPlace}, element {i}: y {outY[i]} dx {outDx[i]} instead of {expectedY} and {expectedDx}");
                         }
                     }
+        }
+    }
+
+    public static TheoryData<int, int, int, int> WidthsAndStrips => new()
+    {
+        // bits, stride, first column, strip width: strides that are multiples of the vector (aligned stores) and not,
+        // strips narrower than a vector, and a strip that ends the row.
+        { 128, 24, 5, 11 }, { 128, 26, 0, 3 }, { 256, 64, 3, 40 }, { 256, 37, 10, 27 }, { 512, 96, 7, 33 }, { 512, 96, 80, 16 }, { 512, 50, 1, 9 },
+    };
+
+    [Theory]
+    [MemberData(nameof(WidthsAndStrips))]
+    public void A_strip_of_columns_is_written_with_the_scalar_formulas_and_the_columns_beside_it_untouched(int bits, int stride, int first, int width) =>
+        VectorWidths.Run(bits, new Strip(stride, first, width));
+
+    private readonly struct Strip(int stride, int first, int width) : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            const int rows = 9;
+            float[] x = Enumerable.Range(0, rows * stride).Select(i => MathF.Sin(i) * 30 + 5).ToArray();
+            float[] c = Enumerable.Range(0, width).Select(j => 4.5f + j / 8f).ToArray(), s = c.Select(v => 0.1f * v).ToArray();
+            float[] b = c.Select(v => -v / 3).ToArray();
+            for (int offset = 0; offset < 16; offset++)
+            {
+                float[] y = Enumerable.Repeat(-7f, offset + rows * stride).ToArray();
+                Span<float> strip = y.AsSpan(offset + first);
+                NormalizationSimd.WriteRows<float, ShiftScaleColumns<float>, TFloat>(strip, rows, stride, width, new(x.AsSpan(first), c, s, b));
+                for (int i = 0; i < rows * stride; i++)
+                {
+                    int j = i % stride - first;
+                    float expected = j >= 0 && j < width ? float.MultiplyAddEstimate(x[i] - c[j], s[j], b[j]) : -7f;
+                    Assert.True(expected == y[offset + i], $"{TFloat.Count} lanes, offset {offset}, element {i}: {y[offset + i]} instead of {expected}");
+                }
+            }
         }
     }
 

@@ -1064,16 +1064,19 @@ internal static class NormalizationSimd
 
     /// <summary>y = (x − center)·scale + shift over one run with the same coefficients throughout (a channel's run in
     /// evaluation mode), through the cache, with the results of <see cref="Write{T, TOp}"/> and
-    /// <see cref="ShiftScale{T, TCoefficient}"/>. At 128 bits it runs its own loop, with the coefficient vectors held
-    /// in registers and two vectors a turn: there the generic driver's loop copies each coefficient vector every turn,
-    /// and this loop measured 15–20 % faster (BatchNorm2d 128x32x28x28 evaluation forward, one thread, AMD EPYC); at
-    /// 256 and 512 bits the same loop measured 10–15 % slower than the generic driver, which those widths keep.</summary>
+    /// <see cref="ShiftScale{T, TCoefficient}"/>. At 128 and 256 bits it runs its own loop, with the coefficient
+    /// vectors held in registers and two vectors a turn: there the generic driver's loop copies each coefficient vector
+    /// every turn, and this loop measured 15–20 % faster at 128 bits (BatchNorm2d 128x32x28x28 evaluation forward, one
+    /// thread, AMD EPYC). At 256 bits it measured slower before storage started on a cache line, and faster since: one
+    /// thread, against libtorch in the same run, 1.32–1.35× instead of 1.15–1.22× (128x32x28x28), 1.68–1.91× instead
+    /// of 1.42–1.61× (128x64x14x14) and 1.68–1.83× instead of 1.40–1.48× (32x256x14x14), three alternating runs of each
+    /// build, idle. At 512 bits it is still slower (128x32x28x28, one thread: 0.385–0.442 against 0.335–0.345 ms), so
+    /// that width keeps the generic driver.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ShiftScaleRun<T>(ReadOnlySpan<T> x, Span<T> y, T center, T scale, T shift) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var op = new ShiftScale<T, Uniform<T>>(x, new(center), new(scale), new(shift));
-        if (Vector512.IsHardwareAccelerated) WriteCached<T, ShiftScale<T, Uniform<T>>, Simd512<T>>(y, op);
-        else if (Vector256.IsHardwareAccelerated) WriteCached<T, ShiftScale<T, Uniform<T>>, Simd256<T>>(y, op);
+        if (Vector512.IsHardwareAccelerated) WriteCached<T, ShiftScale<T, Uniform<T>>, Simd512<T>>(y, new(x, new(center), new(scale), new(shift)));
+        else if (Vector256.IsHardwareAccelerated) ShiftScaleRun<T, Simd256<T>>(x, y, center, scale, shift);
         else ShiftScaleRun<T, Simd128<T>>(x, y, center, scale, shift);
     }
 

@@ -525,4 +525,46 @@ public class NormalizationSimdTests
             }
         }
     }
+
+    [Theory]
+    [MemberData(nameof(WidthsAndStreaming))]
+    public void Run_writers_match_the_scalar_formulas_at_every_offset_and_length_in_place_too(int bits, bool streaming) =>
+        VectorWidths.Run(bits, new RunWritersAtEveryOffset(streaming));
+
+    /// <summary>ShiftScaleRun and GradientRun with and without streaming stores: every offset within a cache line and
+    /// every length up to four lines and a half (partial lines at both ends, runs with no whole line, runs shorter than
+    /// a vector), out of place and in place (y = x; dx = dy and dx = x), each element equal to the scalar formula and
+    /// nothing outside the run touched.</summary>
+    private readonly struct RunWritersAtEveryOffset(bool streaming) : IWidthCase
+    {
+        private enum Place { Apart, OverFirstInput, OverSecondInput }
+
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            float[] x = Enumerable.Range(0, 100).Select(i => 0.37f * i - 11).ToArray();
+            float[] dy = Enumerable.Range(0, 100).Select(i => MathF.Cos(0.7f * i)).ToArray();
+            foreach (Place place in Enum.GetValues<Place>())
+                for (int offset = 0; offset < 16; offset++)
+                    for (int length = 0; length <= 70; length++)
+                    {
+                        float[] y = place == Place.Apart ? Enumerable.Repeat(-999f, 100).ToArray() : (float[])x.Clone();
+                        NormalizationSimd.ShiftScaleRun<float, TFloat>(place == Place.Apart ? x.AsSpan(offset, length) : y.AsSpan(offset, length),
+                            y.AsSpan(offset, length), 1.5f, 0.25f, -2f, streaming);
+                        float[] dx = place switch { Place.Apart => Enumerable.Repeat(-999f, 100).ToArray(), Place.OverFirstInput => (float[])dy.Clone(), _ => (float[])x.Clone() };
+                        ReadOnlySpan<float> dyIn = place == Place.OverFirstInput ? dx.AsSpan(offset, length) : dy.AsSpan(offset, length);
+                        ReadOnlySpan<float> xIn = place == Place.OverSecondInput ? dx.AsSpan(offset, length) : x.AsSpan(offset, length);
+                        NormalizationSimd.GradientRun<float, TFloat>(dyIn, xIn, dx.AsSpan(offset, length), 0.75f, 1.5f, 0.25f, -2f, streaming);
+                        for (int i = 0; i < 100; i++)
+                        {
+                            bool inside = i >= offset && i < offset + length;
+                            float expectedY = inside ? float.MultiplyAddEstimate(x[i] - 1.5f, 0.25f, -2f) : place == Place.Apart ? -999f : x[i];
+                            float expectedDx = inside ? float.MultiplyAddEstimate(dy[i], 0.75f, float.MultiplyAddEstimate(x[i] - 1.5f, 0.25f, -2f))
+                                : place switch { Place.Apart => -999f, Place.OverFirstInput => dy[i], _ => x[i] };
+                            Assert.True(expectedY == y[i], $"{TFloat.Count} lanes, {place}, offset {offset}, length {length}, element {i}: y {y[i]} instead of {expectedY}");
+                            Assert.True(expectedDx == dx[i], $"{TFloat.Count} lanes, {place}, offset {offset}, length {length}, element {i}: dx {dx[i]} instead of {expectedDx}");
+                        }
+                    }
+        }
+    }
 }

@@ -8,9 +8,9 @@ namespace NormSharp.Kernels;
 // The SIMD layer of the normalization kernels, written in the manner of TensorPrimitives: the arithmetic of each
 // element-wise step is stated once, as an operation with a scalar and a vector form, and one driver handles the
 // vector width, the alignment of the output and the tail. Reductions add whole vectors in the element type and move
-// the partial sums to float64 every BlockVectors vectors, so no float32 lane ever holds more than a few dozen terms:
-// a float32 channel of a million values with mean 1e4 sums without losing its low digits, while the inner loops stay
-// one add (or one fused multiply-add) per vector. A span that is not a whole number of vectors ends with the vector
+// the partial sums to float64 every BlockVectors vectors (32 of 128 bits in the statistics' sums), so no float32 lane
+// ever holds more than a few dozen terms: a float32 channel of a million values with mean 1e4 sums without losing its
+// low digits, while the inner loops stay one add (or one fused multiply-add) per vector. A span that is not a whole number of vectors ends with the vector
 // that ends with the span: reductions zero the lanes they have already counted, and element-wise steps store only
 // the lanes not yet written, so that no element is ever handled one at a time. Every step is written once against
 // ISimdVector (SimdVector.cs) and runs at the widest vector width the machine has (512, 256 or 128 bits); spans
@@ -242,8 +242,20 @@ internal readonly ref struct GradientColumns<T>(ReadOnlySpan<T> dy, ReadOnlySpan
 internal static class NormalizationSimd
 {
     /// <summary>Vectors summed in the element type before the partial sums move to float64 (in two or four
-    /// accumulators added at the end, so each lane holds at most BlockVectors terms).</summary>
+    /// accumulators added at the end, so each lane holds at most BlockVectors terms; see also
+    /// <see cref="ReductionBlock"/>).</summary>
     private const int BlockVectors = 16;
+
+    /// <summary>Vectors a block of <see cref="CenteredSums{T, TVector, TWide}"/> and <see cref="CenteredSquares"/>
+    /// adds in the element type: <see cref="BlockVectors"/>, and twice as many with 128-bit vectors, whose float32
+    /// lanes then hold 32 terms. Moving a block's two sums to float64 takes about fourteen operations, a quarter of
+    /// the additions of sixteen vectors, at any width; with 128-bit vectors and no FMA (x86 with AVX2 off) the
+    /// statistics pass is bound by the floating-point adders (three additions a vector), and BatchNorm2d 64x64x56x56's took 1.81–1.83 ms instead of
+    /// 2.02–2.03 (one thread, same-process alternating rounds, AMD EPYC, DOTNET_EnableAVX2=0). Wider vectors read
+    /// memory at the same speed either way and keep their bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ReductionBlock<T, TVector>() where T : unmanaged where TVector : struct, ISimdVector<TVector, T> =>
+        TVector.Count * Unsafe.SizeOf<T>() == 16 ? 2 * BlockVectors : BlockVectors;
 
     /// <summary>Type arguments for a choice made when a kernel is compiled (typeof(TChoice) == typeof(Yes) is a
     /// constant to the JIT, which drops the branch not taken).</summary>
@@ -331,7 +343,7 @@ internal static class NormalizationSimd
         where T : unmanaged, IFloatingPointIeee754<T> where TSquares : struct
         where TVector : struct, IWideningVector<TVector, T, TWide> where TWide : struct, ISimdVector<TWide, double>
     {
-        int width = TVector.Count, whole = runs.Length - runs.Length % width;
+        int width = TVector.Count, whole = runs.Length - runs.Length % width, blockVectors = ReductionBlock<T, TVector>();
         double scalarSum = 0, scalarProducts = 0;
         TWide sum = TWide.Zero, products = sum;
         TVector p = TVector.Create(centerA), q = TVector.Create(centerB);
@@ -349,9 +361,9 @@ internal static class NormalizationSimd
                 }
                 continue;
             }
-            for (int block = 0; block < whole; block += BlockVectors * width)
+            for (int block = 0; block < whole; block += blockVectors * width)
             {
-                int end = Math.Min(whole, block + BlockVectors * width), i = block;
+                int end = Math.Min(whole, block + blockVectors * width), i = block;
                 // Four accumulators of each sum: one would make every vector wait for the previous add or
                 // fused multiply-add (3–4 cycles) where the core can start two a cycle.
                 TVector s0 = TVector.Zero, s1 = s0, s2 = s0, s3 = s0, m0 = s0, m1 = s0, m2 = s0, m3 = s0;
@@ -406,12 +418,12 @@ internal static class NormalizationSimd
         int width = TVector.Count;
         if (x.Length < width) return CenteredSums<T, Yes, TVector, TWide>(x, center, x, center, new Runs(0, 1, x.Length, 0));
         ref T start = ref MemoryMarshal.GetReference(x);
-        nuint step = (nuint)width, whole = (nuint)(x.Length - x.Length % width);
+        nuint step = (nuint)width, whole = (nuint)(x.Length - x.Length % width), blockVectors = (nuint)ReductionBlock<T, TVector>();
         TWide sum = TWide.Zero, squares = sum;
         TVector p = TVector.Create(center);
-        for (nuint block = 0; block < whole; block += BlockVectors * step)
+        for (nuint block = 0; block < whole; block += blockVectors * step)
         {
-            nuint end = Math.Min(whole, block + BlockVectors * step), i = block;
+            nuint end = Math.Min(whole, block + blockVectors * step), i = block;
             TVector s0 = TVector.Zero, s1 = s0, s2 = s0, s3 = s0, m0 = s0, m1 = s0, m2 = s0, m3 = s0;
             for (; i + 4 * step <= end; i += 4 * step)
             {

@@ -567,4 +567,35 @@ public class NormalizationSimdTests
                     }
         }
     }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Centered_squares_of_a_long_span_with_a_large_mean_match_float64_for_every_tail_length(int bits) =>
+        VectorWidths.Run(bits, new LongSpanSquares());
+
+    /// <summary>CenteredSquares over tens of thousands of values near 1e4 (many float32 blocks, 32 vectors each at 128
+    /// bits) and every tail length: the sums about a centre near the mean keep the float64 results' digits, which
+    /// plain float32 running sums of that many terms would lose.</summary>
+    private readonly struct LongSpanSquares : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(7);
+            float[] x = Enumerable.Range(0, 40_017).Select(_ => (float)(1e4 + random.NextDouble() * 2 - 1)).ToArray();
+            for (int length = 40_000; length <= x.Length; length++)
+            {
+                var (sum, squares) = NormalizationSimd.CenteredSquares<float, TFloat, TDouble>(x.AsSpan(0, length), 1e4f);
+                double expectedSum = 0, expectedSquares = 0;
+                for (int i = 0; i < length; i++)
+                {
+                    double d = (double)x[i] - 1e4;
+                    expectedSum += d;
+                    expectedSquares += d * d;
+                }
+                Assert.Equal(expectedSum, sum, 1e-2);
+                Assert.Equal(expectedSquares, squares, expectedSquares * 1e-6);
+            }
+        }
+    }
 }

@@ -598,4 +598,42 @@ public class NormalizationSimdTests
             }
         }
     }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Run_sums_about_a_zero_centre_have_the_bits_of_the_centred_loop_for_every_tail_length(int bits) =>
+        VectorWidths.Run(bits, new ZeroCentreSums());
+
+    /// <summary>CenteredSums with a centre of zero for its first input (the backward pass's Σ dy, whose loop skips
+    /// that subtraction) against the centred loop on the same values shifted by 4: the values are multiples of 2⁻¹⁰,
+    /// so a + 4 and (a + 4) − 4 = a are exact and the centred loop adds the very same vectors. Every tail length of
+    /// three runs, and float64 sums for scale.</summary>
+    private readonly struct ZeroCentreSums : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(11);
+            for (int length = 200; length <= 200 + 2 * TFloat.Count; length++)
+            {
+                var runs = new Runs(2, 3, length, length + 9);
+                float[] dy = Enumerable.Range(0, 2 + 3 * (length + 9)).Select(_ => random.Next(-1024, 3072) / 1024f).ToArray();
+                float[] shifted = dy.Select(v => v + 4).ToArray();
+                float[] x = dy.Select(v => v * 0.5f + 1.5f).ToArray();
+                var (sum, products) = NormalizationSimd.CenteredSums<float, TFloat, TDouble>(dy, 0f, x, 1.25f, runs);
+                var (centredSum, centredProducts) = NormalizationSimd.CenteredSums<float, TFloat, TDouble>(shifted, 4f, x, 1.25f, runs);
+                Assert.Equal(BitConverter.DoubleToInt64Bits(centredSum), BitConverter.DoubleToInt64Bits(sum));
+                Assert.Equal(BitConverter.DoubleToInt64Bits(centredProducts), BitConverter.DoubleToInt64Bits(products));
+                double expectedSum = 0, expectedProducts = 0;
+                for (int r = 0; r < runs.Count; r++)
+                    for (int i = runs.Start(r); i < runs.Start(r) + length; i++)
+                    {
+                        expectedSum += dy[i];
+                        expectedProducts += dy[i] * ((double)x[i] - 1.25);
+                    }
+                Assert.Equal(expectedSum, sum, 1e-4);
+                Assert.Equal(expectedProducts, products, 1e-4);
+            }
+        }
+    }
 }

@@ -65,8 +65,8 @@ internal static partial class NormalizationKernels
                 for (int r = first; r < end; r++)
                 {
                     int c = r % channels, start = r * length;
-                    NormalizationSimd.Write(gradInput.Span.Slice(start, length), new GradientFromSums<T, Uniform<T>>(gradOutput.Span.Slice(start, length),
-                        input.Span.Slice(start, length), new(coefficients[channels + c]), new(coefficients[c]), new(coefficients[2 * channels + c]), new(coefficients[3 * channels + c])), streaming);
+                    NormalizationSimd.GradientRun(gradOutput.Span.Slice(start, length), input.Span.Slice(start, length), gradInput.Span.Slice(start, length),
+                        coefficients[channels + c], coefficients[c], coefficients[2 * channels + c], coefficients[3 * channels + c], streaming);
                 }
             }, 2L * length);
         }

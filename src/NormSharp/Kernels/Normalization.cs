@@ -79,26 +79,15 @@ internal static partial class NormalizationKernels
             (coefficients[u], coefficients[units + u], coefficients[2 * units + u]) =
                 ForwardCoefficients<T>(statistics.Mean.Span[g], statistics.InvStd.Span[g], Gamma(w, channel), Beta(b, channel));
         }
-        // At 128 bits stores do not stream (NormalizationSimd.Write), and ShiftScaleRun's own 128-bit loop is then the
-        // faster one even past the cache: BatchNorm2d 64x64x56x56 evaluation forward rose from 104 % to 118 % of the copy
-        // bandwidth on one thread and from 98 % to 114 % on two (AMD EPYC, DOTNET_EnableAVX2=0, alternating rounds under load).
-        if (Streams<T>(input.Length) && System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
-            Parallelism.For(runs, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
-            {
-                ReadOnlySpan<T> x = input.Span;
-                Span<T> y = output.Span;
-                for (int r = first, u = first % units; r < end; r++, u = u + 1 == units ? 0 : u + 1)
-                    NormalizationSimd.Write(y.Slice(r * length, length), new ShiftScale<T, Uniform<T>>(x.Slice(r * length, length),
-                        new(coefficients[u]), new(coefficients[units + u]), new(coefficients[2 * units + u])), streaming: true);
-            }, length);
-        else
-            Parallelism.For(runs, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
-            {
-                ReadOnlySpan<T> x = input.Span;
-                Span<T> y = output.Span;
-                for (int r = first, u = first % units; r < end; r++, u = u + 1 == units ? 0 : u + 1)
-                    NormalizationSimd.ShiftScaleRun(x.Slice(r * length, length), y.Slice(r * length, length), coefficients[u], coefficients[units + u], coefficients[2 * units + u]);
-            }, length);
+        bool streaming = Streams<T>(input.Length);
+        Parallelism.For(runs, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
+        {
+            ReadOnlySpan<T> x = input.Span;
+            Span<T> y = output.Span;
+            for (int r = first, u = first % units; r < end; r++, u = u + 1 == units ? 0 : u + 1)
+                NormalizationSimd.ShiftScaleRun(x.Slice(r * length, length), y.Slice(r * length, length), coefficients[u], coefficients[units + u],
+                    coefficients[2 * units + u], streaming);
+        }, length);
         BufferPool<T>.Shared.Return(coefficients);
     }
 

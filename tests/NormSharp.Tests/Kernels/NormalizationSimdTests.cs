@@ -525,4 +525,115 @@ public class NormalizationSimdTests
             }
         }
     }
+
+    [Theory]
+    [MemberData(nameof(WidthsAndStreaming))]
+    public void Run_writers_match_the_scalar_formulas_at_every_offset_and_length_in_place_too(int bits, bool streaming) =>
+        VectorWidths.Run(bits, new RunWritersAtEveryOffset(streaming));
+
+    /// <summary>ShiftScaleRun and GradientRun with and without streaming stores: every offset within a cache line and
+    /// every length up to four lines and a half (partial lines at both ends, runs with no whole line, runs shorter than
+    /// a vector), out of place and in place (y = x; dx = dy and dx = x), each element equal to the scalar formula and
+    /// nothing outside the run touched.</summary>
+    private readonly struct RunWritersAtEveryOffset(bool streaming) : IWidthCase
+    {
+        private enum Place { Apart, OverFirstInput, OverSecondInput }
+
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            float[] x = Enumerable.Range(0, 100).Select(i => 0.37f * i - 11).ToArray();
+            float[] dy = Enumerable.Range(0, 100).Select(i => MathF.Cos(0.7f * i)).ToArray();
+            foreach (Place place in Enum.GetValues<Place>())
+                for (int offset = 0; offset < 16; offset++)
+                    for (int length = 0; length <= 70; length++)
+                    {
+                        float[] y = place == Place.Apart ? Enumerable.Repeat(-999f, 100).ToArray() : (float[])x.Clone();
+                        NormalizationSimd.ShiftScaleRun<float, TFloat>(place == Place.Apart ? x.AsSpan(offset, length) : y.AsSpan(offset, length),
+                            y.AsSpan(offset, length), 1.5f, 0.25f, -2f, streaming);
+                        float[] dx = place switch { Place.Apart => Enumerable.Repeat(-999f, 100).ToArray(), Place.OverFirstInput => (float[])dy.Clone(), _ => (float[])x.Clone() };
+                        ReadOnlySpan<float> dyIn = place == Place.OverFirstInput ? dx.AsSpan(offset, length) : dy.AsSpan(offset, length);
+                        ReadOnlySpan<float> xIn = place == Place.OverSecondInput ? dx.AsSpan(offset, length) : x.AsSpan(offset, length);
+                        NormalizationSimd.GradientRun<float, TFloat>(dyIn, xIn, dx.AsSpan(offset, length), 0.75f, 1.5f, 0.25f, -2f, streaming);
+                        for (int i = 0; i < 100; i++)
+                        {
+                            bool inside = i >= offset && i < offset + length;
+                            float expectedY = inside ? float.MultiplyAddEstimate(x[i] - 1.5f, 0.25f, -2f) : place == Place.Apart ? -999f : x[i];
+                            float expectedDx = inside ? float.MultiplyAddEstimate(dy[i], 0.75f, float.MultiplyAddEstimate(x[i] - 1.5f, 0.25f, -2f))
+                                : place switch { Place.Apart => -999f, Place.OverFirstInput => dy[i], _ => x[i] };
+                            Assert.True(expectedY == y[i], $"{TFloat.Count} lanes, {place}, offset {offset}, length {length}, element {i}: y {y[i]} instead of {expectedY}");
+                            Assert.True(expectedDx == dx[i], $"{TFloat.Count} lanes, {place}, offset {offset}, length {length}, element {i}: dx {dx[i]} instead of {expectedDx}");
+                        }
+                    }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Centered_squares_of_a_long_span_with_a_large_mean_match_float64_for_every_tail_length(int bits) =>
+        VectorWidths.Run(bits, new LongSpanSquares());
+
+    /// <summary>CenteredSquares over tens of thousands of values near 1e4 (many float32 blocks, 32 vectors each at 128
+    /// bits) and every tail length: the sums about a centre near the mean keep the float64 results' digits, which
+    /// plain float32 running sums of that many terms would lose.</summary>
+    private readonly struct LongSpanSquares : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(7);
+            float[] x = Enumerable.Range(0, 40_017).Select(_ => (float)(1e4 + random.NextDouble() * 2 - 1)).ToArray();
+            for (int length = 40_000; length <= x.Length; length++)
+            {
+                var (sum, squares) = NormalizationSimd.CenteredSquares<float, TFloat, TDouble>(x.AsSpan(0, length), 1e4f);
+                double expectedSum = 0, expectedSquares = 0;
+                for (int i = 0; i < length; i++)
+                {
+                    double d = (double)x[i] - 1e4;
+                    expectedSum += d;
+                    expectedSquares += d * d;
+                }
+                Assert.Equal(expectedSum, sum, 1e-2);
+                Assert.Equal(expectedSquares, squares, expectedSquares * 1e-6);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Run_sums_about_a_zero_centre_have_the_bits_of_the_centred_loop_for_every_tail_length(int bits) =>
+        VectorWidths.Run(bits, new ZeroCentreSums());
+
+    /// <summary>CenteredSums with a centre of zero for its first input (the backward pass's Σ dy, whose loop skips
+    /// that subtraction) against the centred loop on the same values shifted by 4: the values are multiples of 2⁻¹⁰,
+    /// so a + 4 and (a + 4) − 4 = a are exact and the centred loop adds the very same vectors. Every tail length of
+    /// three runs, and float64 sums for scale.</summary>
+    private readonly struct ZeroCentreSums : IWidthCase
+    {
+        public void Run<TFloat, TDouble>()
+            where TFloat : struct, IWideningVector<TFloat, float, TDouble> where TDouble : struct, IWideningVector<TDouble, double, TDouble>
+        {
+            var random = new Random(11);
+            for (int length = 200; length <= 200 + 2 * TFloat.Count; length++)
+            {
+                var runs = new Runs(2, 3, length, length + 9);
+                float[] dy = Enumerable.Range(0, 2 + 3 * (length + 9)).Select(_ => random.Next(-1024, 3072) / 1024f).ToArray();
+                float[] shifted = dy.Select(v => v + 4).ToArray();
+                float[] x = dy.Select(v => v * 0.5f + 1.5f).ToArray();
+                var (sum, products) = NormalizationSimd.CenteredSums<float, TFloat, TDouble>(dy, 0f, x, 1.25f, runs);
+                var (centredSum, centredProducts) = NormalizationSimd.CenteredSums<float, TFloat, TDouble>(shifted, 4f, x, 1.25f, runs);
+                Assert.Equal(BitConverter.DoubleToInt64Bits(centredSum), BitConverter.DoubleToInt64Bits(sum));
+                Assert.Equal(BitConverter.DoubleToInt64Bits(centredProducts), BitConverter.DoubleToInt64Bits(products));
+                double expectedSum = 0, expectedProducts = 0;
+                for (int r = 0; r < runs.Count; r++)
+                    for (int i = runs.Start(r); i < runs.Start(r) + length; i++)
+                    {
+                        expectedSum += dy[i];
+                        expectedProducts += dy[i] * ((double)x[i] - 1.25);
+                    }
+                Assert.Equal(expectedSum, sum, 1e-4);
+                Assert.Equal(expectedProducts, products, 1e-4);
+            }
+        }
+    }
 }

@@ -1159,7 +1159,7 @@ internal static class NormalizationSimd
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ShiftScaleRun<T, TVector>(ReadOnlySpan<T> x, Span<T> y, T center, T scale, T shift, bool streaming = false)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T> =>
-        WriteRun<T, ShiftScaleStep<T, TVector>, TVector>(y, new(x, center, scale, shift), streaming && TVector.Count * Unsafe.SizeOf<T>() >= 32);
+        WriteRun<T, ShiftScaleStep<T, TVector>, TVector>(y, new(x, center, scale, shift), streaming && StreamsAtWidth<T, TVector>());
 
     /// <summary>dx = dy·a + (x − center)·k + l over one run with the same coefficients throughout (a channel's run in
     /// the batch path's backward pass), with the results of <see cref="GradientFromSums{T, TCoefficient}"/>, through
@@ -1284,11 +1284,18 @@ internal static class NormalizationSimd
     public static void Write<T, TOp, TVector>(Span<T> output, TOp op, bool streaming = false)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : IElementwise<T>, allows ref struct where TVector : struct, ISimdVector<TVector, T>
     {
-        // 128-bit streaming stores measured a third slower than cached ones on an AMD EPYC (BatchNorm2d
-        // 64x64x56x56 evaluation forward), where 256- and 512-bit ones are faster: narrow vectors do not stream.
-        if (streaming && TVector.Count * Unsafe.SizeOf<T>() >= 32) WriteStreamed<T, TOp, TVector>(output, op);
+        if (streaming && StreamsAtWidth<T, TVector>()) WriteStreamed<T, TOp, TVector>(output, op);
         else WriteCached<T, TOp, TVector>(output, op);
     }
+
+    /// <summary>Whether an output asked to stream past the cache does so at this width: 128-bit streaming stores
+    /// measured a third slower than cached ones on an AMD EPYC (BatchNorm2d 64x64x56x56 evaluation forward, one input
+    /// stream), where 256- and 512-bit ones are faster, so narrow vectors do not stream. The one exception is
+    /// <see cref="GradientRun{T}(ReadOnlySpan{T}, ReadOnlySpan{T}, Span{T}, T, T, T, T, bool)"/>, whose two input
+    /// streams measured faster with streaming 128-bit stores.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool StreamsAtWidth<T, TVector>() where T : unmanaged where TVector : struct, ISimdVector<TVector, T> =>
+        TVector.Count * Unsafe.SizeOf<T>() >= 32;
 
     /// <summary>Writes out[i] = op(i) with plain stores. The whole vectors start on a boundary of the vector's size
     /// (a store that straddles two cache lines costs about twice as much); the first and last vectors of the span are

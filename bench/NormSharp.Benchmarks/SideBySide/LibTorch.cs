@@ -69,14 +69,35 @@ public static class LibTorch
     }
 
     /// <summary>
+    /// glibc malloc's settings for libtorch's buffers, which it allocates and frees on every call: the state glibc's
+    /// own adaptation reaches once a block of 32 MiB has been freed (blocks up to its DEFAULT_MMAP_THRESHOLD_MAX,
+    /// 32 MiB on 64-bit, stay in the heap, which is trimmed above twice that), set from the start. Left to adapt, a
+    /// run's first cases mapped their buffers afresh on every call and faulted on every page: libtorch's conv2
+    /// forward took 27-113 ms against 3-10 ms whenever its case came first. Larger buffers are still mapped on each
+    /// call, as in any process on glibc's malloc. A variable set by the caller is kept.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> AllocatorEnvironment = new Dictionary<string, string>
+    {
+        ["MALLOC_MMAP_THRESHOLD_"] = (32 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["MALLOC_TRIM_THRESHOLD_"] = (64 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>How libtorch's buffers are allocated in this process, for the table's header.</summary>
+    public static string DescribeAllocator() =>
+        "libtorch's buffers: glibc malloc with " + string.Join(", ", AllocatorEnvironment.Keys.Select(name =>
+            $"{name}={Environment.GetEnvironmentVariable(name) ?? "its default"}")) + " (the same steady state for every case, whatever ran before)";
+
+    /// <summary>
     /// Starts this program again with the environment it needs before anything loads and returns the child's exit
     /// code, or returns null when the present environment already has it: on Debian 12 the shim built by
     /// enable-torchsharp.sh in LD_PRELOAD (its libstdc++ lacks a symbol TorchSharp 0.107's native library asks for),
-    /// and the variables of <paramref name="extra"/> (a vector width's).
+    /// the variables of <paramref name="extra"/> (a vector width's), and <see cref="AllocatorEnvironment"/>.
     /// </summary>
     public static int? RestartIfNeeded(string[] args, IReadOnlyDictionary<string, string> extra)
     {
         var missing = extra.Where(v => Environment.GetEnvironmentVariable(v.Key) != v.Value).ToDictionary(v => v.Key, v => v.Value);
+        foreach (var (name, value) in AllocatorEnvironment)
+            if (Environment.GetEnvironmentVariable(name) is null) missing[name] = value;
         string cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
         string shim = Path.Combine(cache, "torchsharp-debian12", "libiosshim.so");

@@ -22,6 +22,7 @@ public static class QuickComparison
         output.WriteLine($"{Environment.ProcessorCount} logical cores, .NET {Environment.Version}, {MachineDescription()}; " +
             $"times are medians over alternating blocks, at least {secondsPerCase:0.##} s per engine and case.");
         output.WriteLine(VectorWidth.Describe() + ".");
+        if (LibTorch.Available) output.WriteLine(LibTorch.DescribeAllocator() + ".");
         output.WriteLine("speed-up = libtorch time / NormSharp time (above 1: NormSharp is faster); alloc = NormSharp's managed bytes per call, all threads.");
         int saved = Parallelism.ThreadCount;
         CopyYardstick? copy = selected.Any(w => w.Unit == RateUnit.Bytes) ? new CopyYardstick() : null;

@@ -70,6 +70,25 @@ public class ImplicitConvolutionTests
             [batch, inChannels, side, side], seed: 32);
     }
 
+    [Theory]
+    // At 512 bits the input gradient of a batch of whole 32-image chunks runs across images
+    // (Convolution.AcrossImages.cs): 16 output channels into 20 (panels of 12 and 8 rows) on 7×7, where the border
+    // positions skip the taps that read padding; a 5×5 kernel on 5×5, whose every position skips some rows and
+    // columns of taps; an even 4×4 kernel ("same" pads 1 before and 2 after, the gradient mirrors them); two chunks
+    // (64 images) of 3×3.
+    [InlineData(20, 16, 7, 3, 32)]
+    [InlineData(16, 24, 5, 5, 32)]
+    [InlineData(24, 16, 6, 4, 32)]
+    [InlineData(16, 16, 3, 3, 64)]
+    public void Input_gradient_across_images_matches_float64(int inChannels, int outChannels, int side, int kernel, int batch) =>
+        AssertFloat32MatchesFloat64(() => new Conv2d(inChannels, outChannels, kernel, padding: "same", generator: new RandomGenerator(41)),
+            [batch, inChannels, side, side], seed: 42);
+
+    [Fact]
+    public void Transposed_convolution_across_images_adds_its_bias() =>
+        // Its forward is the convolution's input gradient: across images at 512 bits, with the bias starting each sum.
+        AssertFloat32MatchesFloat64(() => new ConvTranspose2d(16, 12, 3, padding: 1, generator: new RandomGenerator(43)), [32, 16, 7, 7], seed: 44);
+
     [Fact]
     public void Same_size_transposed_convolution_in_float32_matches_float64() =>
         // Its forward is the convolution's input gradient, which runs implicitly; its input gradient is the forward.
@@ -114,6 +133,7 @@ public class ImplicitConvolutionChunkTests
     [InlineData(3, 40, 2)]
     // 37 images of 7×7 at three threads: tiles straddle up to two image boundaries.
     [InlineData(37, 7, 3)]
+
     public void Forward_and_input_gradient_match_float64_whatever_chunk_and_thread_cut_the_positions(int batch, int side, int threads)
     {
         int saved = Parallelism.ThreadCount;
@@ -121,6 +141,36 @@ public class ImplicitConvolutionChunkTests
         {
             Parallelism.ThreadCount = threads;
             ImplicitConvolutionTests.AssertFloat32MatchesFloat64(() => new Conv2d(9, 14, 3, padding: "same", generator: new RandomGenerator(38)), [batch, 9, side, side], seed: 39);
+        }
+        finally { Parallelism.ThreadCount = saved; }
+    }
+}
+
+/// <summary>The input gradient across images (Convolution.AcrossImages.cs, at 512 bits) at several thread counts; in
+/// the collection that runs alone, because it changes <see cref="Parallelism.ThreadCount"/> for the whole process.</summary>
+[Collection("Parallelism")]
+public class AcrossImagesChunkTests
+{
+    [Fact]
+    public void Input_gradient_is_the_same_bits_on_one_two_and_three_threads()
+    {
+        // 96 images of 7×7: three chunks of 32 images, split 2 + 1 on two threads and one each on three.
+        var layer = new Conv2d(20, 16, 3, padding: "same", generator: new RandomGenerator(45));
+        Tensor x = GradCheck.Random(46, 96, 20, 7, 7).To(DType.Float32), dy = GradCheck.Random(47, 96, 16, 7, 7).To(DType.Float32);
+        int saved = Parallelism.ThreadCount;
+        try
+        {
+            float[]? first = null;
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                Parallelism.ThreadCount = threads;
+                Tensor input = x.Detach();
+                input.RequiresGrad = true;
+                layer.Forward(input).Backward(dy);
+                float[] dx = input.Grad!.ToArray();
+                if (first is null) first = dx;
+                else Assert.Equal(first, dx);
+            }
         }
         finally { Parallelism.ThreadCount = saved; }
     }

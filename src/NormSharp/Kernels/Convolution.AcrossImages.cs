@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace NormSharp.Kernels;
 
@@ -117,6 +118,123 @@ internal static partial class Convolution
                 for (int q = 0; q < plane; q++) rows[q] = products + ((nint)o * plane + q) * AcrossImagesChunk;
                 TransposeIntoPanel(rows, plane, AcrossImagesChunk, y + ((nint)first * g.OutChannels + o) * plane, g.OutChannels * plane);
             }
+        }
+    }
+}
+
+// The weight pass across images: dW' = Σ dy·Xᵀ over the batch's positions as the GEMM's depth, ordered position by
+// position with the chunk's 16 images inside each (rather than image by image), so that the positions where a tap
+// reads inside the image are one run of depth per image row (every image has the same ones): each tap multiplies
+// those runs only, read in place from the staged operands, where the implicit weight pass multiplies masked zeros.
+internal static partial class Convolution
+{
+    /// <summary>Images per chunk of the weight pass across images: the depth runs are an image row's positions × 16
+    /// images (112 on a 7 × 7 plane), and the staged operands of the seed CNN's conv3 (dy 400 KiB, the image 200 KiB)
+    /// stay in the L2.</summary>
+    private const int WeightAcrossImagesChunk = 16;
+
+    /// <summary>Whether the deep-patch weight pass (<see cref="ImplicitWeightProducts"/>, one group: at least two
+    /// channel blocks) runs across images: 512-bit vectors (where it is measured) and whole chunks of 16 images.</summary>
+    private static bool WeightPassRunsAcrossImages(ConvGeometry g) =>
+        Vector512.IsHardwareAccelerated && g.PatchSize > DotProductPatch && ImplicitWeightProducts.Groups(g) == 1
+        && g.Batch % WeightAcrossImagesChunk == 0;
+
+    /// <summary>Column blocks [start, end) of dW' (OutChannels, taps, channel blocks · 32), column block u = b·taps + t
+    /// (tap t of channel block b), summed over the whole batch into one partial sum laid out as
+    /// <see cref="ImplicitWeightProducts"/> lays it out, the bias gradient after it; each thread stages the channel
+    /// blocks of its columns and all of dy, chunk by chunk.</summary>
+    private readonly unsafe struct WeightProductsAcrossImages(ConvGeometry g, float* x, float* dy, float* partials) : IChunkBody
+    {
+        private const int Chunk = WeightAcrossImagesChunk;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Run(int start, int end)
+        {
+            int plane = g.InPlane, taps = g.Rows.Kernel * g.Cols.Kernel, columns = ImplicitWeightProducts.ColumnBlocks(g);
+            int channelBlocks = columns / taps, rowPanels = (g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows;
+            int blockLength = plane * Chunk * Gemm.TileCols, panelLength = plane * Chunk * Gemm.TileRows;
+            float[] stagedX = BufferPool<float>.Shared.Rent(channelBlocks * blockLength + Gemm.AlignmentSlack);
+            float[] stagedDy = BufferPool<float>.Shared.Rent(rowPanels * panelLength + Gemm.AlignmentSlack);
+            try
+            {
+                fixed (float* xRaw = stagedX, dyRaw = stagedDy)
+                {
+                    float* blocks = Gemm.AlignTo64(xRaw), panels = Gemm.AlignTo64(dyRaw);
+                    // The padding channels of a last block that they do not fill stay zero.
+                    new Span<float>(blocks, channelBlocks * blockLength).Clear();
+                    float* product = partials, biasSum = partials + ImplicitWeightProducts.ProductLength(g);
+                    int firstBlock = start / taps, endBlock = (end - 1) / taps + 1;
+                    int firstSum = (int)((long)g.OutChannels * start / columns), endSum = (int)((long)g.OutChannels * end / columns);
+                    float** rows = stackalloc float*[Gemm.TileCols];
+                    for (int first = 0; first < g.Batch; first += Chunk)
+                    {
+                        for (int n = first; n < first + Chunk; n++)
+                            for (int o = firstSum; o < endSum; o++)
+                            {
+                                float channelSum = ImplicitWeightProducts.PlaneSum(dy + ((nint)n * g.OutChannels + o) * plane, plane);
+                                biasSum[o] = n > 0 ? biasSum[o] + channelSum : channelSum;
+                            }
+                        Stage(first, blocks, blockLength, firstBlock, endBlock, panels, panelLength, rows);
+                        for (int column = start; column < end; column++)
+                            AddTap(column / taps, column % taps, blocks + (nint)(column / taps) * blockLength, panels, panelLength,
+                                product + (column % taps * channelBlocks + column / taps) * Gemm.TileCols, columns * Gemm.TileCols, accumulate: first > 0);
+                    }
+                }
+            }
+            finally
+            {
+                BufferPool<float>.Shared.Return(stagedX);
+                BufferPool<float>.Shared.Return(stagedDy);
+            }
+        }
+
+        /// <summary>Stages images [first, first + 16) position-major: channel block b's row q·16 + n holds its channels
+        /// of image n at position q, and row panel r's step q·16 + n holds dy's 12 output channels of image n at q (the
+        /// GEMM's A panels, k-major).</summary>
+        private void Stage(int first, float* blocks, int blockLength, int firstBlock, int endBlock, float* panels, int panelLength, float** rows)
+        {
+            int plane = g.InPlane;
+            for (int b = firstBlock; b < endBlock; b++)
+            {
+                int channels = Math.Min(Gemm.TileCols, g.InChannels - b * Gemm.TileCols);
+                for (int n = 0; n < Chunk; n++)
+                {
+                    for (int c = 0; c < channels; c++) rows[c] = x + ((nint)(first + n) * g.InChannels + b * Gemm.TileCols + c) * plane;
+                    TransposeIntoPanel(rows, channels, plane, blocks + (nint)b * blockLength + n * Gemm.TileCols, Chunk * Gemm.TileCols);
+                }
+            }
+            for (int r = 0; r * Gemm.TileRows < g.OutChannels; r++)
+            {
+                int panelRows = Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows);
+                for (int n = 0; n < Chunk; n++)
+                {
+                    for (int i = 0; i < panelRows; i++) rows[i] = dy + ((nint)(first + n) * g.OutChannels + r * Gemm.TileRows + i) * plane;
+                    TransposeIntoPanel(rows, panelRows, plane, panels + (nint)r * panelLength + n * Gemm.TileRows, Chunk * Gemm.TileRows);
+                }
+            }
+        }
+
+        /// <summary>Column block (b, t) of dW' (+)= the chunk's dy·Xᵀ over the positions where tap t reads inside the
+        /// image: one run of depth per image row, each met by every row panel while it stays in L1.</summary>
+        private void AddTap(int b, int t, float* block, float* panels, int panelLength, float* c, nint ldc, bool accumulate)
+        {
+            int width = g.Cols.Input, i = t / g.Cols.Kernel, j = t - i * g.Cols.Kernel;
+            // Position (h, w) reads (h + i − padTop, w + j − padLeft).
+            int firstRow = Math.Max(0, g.Rows.PadBefore - i), endRow = Math.Min(g.Rows.Input, g.Rows.Input + g.Rows.PadBefore - i);
+            int firstColumn = Math.Max(0, g.Cols.PadBefore - j), endColumn = Math.Min(width, width + g.Cols.PadBefore - j);
+            int offset = (i - g.Rows.PadBefore) * width + j - g.Cols.PadBefore;
+            GemmKernelPath path = Gemm.BestPath;
+            bool loadC = accumulate;
+            for (int h = firstRow; h < endRow && firstColumn < endColumn; h++, loadC = true)
+            {
+                int depthStart = (h * width + firstColumn) * Chunk, depth = (endColumn - firstColumn) * Chunk;
+                float* source = block + (nint)(depthStart + offset * Chunk) * Gemm.TileCols;
+                for (int r = 0; r * Gemm.TileRows < g.OutChannels; r++)
+                    Gemm.Tile(path, Math.Min(Gemm.TileRows, g.OutChannels - r * Gemm.TileRows), depth,
+                        panels + (nint)r * panelLength + (nint)depthStart * Gemm.TileRows, source, c + r * Gemm.TileRows * ldc, ldc, loadC);
+            }
+            if (!loadC)
+                for (int o = 0; o < g.OutChannels; o++) new Span<float>(c + o * ldc, Gemm.TileCols).Clear();
         }
     }
 }

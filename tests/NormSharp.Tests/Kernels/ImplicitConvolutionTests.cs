@@ -80,7 +80,14 @@ public class ImplicitConvolutionTests
     [InlineData(16, 24, 5, 5, 32)]
     [InlineData(24, 16, 6, 4, 32)]
     [InlineData(16, 16, 3, 3, 64)]
-    public void Input_gradient_across_images_matches_float64(int inChannels, int outChannels, int side, int kernel, int batch) =>
+    // So does the weight pass of two 32-channel blocks over whole chunks of 16 images: 44 channels (a second block of
+    // 12 and zero padding) on 7×7; 48 channels under a 5×5 kernel on 5×5 over two chunks; an even 4×4 kernel; a 5×5
+    // kernel on a 2×2 image, whose taps two rows or columns away read only padding and leave their columns of dW zero.
+    [InlineData(44, 12, 7, 3, 16)]
+    [InlineData(48, 8, 5, 5, 32)]
+    [InlineData(48, 8, 6, 4, 16)]
+    [InlineData(44, 4, 2, 5, 16)]
+    public void Gradients_across_images_match_float64(int inChannels, int outChannels, int side, int kernel, int batch) =>
         AssertFloat32MatchesFloat64(() => new Conv2d(inChannels, outChannels, kernel, padding: "same", generator: new RandomGenerator(41)),
             [batch, inChannels, side, side], seed: 42);
 
@@ -146,30 +153,32 @@ public class ImplicitConvolutionChunkTests
     }
 }
 
-/// <summary>The input gradient across images (Convolution.AcrossImages.cs, at 512 bits) at several thread counts; in
+/// <summary>The input and weight gradients across images (Convolution.AcrossImages.cs, at 512 bits) at several thread counts; in
 /// the collection that runs alone, because it changes <see cref="Parallelism.ThreadCount"/> for the whole process.</summary>
 [Collection("Parallelism")]
 public class AcrossImagesChunkTests
 {
     [Fact]
-    public void Input_gradient_is_the_same_bits_on_one_two_and_three_threads()
+    public void Gradients_are_the_same_bits_on_one_two_and_three_threads()
     {
-        // 96 images of 7×7: three chunks of 32 images, split 2 + 1 on two threads and one each on three.
-        var layer = new Conv2d(20, 16, 3, padding: "same", generator: new RandomGenerator(45));
-        Tensor x = GradCheck.Random(46, 96, 20, 7, 7).To(DType.Float32), dy = GradCheck.Random(47, 96, 16, 7, 7).To(DType.Float32);
+        // 96 images of 7×7: the input gradient's three chunks of 32 images split 2 + 1 on two threads and one each on
+        // three; the weight pass's 18 column blocks (2 channel blocks × 9 taps) 9 + 9 and 6 + 6 + 6.
+        var layer = new Conv2d(44, 16, 3, padding: "same", generator: new RandomGenerator(45));
+        Tensor x = GradCheck.Random(46, 96, 44, 7, 7).To(DType.Float32), dy = GradCheck.Random(47, 96, 16, 7, 7).To(DType.Float32);
         int saved = Parallelism.ThreadCount;
         try
         {
-            float[]? first = null;
+            float[][]? first = null;
             foreach (int threads in new[] { 1, 2, 3 })
             {
                 Parallelism.ThreadCount = threads;
                 Tensor input = x.Detach();
                 input.RequiresGrad = true;
+                layer.ZeroGrad();
                 layer.Forward(input).Backward(dy);
-                float[] dx = input.Grad!.ToArray();
-                if (first is null) first = dx;
-                else Assert.Equal(first, dx);
+                float[][] gradients = [input.Grad!.ToArray(), layer.Weight.Grad!.ToArray(), layer.Bias!.Grad!.ToArray()];
+                if (first is null) first = gradients;
+                else for (int i = 0; i < gradients.Length; i++) Assert.Equal(first[i], gradients[i]);
             }
         }
         finally { Parallelism.ThreadCount = saved; }

@@ -16,17 +16,17 @@ internal static partial class Convolution
     /// <summary>Images per chunk: one register tile's columns.</summary>
     private const int AcrossImagesChunk = Gemm.TileCols;
 
-    /// <summary>Most floats of a chunk's staged image (4 MiB); larger planes keep the implicit GEMM, where the
-    /// padding is a smaller share of the taps anyway.</summary>
+    /// <summary>Most floats of a chunk's staged operands or output scratch (4 MiB each); larger planes keep the
+    /// implicit GEMM, where the padding is a smaller share of the taps anyway.</summary>
     private const int AcrossImagesStageBudget = 1 << 20;
 
     /// <summary>Whether the implicit forward of <paramref name="g"/> (a shifted-plane geometry) runs across images: the
     /// 512-bit <see cref="ShiftedTile"/> runs it, the batch is whole chunks of 32 images, and a chunk's staged image
-    /// fits <see cref="AcrossImagesStageBudget"/>. The input gradient takes it (<see cref="ForwardImplicit"/>) at odd
+    /// and output fit <see cref="AcrossImagesStageBudget"/>. The input gradient takes it (<see cref="ForwardImplicit"/>) at odd
     /// planes, where Winograd does not run at 512 bits.</summary>
     private static bool RunsAcrossImages(ConvGeometry g) =>
         RunsShiftedTile(g) && g.Batch % AcrossImagesChunk == 0
-        && (long)g.InChannels * g.InPlane * AcrossImagesChunk <= AcrossImagesStageBudget;
+        && (long)Math.Max(g.InChannels, g.OutChannels) * g.InPlane * AcrossImagesChunk <= AcrossImagesStageBudget;
 
     /// <summary>Chunks [start, end) of 32 images for <see cref="ForwardImplicit"/> across images, each thread with its
     /// own staged image and output scratch; the weight's panels are packed as one depth block of the patch rows.</summary>
@@ -134,10 +134,13 @@ internal static partial class Convolution
     private const int WeightAcrossImagesChunk = 16;
 
     /// <summary>Whether the deep-patch weight pass (<see cref="ImplicitWeightProducts"/>, one group: at least two
-    /// channel blocks) runs across images: 512-bit vectors (where it is measured) and whole chunks of 16 images.</summary>
+    /// channel blocks) runs across images: 512-bit vectors (where it is measured), whole chunks of 16 images, and a
+    /// chunk's staged dy and image within <see cref="AcrossImagesStageBudget"/>.</summary>
     private static bool WeightPassRunsAcrossImages(ConvGeometry g) =>
         Vector512.IsHardwareAccelerated && g.PatchSize > DotProductPatch && ImplicitWeightProducts.Groups(g) == 1
-        && g.Batch % WeightAcrossImagesChunk == 0;
+        && g.Batch % WeightAcrossImagesChunk == 0
+        && ((long)(g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows * Gemm.TileRows + (long)ImplicitWeightProducts.ColumnBlocks(g) / (g.Rows.Kernel * g.Cols.Kernel) * Gemm.TileCols)
+            * g.InPlane * WeightAcrossImagesChunk <= AcrossImagesStageBudget;
 
     /// <summary>Column blocks [start, end) of dW' (OutChannels, taps, channel blocks · 32), column block u = b·taps + t
     /// (tap t of channel block b), summed over the whole batch into one partial sum laid out as

@@ -70,6 +70,32 @@ public class ImplicitConvolutionTests
             [batch, inChannels, side, side], seed: 32);
     }
 
+    [Theory]
+    // At 512 bits the input gradient of a batch of whole 32-image chunks runs across images
+    // (Convolution.AcrossImages.cs): 16 output channels into 20 (panels of 12 and 8 rows) on 7×7, where the border
+    // positions skip the taps that read padding; a 5×5 kernel on 5×5, whose every position skips some rows and
+    // columns of taps; an even 4×4 kernel ("same" pads 1 before and 2 after, the gradient mirrors them); two chunks
+    // (64 images) of 3×3.
+    [InlineData(20, 16, 7, 3, 32)]
+    [InlineData(16, 24, 5, 5, 32)]
+    [InlineData(24, 16, 6, 4, 32)]
+    [InlineData(16, 16, 3, 3, 64)]
+    // So does the weight pass of two 32-channel blocks over whole chunks of 16 images: 44 channels (a second block of
+    // 12 and zero padding) on 7×7; 48 channels under a 5×5 kernel on 5×5 over two chunks; an even 4×4 kernel; a 5×5
+    // kernel on a 2×2 image, whose taps two rows or columns away read only padding and leave their columns of dW zero.
+    [InlineData(44, 12, 7, 3, 16)]
+    [InlineData(48, 8, 5, 5, 32)]
+    [InlineData(48, 8, 6, 4, 16)]
+    [InlineData(44, 4, 2, 5, 16)]
+    public void Gradients_across_images_match_float64(int inChannels, int outChannels, int side, int kernel, int batch) =>
+        AssertFloat32MatchesFloat64(() => new Conv2d(inChannels, outChannels, kernel, padding: "same", generator: new RandomGenerator(41)),
+            [batch, inChannels, side, side], seed: 42);
+
+    [Fact]
+    public void Transposed_convolution_across_images_adds_its_bias() =>
+        // Its forward is the convolution's input gradient: across images at 512 bits, with the bias starting each sum.
+        AssertFloat32MatchesFloat64(() => new ConvTranspose2d(16, 12, 3, padding: 1, generator: new RandomGenerator(43)), [32, 16, 7, 7], seed: 44);
+
     [Fact]
     public void Same_size_transposed_convolution_in_float32_matches_float64() =>
         // Its forward is the convolution's input gradient, which runs implicitly; its input gradient is the forward.
@@ -114,6 +140,7 @@ public class ImplicitConvolutionChunkTests
     [InlineData(3, 40, 2)]
     // 37 images of 7×7 at three threads: tiles straddle up to two image boundaries.
     [InlineData(37, 7, 3)]
+
     public void Forward_and_input_gradient_match_float64_whatever_chunk_and_thread_cut_the_positions(int batch, int side, int threads)
     {
         int saved = Parallelism.ThreadCount;
@@ -121,6 +148,38 @@ public class ImplicitConvolutionChunkTests
         {
             Parallelism.ThreadCount = threads;
             ImplicitConvolutionTests.AssertFloat32MatchesFloat64(() => new Conv2d(9, 14, 3, padding: "same", generator: new RandomGenerator(38)), [batch, 9, side, side], seed: 39);
+        }
+        finally { Parallelism.ThreadCount = saved; }
+    }
+}
+
+/// <summary>The input and weight gradients across images (Convolution.AcrossImages.cs, at 512 bits) at several thread counts; in
+/// the collection that runs alone, because it changes <see cref="Parallelism.ThreadCount"/> for the whole process.</summary>
+[Collection("Parallelism")]
+public class AcrossImagesChunkTests
+{
+    [Fact]
+    public void Gradients_are_the_same_bits_on_one_two_and_three_threads()
+    {
+        // 96 images of 7×7: the input gradient's three chunks of 32 images split 2 + 1 on two threads and one each on
+        // three; the weight pass's 18 column blocks (2 channel blocks × 9 taps) 9 + 9 and 6 + 6 + 6.
+        var layer = new Conv2d(44, 16, 3, padding: "same", generator: new RandomGenerator(45));
+        Tensor x = GradCheck.Random(46, 96, 44, 7, 7).To(DType.Float32), dy = GradCheck.Random(47, 96, 16, 7, 7).To(DType.Float32);
+        int saved = Parallelism.ThreadCount;
+        try
+        {
+            float[][]? first = null;
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                Parallelism.ThreadCount = threads;
+                Tensor input = x.Detach();
+                input.RequiresGrad = true;
+                layer.ZeroGrad();
+                layer.Forward(input).Backward(dy);
+                float[][] gradients = [input.Grad!.ToArray(), layer.Weight.Grad!.ToArray(), layer.Bias!.Grad!.ToArray()];
+                if (first is null) first = gradients;
+                else for (int i = 0; i < gradients.Length; i++) Assert.Equal(first[i], gradients[i]);
+            }
         }
         finally { Parallelism.ThreadCount = saved; }
     }

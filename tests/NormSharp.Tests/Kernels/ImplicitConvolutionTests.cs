@@ -140,7 +140,6 @@ public class ImplicitConvolutionChunkTests
     [InlineData(3, 40, 2)]
     // 37 images of 7×7 at three threads: tiles straddle up to two image boundaries.
     [InlineData(37, 7, 3)]
-
     public void Forward_and_input_gradient_match_float64_whatever_chunk_and_thread_cut_the_positions(int batch, int side, int threads)
     {
         int saved = Parallelism.ThreadCount;

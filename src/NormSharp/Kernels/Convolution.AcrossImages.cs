@@ -138,9 +138,16 @@ internal static partial class Convolution
     /// chunk's staged dy and image within <see cref="AcrossImagesStageBudget"/>.</summary>
     private static bool WeightPassRunsAcrossImages(ConvGeometry g) =>
         Vector512.IsHardwareAccelerated && g.PatchSize > DotProductPatch && ImplicitWeightProducts.Groups(g) == 1
-        && g.Batch % WeightAcrossImagesChunk == 0
-        && ((long)(g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows * Gemm.TileRows + (long)ImplicitWeightProducts.ColumnBlocks(g) / (g.Rows.Kernel * g.Cols.Kernel) * Gemm.TileCols)
-            * g.InPlane * WeightAcrossImagesChunk <= AcrossImagesStageBudget;
+        && g.Batch % WeightAcrossImagesChunk == 0 && WeightAcrossImagesStagedFloats(g) <= AcrossImagesStageBudget;
+
+    /// <summary>The floats a thread stages for a chunk of the weight pass across images, each a position × 16 images
+    /// deep: dy's row panels (the output channels rounded up to whole panels) and the image's blocks of 32 channels.</summary>
+    private static long WeightAcrossImagesStagedFloats(ConvGeometry g)
+    {
+        long dyRows = (long)(g.OutChannels + Gemm.TileRows - 1) / Gemm.TileRows * Gemm.TileRows;
+        long imageColumns = (long)ImplicitWeightProducts.ColumnBlocks(g) / (g.Rows.Kernel * g.Cols.Kernel) * Gemm.TileCols;
+        return (dyRows + imageColumns) * g.InPlane * WeightAcrossImagesChunk;
+    }
 
     /// <summary>Column blocks [start, end) of dW' (OutChannels, taps, channel blocks · 32), column block u = b·taps + t
     /// (tap t of channel block b), summed over the whole batch into one partial sum laid out as

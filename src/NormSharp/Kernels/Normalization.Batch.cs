@@ -101,20 +101,6 @@ internal static partial class NormalizationKernels
         if (!gradInput.IsEmpty) BackwardFromChannelSums(input, gradOutput, gradInput, layout, weight, statistics, sumDy, sumDyXhat, layout.GroupSize);
     }
 
-    /// <summary>Whether the batch path's reductions read <paramref name="length"/> elements with 256-bit vectors on a
-    /// machine with 512-bit ones: when the input is larger than the cache (<see cref="Streams{T}"/>), so that they
-    /// read memory. Measured before tensor storage started on a cache line (<see cref="Storage.Start"/>), when every
-    /// 512-bit load of a run straddled two lines and such loads read memory 20–25 % slower than 256-bit ones on an
-    /// AMD EPYC (Zen 5; a float32 sum of 256 MiB on one thread: 23–24 GB/s against 27–29 GB/s; aligned 512-bit loads
-    /// 31–37): BatchNorm2d 64x64x56x56's statistics pass alone ran 25 % faster, its training forward 7 points of the
-    /// copy bandwidth nearer to it, and its backward 5–8 points (one and two threads, alternating rounds under load).
-    /// Re-measured with aligned planes (every 512-bit load within one line), the 256-bit loads still win: the
-    /// statistics pass read 29.8 against 23.9 GB/s on one thread and 57 against 50 on two, the whole training forward
-    /// 1–23 % faster (AMD EPYC Zen 5, alternating rounds under load). From the cache the wider loads are
-    /// faster and are kept. The choice depends on the length alone, so results stay identical for a given width and
-    /// thread count.</summary>
-    private static bool ReadsNarrow<T>(int length) where T : unmanaged => Vector512.IsHardwareAccelerated && Streams<T>(length);
-
     /// <summary><see cref="MeanAndVariance"/> (centred) of one piece at the vector width
     /// <typeparamref name="TVector"/>, with the same bits: its sums come from <see cref="NormalizationSimd.CenteredSquares{T, TVector, TWide}"/>,
     /// the general sums' loop for one contiguous span.</summary>

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
@@ -15,7 +16,8 @@ namespace NormSharp.Kernels;
 // dβ = Σ_rows dy are column sums across rows, added during the first visit: each fixed block of rows keeps its own
 // float64 partial sums, added in block order at the end, so the result does not depend on the thread count. With 32
 // vector registers the first visit takes two rows at a time, loading γ and the column sums (and storing the sums)
-// once per pair of rows; the results are the same either way.
+// once per pair of rows; the results are the same either way. Tensors larger than the cache are read with 256-bit
+// vectors one row at a time where 512-bit ones exist (ReadsNarrow).
 internal static partial class NormalizationKernels
 {
     /// <summary>Rows per block of partial dγ/dβ sums.</summary>
@@ -49,11 +51,31 @@ internal static partial class NormalizationKernels
     }
 
     /// <summary>Writes row <paramref name="row"/>'s dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) from its sums Σg and
-    /// Σg·x̂, forming g again from the row (in L1 after the sums).</summary>
+    /// Σg·x̂, forming g again from the row (in L1 after the sums); with <paramref name="narrow"/> at 256 bits where
+    /// 512-bit vectors exist (<see cref="ReadsNarrow"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WriteRowGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dy, Span<T> dx, ReadOnlySpan<T> weight, NormalizationPlan plan,
-        bool statisticsFromBatch, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStds, int row, double sumG, double sumGXhat, bool streaming)
+        bool statisticsFromBatch, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStds, int row, double sumG, double sumGXhat, bool streaming, bool narrow)
         where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (Vector512.IsHardwareAccelerated && !narrow)
+            WriteRowGradient<T, Simd512<T>>(x, dy, dx, weight, plan, statisticsFromBatch, mean, invStds, row, sumG, sumGXhat, streaming);
+        else if (Vector256.IsHardwareAccelerated)
+            WriteRowGradient<T, Simd256<T>>(x, dy, dx, weight, plan, statisticsFromBatch, mean, invStds, row, sumG, sumGXhat, streaming);
+        else
+            WriteRowGradient<T, Simd128<T>>(x, dy, dx, weight, plan, statisticsFromBatch, mean, invStds, row, sumG, sumGXhat, streaming);
+    }
+
+    /// <summary><see cref="WriteRowGradient{T}"/> at one width. Kept out of the caller, whose loop inlines the sums and
+    /// spends the JIT's inlining budget: inlined there, the step's constructor and the write loop stayed two calls per
+    /// row, and the backward took 2–11 % longer (LayerNorm 1024x768, 256x768 and 4096x128, one thread, 512 bits). One
+    /// width per method, since a method that hands its op to two write loops keeps the op's spans out of registers (see
+    /// <see cref="NormalizationSimd.Write{T, TOp, TVector}"/>); fully optimized at once, since a method that tiered up
+    /// ran short passes at its first tier's speed.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void WriteRowGradient<T, TVector>(ReadOnlySpan<T> x, ReadOnlySpan<T> dy, Span<T> dx, ReadOnlySpan<T> weight, NormalizationPlan plan,
+        bool statisticsFromBatch, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStds, int row, double sumG, double sumGXhat, bool streaming)
+        where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
         int length = plan.Layout.Run;
         double invStd = invStds[row];
@@ -62,8 +84,8 @@ internal static partial class NormalizationKernels
         var (c, a, k, l) = GradientCoefficients<T>(mean[row], invStd, 1, meanG, meanGXhat);
         ReadOnlySpan<T> xRow = x.Slice(row * length, length), dyRow = dy.Slice(row * length, length);
         Span<T> dxRow = dx.Slice(row * length, length);
-        if (weight.IsEmpty) NormalizationSimd.Write(dxRow, new RowGradient<T, Uniform<T>>(dyRow, xRow, new(T.One), c, a, k, l), streaming);
-        else NormalizationSimd.Write(dxRow, new RowGradient<T, PerElement<T>>(dyRow, xRow, new(weight), c, a, k, l), streaming);
+        if (weight.IsEmpty) NormalizationSimd.Write<T, RowGradient<T, Uniform<T>>, TVector>(dxRow, new(dyRow, xRow, new(T.One), c, a, k, l), streaming);
+        else NormalizationSimd.Write<T, RowGradient<T, PerElement<T>>, TVector>(dxRow, new(dyRow, xRow, new(weight), c, a, k, l), streaming);
     }
 
     private static void RowsBackward<T>(ReadOnlyMemory<T> input, ReadOnlyMemory<T> gradOutput, Memory<T> gradInput, NormalizationPlan plan,
@@ -74,7 +96,7 @@ internal static partial class NormalizationKernels
         int rows = layout.Groups, length = layout.Run, blocks = (rows + RowBlock - 1) / RowBlock;
         bool wantAffine = !gradWeight.IsEmpty || !gradBias.IsEmpty;
         // partials[(2·block)·length ..] holds the block's Σ dy, partials[(2·block + 1)·length ..] its Σ dy·x̂.
-        bool streaming = Streams<T>(input.Length);
+        bool streaming = Streams<T>(input.Length), narrow = ReadsNarrow<T>((gradInput.IsEmpty ? 2L : 3L) * input.Length);
         double[]? partials = wantAffine ? BufferPool<double>.Shared.Rent(2 * blocks * length) : null;
         Parallelism.For(blocks, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
@@ -100,7 +122,7 @@ internal static partial class NormalizationKernels
                 // flush); an odd last row alone.
                 for (int r = block * RowBlock; r < blockEnd; r += pairs ? 2 : 1)
                 {
-                    pairs = PairsRows && r + 1 < blockEnd;
+                    pairs = PairsRows && !narrow && r + 1 < blockEnd;
                     ReadOnlySpan<T> xRow = x.Slice(r * length, length), dyRow = dy.Slice(r * length, length);
                     var (c, s, h) = ForwardCoefficients<T>(mean[r], invStd[r], 1, 0);
                     double sumG, sumGXhat, nextSumG = 0, nextSumGXhat = 0;
@@ -114,8 +136,8 @@ internal static partial class NormalizationKernels
                     }
                     else
                         (sumG, sumGXhat) = w.IsEmpty
-                            ? NormalizationSimd.RowGradientSums(dyRow, xRow, new Uniform<T>(T.One), c, s, h, recentDy, recentDyXhat)
-                            : NormalizationSimd.RowGradientSums(dyRow, xRow, new PerElement<T>(w), c, s, h, recentDy, recentDyXhat);
+                            ? NormalizationSimd.RowGradientSums(dyRow, xRow, new Uniform<T>(T.One), c, s, h, recentDy, recentDyXhat, narrow)
+                            : NormalizationSimd.RowGradientSums(dyRow, xRow, new PerElement<T>(w), c, s, h, recentDy, recentDyXhat, narrow);
                     int done = pairs ? r + 2 : r + 1;
                     if (partials is not null && (done % FlushRows == 0 || done == blockEnd))
                     {
@@ -125,8 +147,8 @@ internal static partial class NormalizationKernels
                         recentDyXhat.Clear();
                     }
                     if (dx.IsEmpty) continue;
-                    WriteRowGradient(x, dy, dx, w, plan, statisticsFromBatch, mean, invStd, r, sumG, sumGXhat, streaming);
-                    if (pairs) WriteRowGradient(x, dy, dx, w, plan, statisticsFromBatch, mean, invStd, r + 1, nextSumG, nextSumGXhat, streaming);
+                    WriteRowGradient(x, dy, dx, w, plan, statisticsFromBatch, mean, invStd, r, sumG, sumGXhat, streaming, narrow);
+                    if (pairs) WriteRowGradient(x, dy, dx, w, plan, statisticsFromBatch, mean, invStd, r + 1, nextSumG, nextSumGXhat, streaming, narrow);
                 }
             }
             if (scratch is not null) BufferPool<T>.Shared.Return(scratch);

@@ -476,17 +476,18 @@ internal static class NormalizationSimd
     /// <summary>
     /// One row of the row path's backward pass: (Σ gᵢ, Σ gᵢ·x̂ᵢ) with g = dy·γ and x̂ = (x − center)·scale + shift,
     /// and, unless <paramref name="columnDy"/> is empty, columnDy[i] += dyᵢ and columnDyXhat[i] += dyᵢ·x̂ᵢ: the row's
-    /// share of dβ and dγ, kept in the element type for a few rows by the caller.
+    /// share of dβ and dγ, kept in the element type for a few rows by the caller. With <paramref name="narrow"/>, at
+    /// 256 bits where 512-bit vectors exist (<c>NormalizationKernels.ReadsNarrow</c>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (double SumG, double SumGXhat) RowGradientSums<T, TWeight>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, TWeight weight,
-        T center, T scale, T shift, Span<T> columnDy, Span<T> columnDyXhat)
+        T center, T scale, T shift, Span<T> columnDy, Span<T> columnDyXhat, bool narrow = false)
         where T : unmanaged, IFloatingPointIeee754<T> where TWeight : ICoefficient<T>, allows ref struct =>
-        Vector512.IsHardwareAccelerated ? RowGradientSums<T, TWeight, Simd512<T>, Simd512<double>>(dy, x, weight, center, scale, shift, columnDy, columnDyXhat)
+        Vector512.IsHardwareAccelerated && !narrow ? RowGradientSums<T, TWeight, Simd512<T>, Simd512<double>>(dy, x, weight, center, scale, shift, columnDy, columnDyXhat)
         : Vector256.IsHardwareAccelerated ? RowGradientSums<T, TWeight, Simd256<T>, Simd256<double>>(dy, x, weight, center, scale, shift, columnDy, columnDyXhat)
         : RowGradientSums<T, TWeight, Simd128<T>, Simd128<double>>(dy, x, weight, center, scale, shift, columnDy, columnDyXhat);
 
-    /// <inheritdoc cref="RowGradientSums{T, TWeight}(ReadOnlySpan{T}, ReadOnlySpan{T}, TWeight, T, T, T, Span{T}, Span{T})"/>
+    /// <inheritdoc cref="RowGradientSums{T, TWeight}(ReadOnlySpan{T}, ReadOnlySpan{T}, TWeight, T, T, T, Span{T}, Span{T}, bool)"/>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static (double SumG, double SumGXhat) RowGradientSums<T, TWeight, TVector, TWide>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, TWeight weight,
         T center, T scale, T shift, Span<T> columnDy, Span<T> columnDyXhat)

@@ -9,10 +9,9 @@ namespace NormSharp.Kernels;
 // channels instead: a vector holds 16 (or 8) neighbouring channels of one row and the sums walk down the rows in
 // registers, in the element type for a few rows and then in float64. The statistics are gathered per strip of
 // columns (each column's sums are added in row order whatever the thread count); once every column's coefficients
-// are known, the element-wise pass runs over whole rows, one call per row. Where a strip's rows fit the core's L2 cache
-// (BatchNorm1d 256x1024), each strip's statistics and its element-wise pass run together instead, so the second visit
-// reads the strip from L2: same-process A/B, alternating calls, under load, BatchNorm1d 256x1024 on one thread
-// 1.02–1.07× faster forward+backward and 1.01–1.04× forward (256- and 512-bit vectors), 1.03–1.05× on two threads.
+// are known, the element-wise pass runs over whole rows, one call per row. On one thread, where a strip's rows fit the
+// core's L2 cache (BatchNorm1d 256x1024), each strip's statistics and its element-wise pass run together instead, so
+// the second visit reads the strip from L2 (see FusesStrips for what was measured, and why not on more threads).
 internal static partial class NormalizationKernels
 {
     /// <summary>Columns per strip of the statistics: the unit of parallel work.</summary>
@@ -26,20 +25,17 @@ internal static partial class NormalizationKernels
         // Per column: centre, scale and shift of y = (x − c)·scale + shift, side by side.
         T[] coefficients = BufferPool<T>.Shared.Rent(3 * columns);
         bool streaming = Streams<T>(input.Length);
-        if (fromBatch && !streaming && FusesStrips<T>(rows, columns, tensors: 2))
+        if (fromBatch && !streaming && FusesStrips<T>(rows, tensors: 2))
         {
             // Each strip's statistics and then its output, while the strip of x is still in the core's cache.
-            Parallelism.For(StripGroups(columns), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
+            for (int group = 0; group < StripGroups(columns); group++)
             {
-                for (int group = first; group < end; group++)
-                {
-                    var (j0, j1) = StripGroup(columns, group);
-                    for (int strip = j0; strip < j1; strip += ColumnStrip)
-                        ForwardStripCoefficients(input.Span, weight.Span, bias.Span, statistics, coefficients, rows, columns, centered, eps, fromBatch, strip);
-                    WriteStrip(output.Span[j0..], rows, columns, j1 - j0, new ShiftScaleColumns<T>(input.Span[j0..], coefficients.AsSpan(j0, j1 - j0),
-                        coefficients.AsSpan(columns + j0, j1 - j0), coefficients.AsSpan(2 * columns + j0, j1 - j0)));
-                }
-            }, 3L * rows * ColumnStrip);
+                var (j0, j1) = StripGroup(columns, group);
+                for (int strip = j0; strip < j1; strip += ColumnStrip)
+                    ForwardStripCoefficients(input.Span, weight.Span, bias.Span, statistics, coefficients, rows, columns, centered, eps, fromBatch, strip);
+                WriteStrip(output.Span[j0..], rows, columns, j1 - j0, new ShiftScaleColumns<T>(input.Span[j0..], coefficients.AsSpan(j0, j1 - j0),
+                    coefficients.AsSpan(columns + j0, j1 - j0), coefficients.AsSpan(2 * columns + j0, j1 - j0)));
+            }
             BufferPool<T>.Shared.Return(coefficients);
             return;
         }
@@ -109,22 +105,19 @@ internal static partial class NormalizationKernels
         int rows = layout.Outer, columns = layout.Groups;
         // Per column: centre, a, k and l of dx = dy·a + (x − c)·k + l, side by side.
         T[] coefficients = BufferPool<T>.Shared.Rent(4 * columns);
-        if (!gradInput.IsEmpty && !Streams<T>(input.Length) && FusesStrips<T>(rows, columns, tensors: 3))
+        if (!gradInput.IsEmpty && !Streams<T>(input.Length) && FusesStrips<T>(rows, tensors: 3))
         {
             // Each strip's sums and then its dx, while the strips of x and dy are still in the core's cache: the
             // second visit reads them from there instead of from the shared cache or memory.
-            Parallelism.For(StripGroups(columns), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
+            for (int group = 0; group < StripGroups(columns); group++)
             {
-                for (int group = first; group < end; group++)
-                {
-                    var (j0, j1) = StripGroup(columns, group);
-                    for (int strip = j0; strip < j1; strip += ColumnStrip)
-                        GradientStripCoefficients(input.Span, gradOutput.Span, weight.Span, statistics, unitSums, coefficients, rows, columns, centered, statisticsFromBatch, strip);
-                    int width = j1 - j0;
-                    WriteStrip(gradInput.Span[j0..], rows, columns, width, new GradientColumns<T>(gradOutput.Span[j0..], input.Span[j0..],
-                        coefficients.AsSpan(columns + j0, width), coefficients.AsSpan(j0, width), coefficients.AsSpan(2 * columns + j0, width), coefficients.AsSpan(3 * columns + j0, width)));
-                }
-            }, 5L * rows * ColumnStrip);
+                var (j0, j1) = StripGroup(columns, group);
+                for (int strip = j0; strip < j1; strip += ColumnStrip)
+                    GradientStripCoefficients(input.Span, gradOutput.Span, weight.Span, statistics, unitSums, coefficients, rows, columns, centered, statisticsFromBatch, strip);
+                int width = j1 - j0;
+                WriteStrip(gradInput.Span[j0..], rows, columns, width, new GradientColumns<T>(gradOutput.Span[j0..], input.Span[j0..],
+                    coefficients.AsSpan(columns + j0, width), coefficients.AsSpan(j0, width), coefficients.AsSpan(2 * columns + j0, width), coefficients.AsSpan(3 * columns + j0, width)));
+            }
             BufferPool<T>.Shared.Return(coefficients);
             return;
         }
@@ -199,10 +192,15 @@ internal static partial class NormalizationKernels
     private const long FusedStripBytes = 768 << 10;
 
     /// <summary>Whether each strip's statistics (or sums) and its element-wise pass run together, while the strip is in
-    /// the core's cache: when <paramref name="tensors"/> tensors' worth of one strip fit there, and there are strip
-    /// groups for every thread. Either way the results are the same.</summary>
-    private static unsafe bool FusesStrips<T>(int rows, int columns, int tensors) where T : unmanaged =>
-        (long)rows * ColumnStrip * sizeof(T) * tensors <= FusedStripBytes && StripGroups(columns) >= Parallelism.ThreadCount;
+    /// the core's cache: on one thread, when <paramref name="tensors"/> tensors' worth of one strip fit there. Either
+    /// way the results are the same. BatchNorm1d 256x1024, one thread, fused against the two visits over whole rows
+    /// (time ratio, separate processes taken in turn, idle AMD EPYC Zen 5): forward 1.03 / 1.19 / 1.01 at 512 / 256 /
+    /// 128 bits, backward 1.08 / 1.45 / 1.11 faster fused. Not on more threads: the threads' strips split every row,
+    /// and the fused forward's element-wise pass took longer on two threads than on one (0.033 against 0.024 ms at 512
+    /// bits, while its statistics went from 0.033 to 0.019 ms); the two visits took 0.79 / 0.69 / 0.54 of the fused
+    /// forward's time on two threads and 0.99 / 0.90 / 0.70 of the fused backward's.</summary>
+    private static unsafe bool FusesStrips<T>(int rows, int tensors) where T : unmanaged =>
+        Parallelism.ThreadCount == 1 && (long)rows * ColumnStrip * sizeof(T) * tensors <= FusedStripBytes;
 
     /// <summary>Groups of whole strips of the fused passes: the strips, with a last partial strip joined to the one
     /// before it, so that no group is narrower than a vector unless all columns are.</summary>

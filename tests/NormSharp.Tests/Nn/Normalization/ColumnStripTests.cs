@@ -3,7 +3,7 @@ using static NormSharp.Tests.Testing.NormalizationReference;
 
 namespace NormSharp.Tests.Nn.Normalization;
 
-/// <summary>BatchNorm1d on (N, C) where each strip of 256 columns fits the core's cache: each strip's statistics (or
+/// <summary>BatchNorm1d on (N, C) where each strip of 256 columns fits the core's cache: on one thread, each strip's statistics (or
 /// gradient sums) and its element-wise pass run together. Against float64 and against the two visits over the whole
 /// matrix, which it must match bitwise.</summary>
 [Collection("Parallelism")]
@@ -30,6 +30,7 @@ public class ColumnStripTests
 
     [Theory]
     [InlineData(256, 300, 2)]  // one strip group: fused on 1 thread, not on 2
+    [InlineData(256, 1024, 2)] // four strip groups: fused on 1 thread, not on 2
     [InlineData(256, 1000, 4)] // three strip groups: fused on 1 thread, not on 4
     public void Fused_strips_give_the_bits_of_the_two_visits_over_the_whole_matrix(int rows, int columns, int unfusedThreads)
     {

@@ -85,6 +85,11 @@ internal static partial class NormalizationKernels
         {
             ReadOnlySpan<T> x = input.Span;
             Span<T> y = output.Span;
+            if (!streaming)
+            {
+                NormalizationSimd.ShiftScaleRuns(x[(first * length)..(end * length)], y[(first * length)..(end * length)], length, first % units, coefficients, units);
+                return;
+            }
             for (int r = first, u = first % units; r < end; r++, u = u + 1 == units ? 0 : u + 1)
                 NormalizationSimd.ShiftScaleRun(x.Slice(r * length, length), y.Slice(r * length, length), coefficients[u], coefficients[units + u],
                     coefficients[2 * units + u], streaming);

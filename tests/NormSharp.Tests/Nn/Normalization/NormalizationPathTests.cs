@@ -204,6 +204,35 @@ public class NormalizationPathDeterminismTests
         finally { Parallelism.ThreadCount = saved; }
     }
 
+    [Theory]
+    [InlineData(7, 5, 3)]     // runs shorter than a vector
+    [InlineData(9, 5, 13)]    // a partial last vector
+    [InlineData(63, 10, 196)] // 14×14 maps; on two threads the second one's runs start at channel 5
+    [InlineData(41, 3, 1000)] // on two threads the second one's runs start at channel 1
+    public void Evaluation_forward_matches_float64_and_is_bit_identical_for_one_and_two_threads(int n, int c, int s)
+    {
+        var (x, values) = NormalizationReference.RandomFloat(23, mean: 2, std: 3, n, c, s);
+        double[] mean = Enumerable.Range(0, c).Select(j => 0.5 * j - 1).ToArray(), variance = Enumerable.Range(0, c).Select(j => 0.25 + j).ToArray();
+        double[] gamma = Enumerable.Range(0, c).Select(j => 1.5 - 0.1 * j).ToArray(), beta = Enumerable.Range(0, c).Select(j => 0.2 * j).ToArray();
+        Tensor Float(double[] v) => Tensor.FromArray(v.Select(e => (float)e).ToArray());
+        int saved = Parallelism.ThreadCount;
+        try
+        {
+            Parallelism.ThreadCount = 1;
+            float[] one = Functional.BatchNorm(x, Float(mean), Float(variance), Float(gamma), Float(beta), training: false).ToArray();
+            Parallelism.ThreadCount = 2;
+            float[] two = Functional.BatchNorm(x, Float(mean), Float(variance), Float(gamma), Float(beta), training: false).ToArray();
+            Assert.Equal(one, two);
+            double[] expected = values.Select((v, i) =>
+            {
+                int j = i / s % c;
+                return (v - mean[j]) / Math.Sqrt(variance[j] + 1e-5) * gamma[j] + beta[j];
+            }).ToArray();
+            Assert.True(NormalizationReference.MaxRelativeError(expected, one.Select(v => (double)v).ToArray()) < 2e-6);
+        }
+        finally { Parallelism.ThreadCount = saved; }
+    }
+
     /// <summary>BatchNorm on (n, c, s), on (n, c) for s = 0, LayerNorm over rows of c for s = −1, GroupNorm(8) on
     /// (n, c, 14, 14) for s = −2: output and gradients.</summary>
     private static float[][] Run(int n, int c, int s)

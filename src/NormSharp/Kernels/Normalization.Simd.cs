@@ -1241,33 +1241,36 @@ internal static class NormalizationSimd
         last.StoreUnsafe(ref *output, (nuint)(length - TVector.Count));
     }
 
-    /// <summary>y = (x − c)·scale + shift over consecutive runs of <paramref name="length"/> elements through the
-    /// cache, the i-th run with the coefficients of unit (<paramref name="firstUnit"/> + i) mod <paramref name="units"/>
-    /// (centres, scales and shifts side by side in <paramref name="coefficients"/>, each <paramref name="units"/>
-    /// long): BatchNorm's evaluation forward over a thread's part of (N, C, H, W). The results of
+    /// <summary>y = (x − c)·scale + shift over <paramref name="runs"/> runs of <paramref name="length"/> elements that
+    /// start <paramref name="stride"/> elements apart (x and y start with the first), through the cache, the i-th run
+    /// with the coefficients of unit (<paramref name="firstUnit"/> + i) mod <paramref name="units"/> (centres, scales
+    /// and shifts side by side in <paramref name="coefficients"/>, each <paramref name="units"/> long): BatchNorm's
+    /// evaluation forward over a thread's part of (N, C, H, W), or one channel's runs in the training forward. The results of
     /// <see cref="ShiftScaleRun{T}(ReadOnlySpan{T}, Span{T}, T, T, T, bool)"/> on each run; y may be x. One call for
     /// all of a thread's runs, each run's vectors stored from a vector boundary as <see cref="WriteRun"/> stores
     /// them: a call per run cost BatchNorm2d 128x64x14x14 (runs of 196 elements) 1.5× the time of a loop written out
     /// by hand, while a plain copy of the same bytes took 0.9× of that loop (256 bits, one thread, idle AMD EPYC Zen 5).</summary>
-    public static void ShiftScaleRuns<T>(ReadOnlySpan<T> x, Span<T> y, int length, int firstUnit, ReadOnlySpan<T> coefficients, int units)
+    public static void ShiftScaleRuns<T>(ReadOnlySpan<T> x, Span<T> y, int runs, int length, int stride, int firstUnit, ReadOnlySpan<T> coefficients, int units)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (Vector512.IsHardwareAccelerated) ShiftScaleRuns<T, Simd512<T>>(x, y, length, firstUnit, coefficients, units);
-        else if (Vector256.IsHardwareAccelerated) ShiftScaleRuns<T, Simd256<T>>(x, y, length, firstUnit, coefficients, units);
-        else ShiftScaleRuns<T, Simd128<T>>(x, y, length, firstUnit, coefficients, units);
+        if (Vector512.IsHardwareAccelerated) ShiftScaleRuns<T, Simd512<T>>(x, y, runs, length, stride, firstUnit, coefficients, units);
+        else if (Vector256.IsHardwareAccelerated) ShiftScaleRuns<T, Simd256<T>>(x, y, runs, length, stride, firstUnit, coefficients, units);
+        else ShiftScaleRuns<T, Simd128<T>>(x, y, runs, length, stride, firstUnit, coefficients, units);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void ShiftScaleRuns<T, TVector>(ReadOnlySpan<T> x, Span<T> y, int length, int firstUnit, ReadOnlySpan<T> coefficients, int units)
+    private static unsafe void ShiftScaleRuns<T, TVector>(ReadOnlySpan<T> x, Span<T> y, int runs, int length, int stride, int firstUnit,
+        ReadOnlySpan<T> coefficients, int units)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : struct, ISimdVector<TVector, T>
     {
-        if (x.Length != y.Length || y.Length % length != 0 || coefficients.Length < 3 * units)
-            throw new ArgumentException($"ShiftScaleRuns: runs of {length} over x of {x.Length} and y of {y.Length} elements, {coefficients.Length} coefficients for {units} units.");
-        int runs = y.Length / length, width = TVector.Count;
+        long extent = runs == 0 ? 0 : (long)(runs - 1) * stride + length;
+        if (x.Length < extent || y.Length < extent || stride < length || coefficients.Length < 3 * units)
+            throw new ArgumentException($"ShiftScaleRuns: {runs} runs of {length}, {stride} apart, over x of {x.Length} and y of {y.Length} elements, {coefficients.Length} coefficients for {units} units.");
+        int width = TVector.Count;
         fixed (T* input = x, output = y, c = coefficients)
         {
             T* xr = input, yr = output;
-            for (int r = 0, u = firstUnit; r < runs; r++, u = u + 1 == units ? 0 : u + 1, xr += length, yr += length)
+            for (int r = 0, u = firstUnit; r < runs; r++, u = u + 1 == units ? 0 : u + 1, xr += stride, yr += stride)
             {
                 var step = new ShiftScaleStep<T, TVector>(new ReadOnlySpan<T>(xr, length), c[u], c[units + u], c[2 * units + u]);
                 if (length < width)

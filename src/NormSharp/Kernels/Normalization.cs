@@ -87,8 +87,7 @@ internal static partial class NormalizationKernels
             Span<T> y = output.Span;
             if (!streaming)
             {
-                NormalizationSimd.ShiftScaleRuns(x[(first * length)..(end * length)], y[(first * length)..(end * length)], end - first, length, length, first % units,
-                    coefficients, units);
+                NormalizationSimd.ShiftScaleRuns(x[(first * length)..(end * length)], y[(first * length)..(end * length)], length, first % units, coefficients, units);
                 return;
             }
             for (int r = first, u = first % units; r < end; r++, u = u + 1 == units ? 0 : u + 1)
@@ -285,7 +284,6 @@ internal static partial class NormalizationKernels
             NormalizationSimd.SegmentShiftScale(x.Slice(start, layout.Run), y.Slice(start, layout.Run), length, center, scales, shifts);
             return;
         }
-        Span<T> coefficients = stackalloc T[3];
         for (int s = 0; s < layout.Segments; s++)
         {
             int channel = firstChannel + s;
@@ -293,9 +291,8 @@ internal static partial class NormalizationKernels
             if (!streaming)
             {
                 // The segment's runs at every outer index (BatchNorm's N runs of a channel) in one call.
-                (coefficients[0], coefficients[1], coefficients[2]) = (center, scale, shift);
                 int start = layout.RunStart(0, group) + s * length;
-                NormalizationSimd.ShiftScaleRuns(x[start..], y[start..], layout.Outer, length, layout.Groups * layout.Run, 0, coefficients, 1);
+                NormalizationSimd.ShiftScaleStridedRuns(x[start..], y[start..], layout.Outer, length, layout.Groups * layout.Run, center, scale, shift);
                 continue;
             }
             for (int a = 0; a < layout.Outer; a++)

@@ -67,9 +67,10 @@ internal static partial class NormalizationKernels
             ColumnsForward(input, output, layout, plan.Centered, eps: 0, weight, bias, statistics, fromBatch: false);
             return;
         }
-        // No statistics to gather, so nothing to keep in cache: stream through memory in order, one segment run at
-        // a time, instead of group by group. Each unit's coefficients are worked out once, not once per run: a
-        // 14×14 run is a dozen vectors, about what working them out costs.
+        // No statistics to gather, so nothing to keep in cache: go through memory in order, run after run, instead of
+        // group by group. Each unit's coefficients are worked out once, not once per run: a 14×14 run is a dozen
+        // vectors, about what working them out costs. Through the cache a thread's runs take one call; past it, one
+        // call per run, each storing its whole cache lines past the cache.
         int length = layout.SegmentLength, units = layout.Units, runs = layout.Outer * units;
         // Per unit (group, segment): centre, scale and shift of y = (x − c)·scale + shift, side by side.
         T[] coefficients = BufferPool<T>.Shared.Rent(3 * units);
@@ -92,7 +93,7 @@ internal static partial class NormalizationKernels
             }
             for (int r = first, u = first % units; r < end; r++, u = u + 1 == units ? 0 : u + 1)
                 NormalizationSimd.ShiftScaleRun(x.Slice(r * length, length), y.Slice(r * length, length), coefficients[u], coefficients[units + u],
-                    coefficients[2 * units + u], streaming);
+                    coefficients[2 * units + u], streaming: true);
         }, length);
         BufferPool<T>.Shared.Return(coefficients);
     }
